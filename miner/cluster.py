@@ -1,0 +1,180 @@
+"""Clustering of sentence embeddings into themes.
+
+The product's clustering path: UMAP (cosine) -> HDBSCAN -> outlier reassignment
+-> merging of near-duplicate clusters. Pure functions of the vectors and the
+parameters: no Celery, no DB, no settings. Heavy imports (umap, hdbscan) are
+done inside functions so ``import miner.cluster`` stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "ClusterParams",
+    "Clusterer",
+    "UmapHdbscanClusterer",
+    "cluster_vectors",
+    "min_cluster_size_for",
+]
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    """Parameters of the default clustering path; defaults are the product default."""
+
+    seed: int = 42
+    n_neighbors: int = 15
+    n_components: int = 5
+    min_dist: float = 0.0
+    # None -> derived from n by :func:`min_cluster_size_for`.
+    min_cluster_size: int | None = None
+    # None -> same as min_cluster_size (HDBSCAN's own default).
+    min_samples: int | None = None
+    cluster_selection_method: str = "eom"
+    # Reassign HDBSCAN outliers to the nearest cluster centroid (cosine, in the
+    # original embedding space) when their similarity is at least this value.
+    # -1.0 reassigns every outlier; None disables reassignment.
+    reassign_min_similarity: float | None = -1.0
+    # Merge clusters whose centroids (original space) have cosine similarity
+    # above this value; None disables merging.
+    merge_threshold: float | None = None
+
+
+def min_cluster_size_for(n: int) -> int:
+    """The documented rule for HDBSCAN's min_cluster_size given n texts.
+
+    ``max(5, round(sqrt(n) / 4))``: 300 texts -> 5, 3,000 -> 14, 20,000 -> 35.
+    """
+    return max(5, int(round(math.sqrt(max(n, 0)) / 4)))
+
+
+@runtime_checkable
+class Clusterer(Protocol):
+    name: str
+
+    def fit(self, vectors: np.ndarray) -> np.ndarray: ...
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return x / norms
+
+
+def _centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    cents = np.zeros((k, x.shape[1]), dtype=np.float64)
+    np.add.at(cents, labels[labels >= 0], x[labels >= 0])
+    return _normalise(cents)
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Map labels to 0..k-1 in order of first appearance; -1 stays -1."""
+    out = np.full(labels.shape, -1, dtype=np.int64)
+    mapping: dict[int, int] = {}
+    for i, lab in enumerate(labels.tolist()):
+        if lab < 0:
+            continue
+        if lab not in mapping:
+            mapping[lab] = len(mapping)
+        out[i] = mapping[lab]
+    return out
+
+
+def _reassign_outliers(x: np.ndarray, labels: np.ndarray, min_sim: float) -> np.ndarray:
+    k = int(labels.max()) + 1 if labels.size else 0
+    out_idx = np.flatnonzero(labels < 0)
+    if k == 0 or out_idx.size == 0:
+        return labels
+    cents = _centroids(x, labels, k)
+    sims = x[out_idx] @ cents.T
+    best = sims.argmax(axis=1)
+    ok = sims[np.arange(out_idx.size), best] >= min_sim
+    labels = labels.copy()
+    labels[out_idx[ok]] = best[ok]
+    return labels
+
+
+def _merge_near_duplicates(x: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
+    """Single-link merge of clusters whose centroid cosine exceeds threshold."""
+    k = int(labels.max()) + 1 if labels.size else 0
+    if k < 2:
+        return labels
+    cents = _centroids(x, labels, k)
+    sims = cents @ cents.T
+    parent = list(range(k))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    ii, jj = np.nonzero(np.triu(sims, 1) > threshold)
+    for a, b in zip(ii.tolist(), jj.tolist()):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([find(c) for c in range(k)])
+    merged = np.where(labels >= 0, roots[np.clip(labels, 0, None)], -1)
+    return _relabel(merged)
+
+
+def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()) -> np.ndarray:
+    """L2-normalised float32 embeddings (n, d) -> int labels (n,).
+
+    Labels are 0..k-1; -1 only for outliers left after reassignment.
+    Deterministic for a given ``params.seed``.
+    """
+    x = _normalise(vectors)
+    n = x.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    mcs = params.min_cluster_size or min_cluster_size_for(n)
+    if n < max(2 * mcs, params.n_components + 2):
+        return np.zeros(n, dtype=np.int64)
+
+    import hdbscan
+    import umap
+
+    reducer = umap.UMAP(
+        n_neighbors=min(params.n_neighbors, n - 1),
+        n_components=params.n_components,
+        min_dist=params.min_dist,
+        metric="cosine",
+        random_state=params.seed,
+        n_jobs=1,
+    )
+    emb = reducer.fit_transform(x)
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=mcs,
+        min_samples=params.min_samples,
+        metric="euclidean",
+        cluster_selection_method=params.cluster_selection_method,
+        core_dist_n_jobs=1,
+    )
+    labels = _relabel(np.asarray(clusterer.fit_predict(emb)))
+    if labels.max() < 0:
+        return np.zeros(n, dtype=np.int64)
+    if params.reassign_min_similarity is not None:
+        labels = _reassign_outliers(x, labels, params.reassign_min_similarity)
+    if params.merge_threshold is not None:
+        labels = _merge_near_duplicates(x, labels, params.merge_threshold)
+    return _relabel(labels)
+
+
+class UmapHdbscanClusterer:
+    """The default clusterer, as a :class:`Clusterer`."""
+
+    name = "umap-hdbscan"
+
+    def __init__(self, params: ClusterParams = ClusterParams()):
+        self.params = params
+
+    def fit(self, vectors: np.ndarray) -> np.ndarray:
+        return cluster_vectors(vectors, self.params)
