@@ -1,0 +1,304 @@
+"""The `miner` command line: each command builds settings, opens the connection, calls the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from miner import db, repository
+from miner.embedded import EmbeddedServers, resolve_urls
+from miner.settings import Settings
+
+app = typer.Typer(help="Mine interview logs into per-model opinion themes you query with SQL.",
+                  no_args_is_help=True, add_completion=False)
+jobs_app = typer.Typer(help="List analysis jobs, or show one.", invoke_without_command=True)
+db_app = typer.Typer(help="Database chores: migrations, URL, psql shell.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+class Services:
+    """Resolved URLs and an open, migrated connection for one command."""
+
+    def __init__(self, settings: Settings, database_url: str, broker_url: str | None,
+                 servers: EmbeddedServers, conn):
+        self.settings, self.database_url, self.broker_url = settings, database_url, broker_url
+        self.servers, self.conn = servers, conn
+
+
+@contextmanager
+def services(need_broker: bool = False) -> Iterator[Services]:
+    settings = Settings()
+    logging.basicConfig(level=os.environ.get("MINER_LOG_LEVEL", "WARNING"))
+    database_url, broker_url, servers = resolve_urls(settings.database_url, settings.broker_url,
+                                                     settings.home, need_broker=need_broker)
+    with db.connect(database_url) as conn:
+        db.migrate(conn)
+        yield Services(settings, database_url, broker_url, servers, conn)
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., help=".json / .jsonl files or directories of them"),
+    study: str = typer.Option(..., "--study", help="study name the interviews belong to"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Validate interview logs and store them; broken records go to quarantine.
+
+    Exits 1 when any record was quarantined or the input held no record.
+
+    Example: miner ingest logs/ --study pilot-2026
+    """
+    from miner.ingest import ingest_files
+    from miner.store import store_ingest
+
+    with services() as svc:
+        try:
+            result = ingest_files(paths, study, svc.settings.max_record_bytes)
+        except FileNotFoundError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+        summary = store_ingest(svc.conn, study, result)
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()))
+    else:
+        for r in summary.rejected:
+            console.print(f"[yellow]quarantined[/yellow] {r.source_file}: {r.error}", highlight=False)
+        console.print(f"stored {summary.stored}, duplicates {summary.duplicates}, "
+                      f"quarantined {summary.quarantined}")
+    if summary.quarantined or summary.stored + summary.duplicates == 0:
+        if summary.stored + summary.duplicates + summary.quarantined == 0 and not as_json:
+            console.print("[red]no record found in the input[/red]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def analyze(
+    study: str = typer.Option(..., "--study", help="study to analyse"),
+    wait: bool = typer.Option(False, "--wait", help="follow the job's progress until it ends"),
+) -> None:
+    """Queue an analysis job for a study on the Celery workers and print its id.
+
+    Example: miner analyze --study pilot-2026 --wait
+    """
+    from workers.queue import enqueue_analysis
+
+    with services(need_broker=True) as svc:
+        if repository.count_interviews(svc.conn, study) == 0:
+            console.print(f"[red]study {study!r} has no interviews; run `miner ingest` first[/red]")
+            raise typer.Exit(2)
+        job_id = repository.create_job(svc.conn, study)
+        svc.conn.commit()  # the worker must find the row
+        enqueue_analysis(svc.broker_url, job_id)
+        typer.echo(job_id)
+        if wait:
+            status = wait_for_job(svc.conn, job_id)
+            raise typer.Exit(0 if status == "succeeded" else 1)
+
+
+def wait_for_job(conn, job_id: str, poll_seconds: float = 0.5) -> str:
+    """Show a progress bar fed from the job's row until the job ends; returns its status."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("queued", total=1.0)
+        while True:
+            conn.rollback()  # a fresh snapshot each poll
+            job = repository.get_job(conn, job_id)
+            bar.update(task, completed=job.progress, description=f"{job.status}: {job.stage or '-'}")
+            if job.status in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(poll_seconds)
+    if job.status != "succeeded":
+        console.print(f"[red]job {job_id} {job.status}[/red]: {job.error or ''}")
+    return job.status
+
+
+@jobs_app.callback()
+def jobs(ctx: typer.Context, study: Optional[str] = typer.Option(None, help="only this study")) -> None:
+    """List analysis jobs with status and progress.
+
+    Example: miner jobs --study pilot-2026
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with services() as svc:
+        rows = repository.list_jobs(svc.conn, study)
+    table = Table("job", "study", "kind", "status", "stage", "progress", "created", "finished")
+    for j in rows:
+        table.add_row(j.job_id, j.study, j.kind, j.status, j.stage or "", f"{j.progress:.0%}",
+                      f"{j.created_at:%Y-%m-%d %H:%M:%S}",
+                      "" if j.finished_at is None else f"{j.finished_at:%Y-%m-%d %H:%M:%S}")
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str) -> None:
+    """Show one job: status, progress, counts, error.
+
+    Example: miner jobs show 5f0c…
+    """
+    with services() as svc:
+        job = repository.get_job(svc.conn, job_id)
+    if job is None:
+        console.print(f"[red]no job {job_id}[/red]")
+        raise typer.Exit(2)
+    for key in ("job_id", "study", "kind", "status", "stage", "progress", "created_at", "finished_at", "error"):
+        console.print(f"{key:>12}: {getattr(job, key)}", highlight=False)
+    console.print(f"{'counts':>12}: {json.dumps(job.counts)}", highlight=False)
+
+
+@app.command()
+def sample(
+    out: Path = typer.Option(..., "--out", help="JSONL file to write"),
+    interviews: int = typer.Option(300, "--interviews", help="how many interviews"),
+    seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same file"),
+) -> None:
+    """Write a synthetic sample study (3+ models, planted opinion themes) as interview-log JSONL.
+
+    Example: miner sample --out sample.jsonl --interviews 500 --seed 1
+    """
+    from miner.sample import generate_sample, write_jsonl
+
+    count = write_jsonl(generate_sample(interviews, seed=seed), out)
+    console.print(f"wrote {count} interviews to {out}")
+
+
+def print_theme_table(rows: list[dict], title: str) -> None:
+    models = sorted({r["session_model"] for r in rows})
+    table = Table("theme", "label", *[f"{m}\nshare (answers)" for m in models], title=title)
+    by_theme: dict[int, dict] = {}
+    for r in rows:
+        by_theme.setdefault(r["theme_id"], {"label": r["label"]})[r["session_model"]] = r
+    for theme_id, cells in by_theme.items():
+        table.add_row(str(theme_id), cells["label"],
+                      *[f"{cells[m]['share']:.1%} ({cells[m]['answers']})" if m in cells else "" for m in models])
+    console.print(table)
+
+
+@app.command()
+def demo(
+    interviews: int = typer.Option(300, "--interviews", help="size of the sample study"),
+    study: str = typer.Option("demo", "--study", help="study name to use"),
+) -> None:
+    """Run the whole service on a sample study: embedded servers, a real worker, per-model themes.
+
+    Example: miner demo
+    """
+    from miner.ingest import ingest_files
+    from miner.sample import generate_sample, write_jsonl
+    from miner.store import store_ingest
+    from workers.queue import enqueue_analysis
+
+    with services(need_broker=True) as svc:
+        sample_path = svc.settings.home / f"{study}-sample.jsonl"
+        svc.settings.home.mkdir(parents=True, exist_ok=True)
+        write_jsonl(generate_sample(interviews, seed=0), sample_path)
+        summary = store_ingest(svc.conn, study, ingest_files([sample_path], study, svc.settings.max_record_bytes))
+        console.print(f"ingested {sample_path}: stored {summary.stored}, duplicates {summary.duplicates}, "
+                      f"quarantined {summary.quarantined}")
+        with worker_process(svc) as log_path:
+            job_id = repository.create_job(svc.conn, study)
+            svc.conn.commit()
+            enqueue_analysis(svc.broker_url, job_id)
+            console.print(f"queued job {job_id}; worker log: {log_path}")
+            if wait_for_job(svc.conn, job_id) != "succeeded":
+                raise typer.Exit(1)
+        print_theme_table(repository.theme_by_model(svc.conn, study), f"Themes by model — study {study!r}")
+    console.print(
+        "\nQuery the results with SQL:\n"
+        f"  miner db psql -c \"SELECT * FROM theme_by_model WHERE study = '{study}' ORDER BY theme_id\"\n"
+        "or open a psql shell with `miner db psql` (views: theme_by_model, theme_summary, theme_answers)."
+    )
+
+
+@contextmanager
+def worker_process(svc: Services) -> Iterator[Path]:
+    """A real Celery worker in a child process, pointed at this command's servers."""
+    log_path = svc.settings.home / "worker.log"
+    env = {**os.environ, "MINER_DATABASE_URL": svc.database_url, "MINER_BROKER_URL": svc.broker_url}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "solo",
+             "--loglevel", "INFO", "--hostname", f"demo-{os.getpid()}@%h"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        yield log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations.
+
+    Example: miner db migrate
+    """
+    settings = Settings()
+    database_url, _, _servers = resolve_urls(settings.database_url, None, settings.home, need_broker=False)
+    with db.connect(database_url) as conn:
+        applied = db.migrate(conn)
+    console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List pending migrations without applying them.
+
+    Example: miner db status
+    """
+    settings = Settings()
+    database_url, _, _servers = resolve_urls(settings.database_url, None, settings.home, need_broker=False)
+    with db.connect(database_url) as conn:
+        pending = db.pending_migrations(conn)
+    console.print("pending: " + (", ".join(p.name for p in pending) or "none"))
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL (starting the embedded server if none is configured).
+
+    Example: psql "$(miner db url)"  (while `miner db psql` or a worker keeps the embedded server up)
+    """
+    with services() as svc:
+        typer.echo(svc.database_url)
+
+
+@db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def db_psql(ctx: typer.Context) -> None:
+    """Open psql on the miner database; extra arguments go to psql.
+
+    Example: miner db psql -c "SELECT * FROM theme_by_model"
+    """
+    with services() as svc:
+        psql = shutil.which("psql") or _bundled_psql()
+        code = subprocess.call([psql, svc.database_url, *ctx.args])
+    raise typer.Exit(code)
+
+
+def _bundled_psql() -> str:
+    import pgserver
+
+    return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql")
+
+
+if __name__ == "__main__":
+    app()

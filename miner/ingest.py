@@ -1,0 +1,212 @@
+"""Ingest stage: read interview-log files, validate each record, split good from bad.
+
+A bad record never takes the good ones of its file down with it: each record is decoded,
+parsed and validated on its own, and failures become `Rejected` entries naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from miner.records import Interview, Rejected
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "interview-log.schema.json"
+INPUT_SUFFIXES = (".json", ".jsonl")
+RAW_EXCERPT_CHARS = 2000
+
+
+class InputSchemaError(ValueError):
+    """A record does not match the interview-log schema."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Valid interviews and rejected records of one or more files, in file order."""
+
+    interviews: tuple[Interview, ...]
+    rejected: tuple[Rejected, ...]
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    checker = jsonschema.FormatChecker(formats=())
+    # The stock date-time check needs an optional package; fromisoformat is strict enough.
+    checker.checks("date-time", raises=ValueError)(lambda value: not isinstance(value, str) or bool(datetime.fromisoformat(value)))
+    return jsonschema.Draft202012Validator(schema, format_checker=checker)
+
+
+def iter_input_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Expand directories into their .json/.jsonl files (sorted, recursive)."""
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in INPUT_SUFFIXES)
+        elif path.exists():
+            yield path
+        else:
+            raise FileNotFoundError(f"no such file or directory: {path}")
+
+
+def ingest_files(paths: Iterable[Path], study: str, max_record_bytes: int) -> IngestResult:
+    """Read every record of the given files/directories into interviews and rejections."""
+    interviews: list[Interview] = []
+    rejected: list[Rejected] = []
+    for path in iter_input_files(paths):
+        result = ingest_file(path, study, max_record_bytes)
+        interviews.extend(result.interviews)
+        rejected.extend(result.rejected)
+    return IngestResult(tuple(interviews), tuple(rejected))
+
+
+def ingest_file(path: Path, study: str, max_record_bytes: int) -> IngestResult:
+    """Read one .json or .jsonl file; each record is validated on its own."""
+    interviews: list[Interview] = []
+    rejected: list[Rejected] = []
+    source = str(path)
+    for position, raw, parsed, error in _read_records(path, max_record_bytes):
+        if error is None:
+            try:
+                interviews.append(to_interview(parsed, study, source, position))
+                continue
+            except InputSchemaError as exc:
+                error = str(exc)
+        rejected.append(Rejected(source, position, f"record {position}: {error}", _printable(raw)))
+    logger.info("ingest: %s → %d valid, %d rejected", path, len(interviews), len(rejected))
+    return IngestResult(tuple(interviews), tuple(rejected))
+
+
+def _read_records(path: Path, max_record_bytes: int) -> Iterator[tuple[int, str, Any, str | None]]:
+    """Yield (position, raw text, parsed value, error) per record; position is 1-based."""
+    data = path.read_bytes()
+    if path.suffix == ".jsonl":
+        for line_no, line in enumerate(data.split(b"\n"), start=1):
+            if line.strip():
+                yield (line_no, *_parse_one(line, max_record_bytes))
+        return
+    text = data.decode("utf-8", errors="surrogateescape")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield 1, text, None, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        return
+    items = value if isinstance(value, list) else [value]
+    for index, item in enumerate(items, start=1):
+        raw = json.dumps(item, ensure_ascii=False)
+        size = len(raw.encode("utf-8", errors="surrogateescape"))
+        if size > max_record_bytes:
+            yield index, raw, None, _too_big(size, max_record_bytes)
+        else:
+            yield index, raw, item, _undecodable_field(item)
+
+
+def _parse_one(line: bytes, max_record_bytes: int) -> tuple[str, Any, str | None]:
+    text = line.decode("utf-8", errors="surrogateescape")
+    if len(line) > max_record_bytes:
+        return text, None, _too_big(len(line), max_record_bytes)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return text, None, f"invalid JSON: {exc.msg} at column {exc.colno}"
+    return text, value, _undecodable_field(value)
+
+
+def _printable(raw: str) -> str:
+    """An excerpt of the raw record that PostgreSQL can store (no lone surrogates, no NUL)."""
+    excerpt = raw[:RAW_EXCERPT_CHARS].encode("utf-8", errors="surrogateescape")
+    return excerpt.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+
+
+def _too_big(size: int, limit: int) -> str:
+    return f"record is {size} bytes, over the limit of {limit} (MINER_MAX_RECORD_BYTES)"
+
+
+def _undecodable_field(value: Any, path: str = "$") -> str | None:
+    """Name the first string holding bytes that are not UTF-8 (decoded as lone surrogates)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"field {path}: undecodable bytes (not UTF-8)"
+        # PostgreSQL text and jsonb cannot hold NUL, so such a record could never be stored.
+        return f"field {path}: contains a NUL character" if "\x00" in value else None
+    if isinstance(value, dict):
+        children = ((f"{path}.{key}", item) for key, item in value.items())
+    elif isinstance(value, list):
+        children = ((f"{path}[{i}]", item) for i, item in enumerate(value))
+    else:
+        return None
+    for child_path, child in children:
+        if (error := _undecodable_field(child, child_path)) is not None:
+            return error
+    return None
+
+
+def validate_record(record: Any) -> None:
+    """Raise InputSchemaError naming the field when the record breaks the schema."""
+    if not isinstance(record, dict):
+        raise InputSchemaError(f"expected a JSON object, got {type(record).__name__}")
+    errors = list(_validator().iter_errors(record))
+    if errors:
+        raise InputSchemaError(_describe(best_match(errors), len(errors)))
+    if not any(text_of(m["content"]).strip() for m in record["interview"] if m["role"] == "user"):
+        raise InputSchemaError("field $.interview: every user answer is empty")
+
+
+def _describe(error: jsonschema.ValidationError, total: int) -> str:
+    path = error.json_path
+    if error.validator == "required":
+        missing = [name for name in error.validator_value if name not in error.instance]
+        message = f"field {path}.{missing[0]}: missing (required)" if missing else error.message
+    elif error.validator == "oneOf" and path.endswith(".content"):
+        message = f"field {path}: must be a string or a list of {{\"text\": ...}} parts"
+    elif error.validator == "contains":
+        message = f"field {path}: holds no user answer"
+    elif error.validator == "minItems":
+        message = f"field {path}: is empty"
+    else:
+        message = f"field {path}: {error.message}"
+    return message + (f" (and {total - 1} more problems)" if total > 1 else "")
+
+
+def text_of(content: str | list[dict[str, Any]]) -> str:
+    """Message content as plain text; list content is a sequence of {text} parts."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(part["text"] for part in content)
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """Content hash of a record, independent of key order and whitespace."""
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def to_interview(record: Any, study: str, source_file: str, position: int) -> Interview:
+    """Validate a parsed record and build the stored Interview."""
+    validate_record(record)
+    external_id = record.get("id")
+    interview_id = hashlib.sha256(f"{study}\n{record_hash(record)}".encode()).hexdigest()[:32]
+    return Interview(
+        interview_id=interview_id,
+        study=study,
+        session_model=record["sessionModel"],
+        interview_model=record["interviewModel"],
+        record=record,
+        source_file=source_file,
+        source_position=position,
+        external_id=None if external_id is None else str(external_id),
+    )

@@ -1,0 +1,210 @@
+"""Every SQL query the library runs: small named functions over a psycopg connection.
+
+Writes are upserts keyed on natural ids, so running a stage twice leaves the same rows.
+Functions never commit; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from miner.records import Interview, Job, Rejected, Theme, ThemeModelStat, Unit
+
+
+def save_interviews(conn: psycopg.Connection, interviews: Sequence[Interview]) -> int:
+    """Insert interviews not stored yet; returns how many were new."""
+    stored = 0
+    with conn.cursor() as cur:
+        for i in interviews:
+            cur.execute(
+                """INSERT INTO interviews (interview_id, study, external_id, session_model,
+                       interview_model, record, source_file, source_position)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (interview_id) DO NOTHING""",
+                (i.interview_id, i.study, i.external_id, i.session_model, i.interview_model,
+                 Jsonb(i.record), i.source_file, i.source_position),
+            )
+            stored += cur.rowcount
+    return stored
+
+
+def save_rejected(conn: psycopg.Connection, study: str, rejected: Iterable[Rejected]) -> None:
+    """Record rejected records in quarantine (once per file, position and content)."""
+    rows = [
+        (study, r.source_file, r.source_position, r.error, r.raw,
+         hashlib.sha256(r.raw.encode("utf-8")).hexdigest())
+        for r in rejected
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO quarantine (study, source_file, source_position, error, raw_excerpt, raw_hash)
+               VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (study, source_file, source_position, raw_hash) DO NOTHING""",
+            rows,
+        )
+
+
+def load_quarantine(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
+    """Quarantined records of a study, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT source_file, source_position, error, raw_excerpt FROM quarantine
+               WHERE study = %s ORDER BY quarantine_id""",
+            (study,),
+        ).fetchall()
+
+
+def load_interviews(conn: psycopg.Connection, study: str) -> list[Interview]:
+    """All interviews of a study, in a stable order."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            """SELECT interview_id, study, session_model, interview_model, record, source_file,
+                      source_position, external_id
+               FROM interviews WHERE study = %s ORDER BY interview_id""",
+            (study,),
+        ).fetchall()
+    return [Interview(**row) for row in rows]
+
+
+def count_interviews(conn: psycopg.Connection, study: str) -> int:
+    return conn.execute("SELECT count(*) FROM interviews WHERE study = %s", (study,)).fetchone()[0]
+
+
+def save_units(conn: psycopg.Connection, units: Sequence[Unit]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO units (unit_id, interview_id, study, session_model, answer_index,
+                   question, answer, answer_hash)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (unit_id) DO NOTHING""",
+            [(u.unit_id, u.interview_id, u.study, u.session_model, u.answer_index, u.question,
+              u.answer, u.answer_hash) for u in units],
+        )
+
+
+def load_embeddings(conn: psycopg.Connection, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+    """Cached vectors for these answer hashes under this embedding model."""
+    rows = conn.execute(
+        "SELECT answer_hash, vector FROM embeddings WHERE model = %s AND answer_hash = ANY(%s)",
+        (model, list(set(hashes))),
+    ).fetchall()
+    return {h: np.frombuffer(v, dtype="<f4") for h, v in rows}
+
+
+def save_embeddings(conn: psycopg.Connection, model: str, vectors: dict[str, np.ndarray]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO embeddings (answer_hash, model, dim, vector) VALUES (%s, %s, %s, %s)
+               ON CONFLICT (answer_hash, model) DO NOTHING""",
+            [(h, model, v.shape[0], np.asarray(v, dtype="<f4").tobytes()) for h, v in vectors.items()],
+        )
+
+
+def create_job(conn: psycopg.Connection, study: str, kind: str = "analyze",
+               params: dict[str, Any] | None = None) -> str:
+    """A new queued job; returns its id."""
+    job_id = str(uuid.uuid4())
+    conn.execute(
+        "INSERT INTO jobs (job_id, study, kind, params) VALUES (%s, %s, %s, %s)",
+        (job_id, study, kind, Jsonb(params or {})),
+    )
+    return job_id
+
+
+def _job(row: dict[str, Any]) -> Job:
+    return Job(**{**row, "job_id": str(row["job_id"])})
+
+
+_JOB_COLUMNS = "job_id, study, kind, status, stage, progress, created_at, finished_at, error, counts, params"
+
+
+def get_job(conn: psycopg.Connection, job_id: str) -> Job | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
+    return None if row is None else _job(row)
+
+
+def list_jobs(conn: psycopg.Connection, study: str | None = None, limit: int = 50) -> list[Job]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE %(study)s::text IS NULL OR study = %(study)s
+                ORDER BY created_at DESC LIMIT %(limit)s""",
+            {"study": study, "limit": limit},
+        ).fetchall()
+    return [_job(r) for r in rows]
+
+
+def update_job(conn: psycopg.Connection, job_id: str, *, status: str | None = None,
+               stage: str | None = None, progress: float | None = None, error: str | None = None,
+               counts: dict[str, Any] | None = None) -> None:
+    """Move a job along; timestamps follow the status."""
+    conn.execute(
+        """UPDATE jobs SET
+               status = coalesce(%(status)s, status),
+               stage = coalesce(%(stage)s, stage),
+               progress = coalesce(%(progress)s, progress),
+               error = coalesce(%(error)s, error),
+               counts = counts || coalesce(%(counts)s, '{}'::jsonb),
+               started_at = CASE WHEN %(status)s = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
+               finished_at = CASE WHEN %(status)s IN ('succeeded', 'failed', 'cancelled') THEN now()
+                                  ELSE finished_at END
+           WHERE job_id = %(job_id)s""",
+        {"job_id": job_id, "status": status, "stage": stage,
+         "progress": None if progress is None else min(max(progress, 0.0), 1.0),
+         "error": error, "counts": None if counts is None else Jsonb(counts)},
+    )
+
+
+def save_results(conn: psycopg.Connection, job_id: str, themes: Sequence[Theme],
+                 assignments: dict[str, int | None], stats: Sequence[ThemeModelStat]) -> None:
+    """Replace a job's themes, quotes, assignments and per-model stats in one go."""
+    conn.execute("DELETE FROM themes WHERE job_id = %s", (job_id,))
+    conn.execute("DELETE FROM assignments WHERE job_id = %s", (job_id,))
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO themes (job_id, theme_id, label, keywords, summary, labeller, answers, interviews)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+            [(job_id, t.theme_id, t.label, list(t.keywords), t.summary, t.labeller, t.answers,
+              t.interviews) for t in themes],
+        )
+        cur.executemany(
+            "INSERT INTO theme_quotes (job_id, theme_id, rank, unit_id) VALUES (%s, %s, %s, %s)",
+            [(job_id, t.theme_id, rank, unit_id) for t in themes
+             for rank, unit_id in enumerate(t.quote_unit_ids, start=1)],
+        )
+        cur.executemany(
+            "INSERT INTO assignments (job_id, unit_id, theme_id) VALUES (%s, %s, %s)",
+            [(job_id, unit_id, theme_id) for unit_id, theme_id in assignments.items()],
+        )
+        cur.executemany(
+            """INSERT INTO theme_model_stats (job_id, theme_id, session_model, answers, interviews, share)
+               VALUES (%s, %s, %s, %s, %s, %s)""",
+            [(job_id, s.theme_id, s.session_model, s.answers, s.interviews, s.share) for s in stats],
+        )
+
+
+def theme_by_model(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
+    """The theme_by_model view for one study."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT theme_id, label, session_model, answers, interviews, share
+               FROM theme_by_model WHERE study = %s ORDER BY theme_id, session_model""",
+            (study,),
+        ).fetchall()
+
+
+def theme_summary(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT theme_id, label, keywords, labeller, answers, interviews, quotes
+               FROM theme_summary WHERE study = %s ORDER BY theme_id""",
+            (study,),
+        ).fetchall()
