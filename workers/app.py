@@ -18,6 +18,6 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
-    task_default_queue="miner",
+    task_default_queue=settings.queue,
     worker_hijack_root_logger=False,
 )

@@ -5,15 +5,14 @@ from __future__ import annotations
 from celery import Celery
 
 ANALYZE_TASK = "miner.analyze"
-QUEUE = "miner"
 
 
-def enqueue_analysis(broker_url: str, job_id: str) -> None:
+def enqueue_analysis(broker_url: str, queue: str, job_id: str) -> None:
     """Send the analysis task for a job whose row is already committed."""
     client = Celery("miner-client", broker=broker_url)
     client.conf.broker_connection_retry_on_startup = True
     with client.connection_for_write() as connection:
-        client.send_task(ANALYZE_TASK, args=[job_id], queue=QUEUE, connection=connection)
+        client.send_task(ANALYZE_TASK, args=[job_id], queue=queue, connection=connection)
 
 
 def ping_workers(broker_url: str, timeout: float = 2.0) -> list[str]:
