@@ -8,7 +8,6 @@ done inside functions so ``import miner.cluster`` stays fast.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -25,7 +24,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ClusterParams:
-    """Parameters of the default clustering path; defaults are the product default."""
+    """Parameters of the default clustering path; defaults are the product default.
+
+    The path: UMAP (cosine) -> HDBSCAN, which decides the number of clusters k
+    -> ``refine``: "ward" re-partitions the UMAP space into exactly k clusters
+    with Ward linkage over a kNN graph (every text gets a cluster), "none"
+    keeps HDBSCAN's clusters and reassigns its outliers -> optional merge of
+    near-duplicate clusters. See BENCHMARKS.md for the measurements.
+    """
 
     seed: int = 42
     n_neighbors: int = 15
@@ -36,9 +42,15 @@ class ClusterParams:
     # None -> same as min_cluster_size (HDBSCAN's own default).
     min_samples: int | None = None
     cluster_selection_method: str = "eom"
-    # Reassign HDBSCAN outliers to the nearest cluster centroid (cosine, in the
-    # original embedding space) when their similarity is at least this value.
-    # -1.0 reassigns every outlier; None disables reassignment.
+    # "ward": Ward agglomerative clustering of the UMAP space into HDBSCAN's k.
+    # "none": HDBSCAN's own clusters (then outlier reassignment below).
+    refine: str = "ward"
+    # Neighbours in the kNN connectivity graph that Ward may merge along
+    # (keeps Ward O(n * ward_neighbors) in memory instead of O(n^2)).
+    ward_neighbors: int = 15
+    # Outliers still unassigned (refine="none") go to the nearest cluster
+    # centroid (cosine, original embedding space) when their similarity is at
+    # least this value; -1.0 reassigns every outlier; None disables it.
     reassign_min_similarity: float | None = -1.0
     # Merge clusters whose centroids (original space) have cosine similarity
     # above this value; None disables merging.
@@ -48,9 +60,11 @@ class ClusterParams:
 def min_cluster_size_for(n: int) -> int:
     """The documented rule for HDBSCAN's min_cluster_size given n texts.
 
-    ``max(5, round(sqrt(n) / 4))``: 300 texts -> 5, 3,000 -> 14, 20,000 -> 35.
+    ``max(10, round(n / 500))``: HDBSCAN's usual 10 up to 5,000 texts, then a
+    cluster must hold at least 0.2% of the texts (10,000 -> 20, 20,000 -> 40),
+    so large studies are not cut into hundreds of tiny themes.
     """
-    return max(5, int(round(math.sqrt(max(n, 0)) / 4)))
+    return max(10, int(round(max(n, 0) / 500)))
 
 
 @runtime_checkable
@@ -159,13 +173,36 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
         core_dist_n_jobs=1,
     )
     labels = _relabel(np.asarray(clusterer.fit_predict(emb)))
-    if labels.max() < 0:
+    k = int(labels.max()) + 1
+    if k == 0:
         return np.zeros(n, dtype=np.int64)
+    if params.refine == "ward":
+        labels = _ward(emb, k, params.ward_neighbors)
+    elif params.refine != "none":
+        raise ValueError(f"unknown refine {params.refine!r}")
     if params.reassign_min_similarity is not None:
         labels = _reassign_outliers(x, labels, params.reassign_min_similarity)
     if params.merge_threshold is not None:
         labels = _merge_near_duplicates(x, labels, params.merge_threshold)
     return _relabel(labels)
+
+
+def _ward(emb: np.ndarray, k: int, n_neighbors: int) -> np.ndarray:
+    """Ward linkage of the (low-dimensional) points into k clusters over a kNN graph."""
+    import warnings
+
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.neighbors import kneighbors_graph
+
+    n = emb.shape[0]
+    if k >= n:
+        return np.arange(n, dtype=np.int64)
+    graph = kneighbors_graph(emb, min(n_neighbors, n - 1), include_self=False)
+    with warnings.catch_warnings():
+        # A kNN graph with several components is completed by sklearn; fine.
+        warnings.simplefilter("ignore", UserWarning)
+        labels = AgglomerativeClustering(n_clusters=k, linkage="ward", connectivity=graph).fit_predict(emb)
+    return _relabel(np.asarray(labels))
 
 
 class UmapHdbscanClusterer:
