@@ -28,7 +28,8 @@ jobs_app = typer.Typer(help="List analysis jobs, or show one.", invoke_without_c
 db_app = typer.Typer(help="Database chores: migrations, URL, psql shell.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
-console = Console()
+# Piped output is read by scripts and people alike: wide enough that ids are never cut.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 class Services:
@@ -77,7 +78,7 @@ def ingest(
         typer.echo(json.dumps(summary.as_dict()))
     else:
         for r in summary.rejected:
-            console.print(f"[yellow]quarantined[/yellow] {r.source_file}: {r.error}", highlight=False)
+            console.print(f"[yellow]quarantined[/yellow] {r.source_file}: {r.error}", highlight=False, soft_wrap=True)
         console.print(f"stored {summary.stored}, duplicates {summary.duplicates}, "
                       f"quarantined {summary.quarantined}")
     if summary.quarantined or summary.stored + summary.duplicates == 0:
@@ -137,11 +138,11 @@ def jobs(ctx: typer.Context, study: Optional[str] = typer.Option(None, help="onl
         return
     with services() as svc:
         rows = repository.list_jobs(svc.conn, study)
-    table = Table("job", "study", "kind", "status", "stage", "progress", "created", "finished")
+    table = Table("study", "kind", "status", "stage", "progress", "created")
+    table.add_column("job", no_wrap=True, min_width=36)  # the full id, for `miner jobs show`
     for j in rows:
-        table.add_row(j.job_id, j.study, j.kind, j.status, j.stage or "", f"{j.progress:.0%}",
-                      f"{j.created_at:%Y-%m-%d %H:%M:%S}",
-                      "" if j.finished_at is None else f"{j.finished_at:%Y-%m-%d %H:%M:%S}")
+        table.add_row(j.study, j.kind, j.status, j.stage or "", f"{j.progress:.0%}",
+                      f"{j.created_at:%Y-%m-%d %H:%M}", j.job_id)
     console.print(table)
 
 

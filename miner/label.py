@@ -13,6 +13,10 @@ logger = logging.getLogger(__name__)
 
 KEYWORDS_PER_THEME = 8
 WORDS_IN_LABEL = 3
+# Fragments the default tokenizer leaves of contractions ("didn't" → "didn"), and fillers
+# that every opinion uses; as keywords they say nothing about a theme.
+EXTRA_STOP_WORDS = ("didn", "doesn", "don", "isn", "wasn", "wouldn", "couldn", "shouldn", "aren", "ve", "ll",
+                    "really", "just", "pretty", "bit", "lot", "thing", "things", "like", "felt", "think")
 
 
 @dataclass(frozen=True)
@@ -27,10 +31,11 @@ class ThemeLabel:
 
 def ctfidf_keywords(documents_per_cluster: Sequence[Sequence[str]], top_n: int = KEYWORDS_PER_THEME) -> list[list[str]]:
     """Top c-TF-IDF terms per cluster: term frequency in the cluster × log(1 + A / frequency overall)."""
-    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
     joined = [" ".join(docs) for docs in documents_per_cluster]
-    vectorizer = CountVectorizer(stop_words="english", ngram_range=(1, 2), token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+    vectorizer = CountVectorizer(stop_words=sorted(ENGLISH_STOP_WORDS.union(EXTRA_STOP_WORDS)), ngram_range=(1, 2),
+                                 token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
     try:
         counts = vectorizer.fit_transform(joined)
     except ValueError:  # every word was a stop word
