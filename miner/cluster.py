@@ -60,11 +60,12 @@ class ClusterParams:
 def min_cluster_size_for(n: int) -> int:
     """The documented rule for HDBSCAN's min_cluster_size given n texts.
 
-    ``max(10, round(n / 500))``: HDBSCAN's usual 10 up to 5,000 texts, then a
-    cluster must hold at least 0.2% of the texts (10,000 -> 20, 20,000 -> 40),
-    so large studies are not cut into hundreds of tiny themes.
+    ``max(10, round(n / 1000))``: HDBSCAN's customary 10 (BERTopic's default)
+    up to 10,000 texts; above that a cluster must hold at least 0.1% of the
+    texts (20,000 -> 20, 50,000 -> 50), so large studies are not cut into
+    hundreds of tiny themes. HDBSCAN then decides the number of clusters.
     """
-    return max(10, int(round(max(n, 0) / 500)))
+    return max(10, int(round(max(n, 0) / 1000)))
 
 
 @runtime_checkable
