@@ -26,8 +26,10 @@ app = typer.Typer(help="Mine interview logs into per-model opinion themes you qu
                   no_args_is_help=True, add_completion=False)
 jobs_app = typer.Typer(help="List analysis jobs, or show one.", invoke_without_command=True)
 db_app = typer.Typer(help="Database chores: migrations, URL, psql shell.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure the quality of clusters and ratings.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
+app.add_typer(eval_app, name="eval")
 # Piped output is read by scripts and people alike: wide enough that ids are never cut.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -91,10 +93,15 @@ def ingest(
 def analyze(
     study: str = typer.Option(..., "--study", help="study to analyse"),
     wait: bool = typer.Option(False, "--wait", help="follow the job's progress until it ends"),
+    token_budget: Optional[int] = typer.Option(
+        None, "--token-budget", help="LLM tokens the job may spend (default MINER_LLM_TOKEN_BUDGET); "
+        "past it, themes keep extractive labels"),
 ) -> None:
     """Queue an analysis job for a study on the Celery workers and print its id.
 
-    Example: miner analyze --study pilot-2026 --wait
+    Themes get LLM labels when MINER_LLM_BASE_URL is set on the workers, extractive ones otherwise.
+
+    Example: miner analyze --study pilot-2026 --token-budget 200000 --wait
     """
     from workers.queue import enqueue_analysis
 
@@ -102,7 +109,8 @@ def analyze(
         if repository.count_interviews(svc.conn, study) == 0:
             console.print(f"[red]study {study!r} has no interviews; run `miner ingest` first[/red]")
             raise typer.Exit(2)
-        job_id = repository.create_job(svc.conn, study)
+        budget = token_budget if token_budget is not None else svc.settings.llm_token_budget
+        job_id = repository.create_job(svc.conn, study, params=None if budget is None else {"token_budget": budget})
         svc.conn.commit()  # the worker must find the row
         enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
         typer.echo(job_id)
@@ -148,18 +156,41 @@ def jobs(ctx: typer.Context, study: Optional[str] = typer.Option(None, help="onl
 
 @jobs_app.command("show")
 def jobs_show(job_id: str) -> None:
-    """Show one job: status, progress, counts, error.
+    """Show one job: status, progress, counts, error, and its LLM cost (calls, tokens, cache hits).
 
     Example: miner jobs show 5f0c…
     """
     with services() as svc:
         job = repository.get_job(svc.conn, job_id)
+        cost = [] if job is None else repository.llm_cost(svc.conn, job_id)
     if job is None:
         console.print(f"[red]no job {job_id}[/red]")
         raise typer.Exit(2)
     for key in ("job_id", "study", "kind", "status", "stage", "progress", "created_at", "finished_at", "error"):
         console.print(f"{key:>12}: {getattr(job, key)}", highlight=False)
     console.print(f"{'counts':>12}: {json.dumps(job.counts)}", highlight=False)
+    print_llm_cost(job, cost)
+
+
+def print_llm_cost(job, rows: list[dict]) -> None:
+    """The job's LLM ledger summed per purpose, then the total and the budget."""
+    if not rows:
+        console.print(f"{'llm cost':>12}: no LLM calls (extractive labels)", highlight=False)
+        return
+    columns = ("calls", "requests", "cache_hits", "prompt_tokens", "completion_tokens", "billed_tokens",
+               "ok", "invalid", "failed", "skipped")
+    table = Table("purpose", "model", *columns, "seconds", title="LLM cost")
+    for r in rows:
+        table.add_row(r["purpose"], r["model"], *[str(r[c]) for c in columns], f"{r['latency_ms'] / 1000:.1f}")
+    total = {c: sum(r[c] for r in rows) for c in columns}
+    table.add_row("total", "", *[str(total[c]) for c in columns], f"{sum(r['latency_ms'] for r in rows) / 1000:.1f}")
+    console.print(table)
+    budget = job.params.get("token_budget") or job.counts.get("llm_token_budget")
+    exhausted = job.counts.get("llm_budget_exhausted")
+    console.print(f"{'tokens':>12}: {total['billed_tokens']} billed"
+                  + (f" of a {budget} budget" if budget else " (no budget)")
+                  + (" — budget reached, remaining themes kept extractive labels" if exhausted else ""),
+                  highlight=False)
 
 
 @app.command()
@@ -245,6 +276,33 @@ def worker_process(svc: Services) -> Iterator[Path]:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@eval_app.command("clusters")
+def eval_clusters(
+    csv_path: Path = typer.Argument(..., help="CSV of labelled short texts", exists=True, dir_okay=False),
+    text_column: str = typer.Option("text", "--text-column"),
+    label_column: str = typer.Option("category", "--label-column"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="clustering seed (default MINER_SEED)"),
+    as_json: bool = typer.Option(False, "--json", help="print the scores as JSON"),
+) -> None:
+    """Score the analysis job's own clustering path against gold labels: NMI, ARI, accuracy, outliers.
+
+    Outliers count as one cluster in the scores. Example: miner eval clusters banking77_test.csv --json
+    """
+    from miner.components import clusterer_from_settings, embedder_from_settings
+    from miner.eval_clusters import evaluate_clusters, read_labelled_csv
+
+    settings = Settings() if seed is None else Settings(seed=seed)
+    data = read_labelled_csv(csv_path, text_column, label_column)
+    scores = evaluate_clusters(data, embedder_from_settings(settings), clusterer_from_settings(settings))
+    if as_json:
+        typer.echo(json.dumps(scores))
+        return
+    table = Table("texts", "gold labels", *scores.keys())
+    table.add_row(str(len(data.texts)), str(len(set(data.labels))),
+                  *[f"{v:.3f}" if isinstance(v, float) else str(v) for v in scores.values()])
+    console.print(table)
 
 
 @db_app.command("migrate")

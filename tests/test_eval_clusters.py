@@ -1,0 +1,76 @@
+"""`miner eval clusters` on a labelled fixture with known structure."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from typer.testing import CliRunner
+
+from miner.cli import app
+from miner.components import clusterer_from_settings
+from miner.eval_clusters import LabelledDataError, evaluate_clusters, read_labelled_csv
+from miner.settings import Settings
+
+TOPICS = {
+    "card_lost": ["I lost my card {}", "my bank card went missing {}", "can't find my debit card {}",
+                  "card disappeared {}", "where is my lost card {}"],
+    "weather": ["will it rain {}", "what's the forecast {}", "is it sunny {}", "how cold is it {}",
+                "weather report {}"],
+    "recipe": ["how do I bake bread {}", "recipe for pancakes {}", "how to cook pasta {}",
+               "best way to roast chicken {}", "how long to boil eggs {}"],
+    "music": ["play some jazz {}", "put on my playlist {}", "next song please {}", "turn the music up {}",
+              "play the latest album {}"],
+}
+SUFFIXES = ["today", "now", "please", "quickly", "tonight", "this morning", "again", "for me", "right away",
+            "soon", "later", "at home"]
+
+
+@pytest.fixture(scope="module")
+def labelled_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("eval") / "labelled.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["utterance", "intent"])
+        # The known structure: 20 phrasings, each repeated with 12 small variations.
+        for intent, templates in TOPICS.items():
+            for number, template in enumerate(templates):
+                for suffix in SUFFIXES:
+                    writer.writerow([template.format(suffix), f"{intent}/{number}"])
+    return path
+
+
+def test_scores_match_sklearn_and_the_json_contract(labelled_csv, embedder):
+    data = read_labelled_csv(labelled_csv, "utterance", "intent")
+    clusterer = clusterer_from_settings(Settings())
+    vectors = embedder.embed(data.texts)
+    predicted = clusterer.fit(vectors)
+    # Scores computed independently here, outliers as one cluster.
+    expected_nmi = normalized_mutual_info_score(data.labels, predicted)
+    expected_ari = adjusted_rand_score(data.labels, predicted)
+
+    result = CliRunner().invoke(app, ["eval", "clusters", str(labelled_csv), "--text-column", "utterance",
+                                      "--label-column", "intent", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert set(scores) == {"nmi", "ari", "acc", "outliers", "clusters", "seconds"}
+    assert scores["nmi"] == pytest.approx(expected_nmi, abs=1e-9)
+    assert scores["ari"] == pytest.approx(expected_ari, abs=1e-9)
+    assert all(0.0 <= scores[k] <= 1.0 for k in ("nmi", "ari", "acc", "outliers"))
+    assert isinstance(scores["clusters"], int) and scores["seconds"] > 0
+    assert scores["ari"] > 0.9 and scores["clusters"] == 20  # twenty clearly separate phrasings
+
+
+def test_same_seed_gives_identical_clusters(labelled_csv, embedder):
+    data = read_labelled_csv(labelled_csv, "utterance", "intent")
+    first = evaluate_clusters(data, embedder, clusterer_from_settings(Settings(seed=5)))
+    second = evaluate_clusters(data, embedder, clusterer_from_settings(Settings(seed=5)))
+    assert {k: v for k, v in first.items() if k != "seconds"} == {k: v for k, v in second.items() if k != "seconds"}
+
+
+def test_missing_column_is_named(labelled_csv):
+    with pytest.raises(LabelledDataError, match="no column text"):
+        read_labelled_csv(labelled_csv)
