@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from miner import db, repository
+from miner import db, repository, repository_reporting
 from miner.embedded import EmbeddedServers, resolve_urls
 from miner.settings import Settings
 
@@ -51,6 +51,8 @@ def services(need_broker: bool = False) -> Iterator[Services]:
                                                      settings.home, need_broker=need_broker)
     with db.connect(database_url) as conn:
         db.migrate(conn)
+        repository_reporting.set_min_interviews_per_cell(conn, settings.min_interviews_per_cell)
+        conn.commit()
         yield Services(settings, database_url, broker_url, servers, conn)
 
 
@@ -191,6 +193,89 @@ def print_llm_cost(job, rows: list[dict]) -> None:
                   + (f" of a {budget} budget" if budget else " (no budget)")
                   + (" — budget reached, remaining themes kept extractive labels" if exhausted else ""),
                   highlight=False)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a queued or running job: its remaining steps do nothing and nothing is published.
+
+    Example: miner jobs cancel 5f0c…
+    """
+    from miner.schedule import JobStateError, cancel_job
+
+    with services() as svc:
+        try:
+            cancel_job(svc.conn, job_id)
+        except (LookupError, JobStateError) as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2)
+    console.print(f"job {job_id} cancelled")
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_id: str,
+    wait: bool = typer.Option(False, "--wait", help="follow the job's progress until it ends"),
+) -> None:
+    """Resume a failed, cancelled or stalled job from its first unfinished step.
+
+    Example: miner jobs retry 5f0c… --wait
+    """
+    from miner.schedule import JobStateError, reopen_job
+    from workers.queue import enqueue_analysis
+
+    with services(need_broker=True) as svc:
+        try:
+            step = reopen_job(svc.conn, job_id)
+        except (LookupError, JobStateError) as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2)
+        enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
+        console.print(f"job {job_id} resumes at step {step}")
+        if wait and wait_for_job(svc.conn, job_id) != "succeeded":
+            raise typer.Exit(1)
+
+
+@app.command()
+def nightly(
+    force: bool = typer.Option(False, "--force", help="queue every study, not only those with new interviews"),
+) -> None:
+    """Run the nightly aggregation now: a nightly job per study with new interviews.
+
+    It is what the beat schedule runs each night. Example: miner nightly
+    """
+    from miner.schedule import create_nightly_jobs
+    from workers.queue import enqueue_analysis
+
+    with services(need_broker=True) as svc:
+        created = create_nightly_jobs(svc.conn, force=force)
+        for study, job_id in created:
+            enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
+            typer.echo(f"{study}\t{job_id}")
+    if not created:
+        console.print("no study has new interviews")
+
+
+@app.command()
+def schedule() -> None:
+    """Show the beat schedule and the last nightly result per study.
+
+    Example: miner schedule
+    """
+    from miner.repository_runs import last_nightly
+
+    with services() as svc:
+        rows = last_nightly(svc.conn)
+        console.print(f"nightly aggregation: every day at {svc.settings.nightly_at} UTC (MINER_NIGHTLY_AT); "
+                      f"stalled-job watchdog: every {max(30, svc.settings.stall_seconds // 3)} s "
+                      f"(MINER_STALL_SECONDS={svc.settings.stall_seconds})")
+    table = Table("study", "last nightly job", "status", "started", "finished", "new answers", "mode", "themes")
+    for r in rows:
+        counts = r["counts"] or {}
+        table.add_row(r["study"], str(r["job_id"]), r["status"], f"{r['created_at']:%Y-%m-%d %H:%M}",
+                      "" if r["finished_at"] is None else f"{r['finished_at']:%Y-%m-%d %H:%M}",
+                      str(counts.get("new_units", "")), str(counts.get("mode", "")), str(counts.get("themes", "")))
+    console.print(table if rows else "no nightly run yet")
 
 
 @app.command()

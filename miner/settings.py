@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     clusterer: str = Field("umap-hdbscan", description="clusterer kind")
     seed: int = 42
 
+    embed_chunk: int = Field(2000, description="answers per embedding task; chunks fan out across workers")
+    nightly_at: str = Field("02:30", description="time of the nightly aggregation, HH:MM in UTC")
+    stall_seconds: int = Field(900, description="a running job with no step activity this long is re-driven")
+    visibility_timeout: int = Field(3600, description="seconds before Redis redelivers an unacknowledged task")
+
     max_record_bytes: int = Field(1_000_000, description="records larger than this are quarantined")
 
     llm_base_url: str | None = None
@@ -35,3 +40,19 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_timeout: float = 60.0
     llm_max_concurrency: int = 4
+    # LLM labelling (miner/llm.py, miner/llm_label.py); used only when llm_base_url is set.
+    llm_token_budget: int | None = Field(None, description="default token budget per job; unset = unlimited")
+    llm_max_retries: int = Field(4, description="retries of a request after 429 / 5xx / timeout / reset")
+    llm_backoff_initial: float = Field(1.0, description="seconds; exponential backoff with full jitter")
+    llm_backoff_max: float = Field(30.0, description="longest backoff between retries, seconds")
+    llm_retry_after_max: float = Field(120.0, description="a longer Retry-After gives up on the request")
+    llm_repair_attempts: int = Field(1, description="re-asks after a reply fails schema validation")
+    llm_temperature: float = 0.0
+    llm_max_tokens: int = Field(800, description="completion tokens allowed per request")
+    llm_failure_threshold: int = Field(5, description="failed calls in a row before the rest of the job "
+                                       "skips the endpoint")
+    llm_scrub: bool = Field(True, description="scrub e-mails, phones, token URLs, keys... from answers sent")
+    llm_min_model_answers: int = Field(3, description="answers a theme × model needs for a per-model sentence")
+    # Reporting (miner/report.py, schema `reporting`): written to reporting_settings by the CLI and workers.
+    min_interviews_per_cell: int = Field(5, ge=1, description="privacy threshold K: a theme × model cell "
+                                         "backed by fewer distinct interviews is suppressed in the reporting views")
