@@ -97,3 +97,51 @@ class Job:
     error: str | None = None
     counts: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ThemeOpinion:
+    """What the LLM said about a theme besides its label; `fallback` says why it did not, when not."""
+
+    theme_id: int
+    polarity: str | None
+    labeller: str
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class ThemeModelSentence:
+    """One sentence on how a theme shows up for one session model, citing answers by unit id."""
+
+    theme_id: int
+    session_model: str
+    sentence: str
+    unit_ids: tuple[str, ...]
+    labeller: str
+
+
+@dataclass(frozen=True)
+class LLMCall:
+    """One row of the LLM ledger: a request answered by the endpoint or the cache, or declined."""
+
+    purpose: str
+    model: str
+    cache_key: str
+    cache_hit: bool
+    attempts: int
+    outcome: str  # ok | invalid | failed | budget | unavailable
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: int = 0
+    theme_id: int | None = None
+    repair: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    """A chat reply kept in the LLM response cache."""
+
+    content: str
+    prompt_tokens: int
+    completion_tokens: int

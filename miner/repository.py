@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from miner.records import Interview, Job, Rejected, Theme, ThemeModelStat, Unit
+from miner.records import CachedReply, LLMCall, ThemeModelSentence, ThemeOpinion
 
 
 def save_interviews(conn: psycopg.Connection, interviews: Sequence[Interview]) -> int:
@@ -206,5 +207,82 @@ def theme_summary(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
         return cur.execute(
             """SELECT theme_id, label, keywords, labeller, answers, interviews, quotes
                FROM theme_summary WHERE study = %s ORDER BY theme_id""",
+            (study,),
+        ).fetchall()
+
+
+# --- LLM layer: response cache, call ledger, polarity and per-model sentences ---------------------
+
+
+def load_llm_cache(conn: psycopg.Connection, keys: Iterable[str]) -> dict[str, CachedReply]:
+    """Cached replies for these request hashes."""
+    rows = conn.execute(
+        "SELECT cache_key, content, prompt_tokens, completion_tokens FROM llm_cache WHERE cache_key = ANY(%s)",
+        (list(set(keys)),),
+    ).fetchall()
+    return {key: CachedReply(content, prompt, completion) for key, content, prompt, completion in rows}
+
+
+def save_llm_cache(conn: psycopg.Connection, key: str, model: str, request: dict[str, Any],
+                   reply: CachedReply) -> None:
+    """Keep a reply; the first one stored for a key wins."""
+    conn.execute(
+        """INSERT INTO llm_cache (cache_key, model, request, content, prompt_tokens, completion_tokens)
+           VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (cache_key) DO NOTHING""",
+        (key, model, Jsonb(request), reply.content, reply.prompt_tokens, reply.completion_tokens),
+    )
+
+
+def save_llm_calls(conn: psycopg.Connection, job_id: str | None, calls: Sequence[LLMCall]) -> None:
+    """Append ledger rows (the ledger is a log: one row per call, never updated)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO llm_calls (job_id, purpose, theme_id, model, cache_key, repair, cache_hit,
+                   attempts, prompt_tokens, completion_tokens, latency_ms, outcome, error)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            [(job_id, c.purpose, c.theme_id, c.model, c.cache_key, c.repair, c.cache_hit, c.attempts,
+              c.prompt_tokens, c.completion_tokens, c.latency_ms, c.outcome, c.error) for c in calls],
+        )
+
+
+def save_theme_opinions(conn: psycopg.Connection, job_id: str, opinions: Sequence[ThemeOpinion]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO theme_opinions (job_id, theme_id, polarity, labeller, fallback)
+               VALUES (%s, %s, %s, %s, %s)
+               ON CONFLICT (job_id, theme_id) DO UPDATE SET polarity = excluded.polarity,
+                   labeller = excluded.labeller, fallback = excluded.fallback""",
+            [(job_id, o.theme_id, o.polarity, o.labeller, o.fallback) for o in opinions],
+        )
+
+
+def save_theme_sentences(conn: psycopg.Connection, job_id: str, sentences: Sequence[ThemeModelSentence]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO theme_sentences (job_id, theme_id, session_model, sentence, unit_ids, labeller)
+               VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (job_id, theme_id, session_model) DO UPDATE SET sentence = excluded.sentence,
+                   unit_ids = excluded.unit_ids, labeller = excluded.labeller""",
+            [(job_id, s.theme_id, s.session_model, s.sentence, list(s.unit_ids), s.labeller) for s in sentences],
+        )
+
+
+def llm_cost(conn: psycopg.Connection, job_id: str) -> list[dict[str, Any]]:
+    """The llm_cost view for one job: one row per purpose and model."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT purpose, model, calls, requests, cache_hits, prompt_tokens, completion_tokens,
+                      billed_tokens, cached_tokens, ok, invalid, failed, skipped, latency_ms
+               FROM llm_cost WHERE job_id = %s ORDER BY purpose, model""",
+            (job_id,),
+        ).fetchall()
+
+
+def theme_model_sentences(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
+    """The theme_model_sentences view for one study."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT theme_id, label, polarity, session_model, sentence, unit_ids, answers, share, labeller
+               FROM theme_model_sentences WHERE study = %s ORDER BY theme_id, session_model""",
             (study,),
         ).fetchall()

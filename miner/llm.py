@@ -1,0 +1,403 @@
+"""LLM layer: JSON requests to any OpenAI-compatible chat endpoint — cached, budgeted, retried,
+bounded in concurrency, and recorded in a ledger.
+
+The `openai` client is built at the edge (`components.llm_client_from_settings`) and passed in.
+Every request asks for structured output (`response_format` of type `json_schema`); the reply
+is parsed as JSON and validated by a pydantic model, never evaluated. A reply that does not
+validate is asked again with the error shown; what still fails is reported, not raised, so the
+caller can fall back. Each request ends with an outcome: ok, invalid, failed (transport errors
+after retries), budget (the job's token budget would be exceeded) or unavailable (the endpoint
+failed too many times in a row).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+from pydantic import BaseModel, ValidationError
+
+from miner import repository
+from miner.records import CachedReply, LLMCall
+
+logger = logging.getLogger(__name__)
+
+REPAIR_PROMPT = (
+    "Your reply could not be used: {error}\n"
+    "Reply again with only one JSON object that follows the JSON schema you were given."
+)
+
+# Statuses worth another try: request timeout, conflict, too early, rate limit, server errors.
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+
+class LLMConfigError(ValueError):
+    """The LLM settings are inconsistent (e.g. an endpoint without a model name)."""
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    """How requests are made; `token_budget` is the default per job (None = unlimited)."""
+
+    model: str
+    max_concurrency: int = 4
+    max_retries: int = 4  # further HTTP attempts after the first, on transient errors
+    backoff_initial: float = 1.0  # seconds; exponential with full jitter, capped at backoff_max
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0  # a Retry-After longer than this ends the retries
+    repair_attempts: int = 1  # re-asks after a reply fails validation
+    temperature: float = 0.0
+    max_tokens: int = 800
+    token_budget: int | None = None
+    failure_threshold: int = 5  # consecutive failed calls before the endpoint counts as down
+
+
+@dataclass(frozen=True, eq=False)
+class JsonRequest:
+    """One structured request: messages, the reply's schema, and an optional semantic check
+    (`check(reply)` returns an error message to show the model, or None)."""
+
+    purpose: str
+    messages: tuple[dict[str, str], ...]
+    schema: type[BaseModel]
+    check: Callable[[Any], str | None] | None = None
+    theme_id: int | None = None
+
+
+@dataclass(frozen=True)
+class JsonResult:
+    """The validated reply (an instance of the request's schema), or why there is none."""
+
+    reply: Any | None
+    outcome: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+class LLMStore(Protocol):
+    """Where the response cache and the ledger live."""
+
+    def cached(self, keys: list[str]) -> dict[str, CachedReply]: ...
+
+    def remember(self, key: str, request: dict[str, Any], reply: CachedReply) -> None: ...
+
+    def record(self, calls: list[LLMCall]) -> None: ...
+
+
+@dataclass
+class MemoryStore:
+    """Cache and ledger in memory: for notebooks and for use without a database."""
+
+    replies: dict[str, CachedReply] = field(default_factory=dict)
+    calls: list[LLMCall] = field(default_factory=list)
+
+    def cached(self, keys: list[str]) -> dict[str, CachedReply]:
+        return {key: self.replies[key] for key in keys if key in self.replies}
+
+    def remember(self, key: str, request: dict[str, Any], reply: CachedReply) -> None:
+        self.replies.setdefault(key, reply)
+
+    def record(self, calls: list[LLMCall]) -> None:
+        self.calls.extend(calls)
+
+
+class PostgresStore:
+    """Cache and ledger in Postgres, written on the caller's connection (the caller commits)."""
+
+    def __init__(self, conn: psycopg.Connection, job_id: str | None):
+        self.conn, self.job_id = conn, job_id
+
+    def cached(self, keys: list[str]) -> dict[str, CachedReply]:
+        return repository.load_llm_cache(self.conn, keys) if keys else {}
+
+    def remember(self, key: str, request: dict[str, Any], reply: CachedReply) -> None:
+        repository.save_llm_cache(self.conn, key, request["model"], request, reply)
+
+    def record(self, calls: list[LLMCall]) -> None:
+        repository.save_llm_calls(self.conn, self.job_id, calls)
+
+
+class TokenBudget:
+    """Tokens a job may spend. A request is sent only if what was spent, what is in flight and
+    its own estimate fit; the first that does not closes the budget for the rest of the job."""
+
+    def __init__(self, limit: int | None):
+        self.limit, self.used, self.reserved, self.exhausted = limit, 0, 0, False
+
+    def reserve(self, estimate: int) -> bool:
+        if self.limit is None:
+            return True
+        if self.exhausted or self.used + self.reserved + estimate > self.limit:
+            self.exhausted = True
+            return False
+        self.reserved += estimate
+        return True
+
+    def settle(self, estimate: int, spent: int) -> None:
+        if self.limit is not None:
+            self.reserved -= estimate
+        self.used += spent
+
+
+def estimate_tokens(messages: Sequence[dict[str, str]], max_tokens: int) -> int:
+    """A generous upper estimate (3 characters a token, plus the whole completion allowance)."""
+    return sum(len(m["content"]) for m in messages) // 3 + 8 * len(messages) + max_tokens
+
+
+def response_format(schema: type[BaseModel]) -> dict[str, Any]:
+    """The `response_format` asking for a reply that follows the schema."""
+    return {"type": "json_schema",
+            "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True}}
+
+
+def request_key(request: dict[str, Any]) -> str:
+    """Cache key: hash of model + messages + parameters."""
+    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def parse_reply(content: str, schema: type[BaseModel],
+                check: Callable[[Any], str | None] | None = None) -> tuple[Any | None, str | None]:
+    """(validated reply, None) or (None, an error message short enough to show the model)."""
+    fenced = _FENCE.match(content)  # servers without grammar support like to wrap JSON in fences
+    text = fenced.group(1) if fenced else content
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"the reply is not valid JSON ({exc.msg} at character {exc.pos})"
+    try:
+        reply = schema.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()[:5])
+        return None, f"the JSON does not follow the schema: {problems}"
+    error = check(reply) if check else None
+    return (None, error) if error else (reply, None)
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    """Seconds the server asked us to wait (Retry-After / retry-after-ms), if it did."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    if (millis := headers.get("retry-after-ms")) is not None:
+        try:
+            return float(millis) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        moment = email.utils.parsedate_to_datetime(value) if value else None
+        return None if moment is None else max(moment.timestamp() - time.time(), 0.0)
+
+
+def _transient(exc: BaseException) -> bool:
+    import openai
+
+    if isinstance(exc, openai.APIConnectionError):  # includes timeouts and connection resets
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in TRANSIENT_STATUSES or exc.status_code >= 500
+    return False
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What one request (with its retries) came to."""
+
+    content: str | None
+    outcome: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    attempts: int = 0
+    latency_ms: int = 0
+    cache_hit: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    index: int
+    request: JsonRequest
+    messages: list[dict[str, str]]
+    repair: bool = False
+
+
+class LLM:
+    """Structured requests over one client for one job: its cache, ledger and token budget."""
+
+    def __init__(self, client: Any, options: LLMOptions, store: LLMStore | None = None,
+                 token_budget: int | None = None):
+        self.client, self.options = client, options
+        self.store = store if store is not None else MemoryStore()
+        self.budget = TokenBudget(token_budget)
+        self.consecutive_failures = 0
+        self.counts: Counter[str] = Counter()
+
+    def complete_json(self, requests: Sequence[JsonRequest]) -> list[JsonResult]:
+        """One result per request, in order; requests run concurrently up to max_concurrency."""
+        results: list[JsonResult | None] = [None] * len(requests)
+        pending = [_Pending(i, r, list(r.messages)) for i, r in enumerate(requests)]
+        for round_number in range(self.options.repair_attempts + 1):
+            if not pending:
+                break
+            sent_all, keys = self._run_round(pending)
+            calls, repairs = [], []
+            for item, sent, key in zip(pending, sent_all, keys):
+                reply, outcome, error = None, sent.outcome, sent.error
+                if sent.content is not None:
+                    reply, error = parse_reply(sent.content, item.request.schema, item.request.check)
+                    outcome = "ok" if reply is not None else "invalid"
+                calls.append(LLMCall(
+                    purpose=item.request.purpose, model=self.options.model, cache_key=key,
+                    cache_hit=sent.cache_hit, attempts=sent.attempts, outcome=outcome,
+                    prompt_tokens=sent.prompt_tokens, completion_tokens=sent.completion_tokens,
+                    latency_ms=sent.latency_ms, theme_id=item.request.theme_id, repair=item.repair,
+                    error=None if error is None else error[:1000]))
+                self._count(sent, outcome)
+                if outcome == "invalid" and round_number < self.options.repair_attempts:
+                    logger.info("llm: %s reply for theme %s invalid, asking again: %s",
+                                item.request.purpose, item.request.theme_id, error)
+                    repairs.append(_Pending(item.index, item.request, [
+                        *item.messages, {"role": "assistant", "content": sent.content or ""},
+                        {"role": "user", "content": REPAIR_PROMPT.format(error=error)}], repair=True))
+                else:
+                    results[item.index] = JsonResult(reply, outcome, error)
+            self.store.record(calls)
+            pending = repairs
+        return [r if r is not None else JsonResult(None, "failed", "no result") for r in results]
+
+    def usage(self) -> dict[str, Any]:
+        """Job counts: calls, HTTP requests, cache hits, billed tokens, budget state."""
+        usage: dict[str, Any] = {f"llm_{name}": count for name, count in sorted(self.counts.items())}
+        usage["llm_budget_exhausted"] = self.budget.exhausted
+        if self.budget.limit is not None:
+            usage["llm_token_budget"] = self.budget.limit
+        return usage
+
+    def _count(self, sent: _Sent, outcome: str) -> None:
+        self.counts["calls"] += 1
+        self.counts["requests"] += sent.attempts
+        self.counts[outcome] += 1
+        if sent.cache_hit:
+            self.counts["cache_hits"] += 1
+        else:
+            self.counts["prompt_tokens"] += sent.prompt_tokens
+            self.counts["completion_tokens"] += sent.completion_tokens
+
+    def _request(self, request: JsonRequest, messages: list[dict[str, str]]) -> dict[str, Any]:
+        return {"model": self.options.model, "messages": messages,
+                "temperature": self.options.temperature, "max_tokens": self.options.max_tokens,
+                "response_format": response_format(request.schema)}
+
+    def _run_round(self, pending: list[_Pending]) -> tuple[list[_Sent], list[str]]:
+        bodies = [self._request(item.request, item.messages) for item in pending]
+        keys = [request_key(body) for body in bodies]
+        cached = self.store.cached(keys)
+        sent: list[_Sent | None] = [None] * len(pending)
+        in_flight: dict[Future, tuple[int, int]] = {}
+
+        def collect(done) -> None:
+            for future in done:
+                position, estimate = in_flight.pop(future)
+                result: _Sent = future.result()
+                self.budget.settle(estimate, result.prompt_tokens + result.completion_tokens)
+                if result.content is None:
+                    self.consecutive_failures += 1
+                else:
+                    self.consecutive_failures = 0
+                    reply = CachedReply(result.content, result.prompt_tokens, result.completion_tokens)
+                    body = bodies[position]
+                    self.store.remember(keys[position], {"model": body["model"], "messages": body["messages"],
+                                                         "schema": pending[position].request.schema.__name__},
+                                        reply)
+                sent[position] = result
+
+        limit = max(self.options.max_concurrency, 1)
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="llm") as pool:
+            for position, body in enumerate(bodies):
+                if (hit := cached.get(keys[position])) is not None:
+                    sent[position] = _Sent(hit.content, "ok", hit.prompt_tokens, hit.completion_tokens, cache_hit=True)
+                    continue
+                # Decide on the next request only once a slot is free, so that the budget and the
+                # failure count include everything that finished meanwhile.
+                while len(in_flight) >= limit:
+                    collect(wait(in_flight, return_when=FIRST_COMPLETED).done)
+                if self.consecutive_failures >= self.options.failure_threshold:
+                    sent[position] = _Sent(None, "unavailable", error="endpoint failed "
+                                           f"{self.consecutive_failures} calls in a row; not called")
+                    continue
+                estimate = estimate_tokens(body["messages"], self.options.max_tokens)
+                if not self.budget.reserve(estimate):
+                    sent[position] = _Sent(None, "budget", error=f"token budget {self.budget.limit} "
+                                           f"would be exceeded ({self.budget.used} spent)")
+                    continue
+                in_flight[pool.submit(self._send, body)] = (position, estimate)
+            while in_flight:
+                collect(wait(in_flight, return_when=FIRST_COMPLETED).done)
+        return [s for s in sent if s is not None], keys
+
+    def _send(self, body: dict[str, Any]) -> _Sent:
+        """One request with retries on transient errors; runs in a pool thread, touches no database."""
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+        backoff = wait_random_exponential(multiplier=self.options.backoff_initial, max=self.options.backoff_max)
+
+        def wait_for(state) -> float:
+            asked = _retry_after(state.outcome.exception())
+            return max(backoff(state), asked or 0.0)
+
+        def retry_after_too_long(state) -> bool:
+            asked = _retry_after(state.outcome.exception())
+            return asked is not None and asked > self.options.retry_after_max
+
+        def log_retry(state) -> None:
+            logger.warning("llm: attempt %d failed (%s); retrying in %.2fs", state.attempt_number,
+                           state.outcome.exception(), state.next_action.sleep if state.next_action else 0.0)
+
+        attempts = 0
+
+        def call():
+            nonlocal attempts
+            attempts += 1
+            return self.client.chat.completions.create(**body)
+
+        retrying = Retrying(retry=retry_if_exception(_transient), wait=wait_for, reraise=True,
+                            stop=stop_after_attempt(self.options.max_retries + 1) | retry_after_too_long,
+                            before_sleep=log_retry)
+        started = time.perf_counter()
+        try:
+            completion = retrying(call)
+        except Exception as exc:  # noqa: BLE001 — a failed call is an outcome, never a crash
+            return _Sent(None, "failed", attempts=attempts, latency_ms=_ms_since(started),
+                         error=f"{type(exc).__name__}: {exc}")
+        content = completion.choices[0].message.content if completion.choices else None
+        usage = completion.usage
+        prompt = usage.prompt_tokens if usage else estimate_tokens(body["messages"], 0)
+        completion_tokens = usage.completion_tokens if usage else len(content or "") // 3
+        if content is None:
+            return _Sent(None, "failed", prompt, completion_tokens, attempts, _ms_since(started),
+                         error="the reply had no message content")
+        return _Sent(content, "ok", prompt, completion_tokens, attempts, _ms_since(started))
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

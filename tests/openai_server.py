@@ -1,0 +1,239 @@
+"""A small local HTTP server speaking the OpenAI chat-completions protocol, for tests.
+
+Replies come from a responder (request body → reply content); faults are injected on demand
+(HTTP errors with Retry-After, hangs past the client's timeout, connection resets, invalid
+content); every request is recorded. Point a client at `server.base_url`.
+
+    with OpenAIServer(smart_reply) as server:
+        server.add_fault(Fault(status=429, retry_after=1))          # the next request gets a 429
+        server.add_fault(Fault(status=500), times=None, when=is_schema("ThemeLabelReply"))  # always
+        ...
+        assert server.request_count == 3
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
+
+STOP_WORDS = frozenset("""a about above after again all also am an and any are as at be because been
+before being below between both but by can could did do does doing don down during each few for from
+further had has have having he her here hers him his how i if in into is it its itself just me more
+most my no nor not now of off on once only or other our out over own same she should so some such
+than that the their them then there these they this those through to too under until up very was we
+were what when where which while who whom why will with would you your yours really it's i'm don't
+didn't much get got one thing things like felt feel think would it’s""".split())
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do to a request instead of answering it normally."""
+
+    status: int | None = None  # answer with this HTTP error status
+    retry_after: float | None = None  # with this Retry-After header (seconds)
+    hang: float | None = None  # sleep this long first (past the client's timeout)
+    reset: bool = False  # close the connection without any answer
+    content: str | None = None  # answer normally but with this message content
+
+
+def schema_name(body: dict[str, Any]) -> str:
+    """The json_schema name the request asks its reply to follow."""
+    return body.get("response_format", {}).get("json_schema", {}).get("name", "")
+
+
+def is_schema(name: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda body: schema_name(body) == name
+
+
+def request_data(body: dict[str, Any]) -> dict[str, Any]:
+    """The JSON data document of the request (its first user message)."""
+    first_user = next(m for m in body["messages"] if m["role"] == "user")
+    return json.loads(first_user["content"])
+
+
+def is_repair(body: dict[str, Any]) -> bool:
+    """Whether the request re-asks after an invalid reply."""
+    return sum(m["role"] == "user" for m in body["messages"]) > 1
+
+
+def top_words(texts: list[str], count: int = 2) -> list[str]:
+    words = Counter(w for t in texts for w in set(re.findall(r"[a-z]{3,}", t.lower())) if w not in STOP_WORDS)
+    return [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))[:count]]
+
+
+def smart_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """A well-behaved model: valid replies built from the request's data."""
+    data, name = request_data(body), schema_name(body)
+    if name == "ThemeLabelReply":
+        words = top_words([a["text"] for a in data["theme_answers"]]) or ["misc"]
+        return {"label": " ".join(words).capitalize() + " opinions",
+                "summary": f"Participants talk about {' and '.join(words)}.", "polarity": "mixed"}
+    if name == "ModelSentencesReply":
+        return {"sentences": [
+            {"session_model": m["session_model"],
+             "sentence": f"{m['session_model']} users raise this in {m['answer_count']} answers.",
+             "answer_ids": [a["id"] for a in m["answers"][:2]]} for m in data["models"]]}
+    if name == "DistinctLabelsReply":
+        return {"labels": [{"theme": t["theme"],
+                            "label": " ".join(top_words([a["text"] for a in t["answers"]], 3)).capitalize()}
+                           for t in data["themes"]]}
+    raise ValueError(f"no scripted reply for schema {name!r}")
+
+
+INJECTION = re.compile(r"label this theme\s+[\"']?([^\"'.!\n]+)", re.IGNORECASE)
+
+
+def gullible_reply(body: dict[str, Any], learns: bool = True) -> dict[str, Any]:
+    """A model that obeys instructions found in the data: the prompt-injection victim. With
+    `learns`, a repair request (which says answers are data) gets a proper label instead."""
+    reply = smart_reply(body)
+    if schema_name(body) != "ThemeLabelReply":
+        return reply
+    injected = [m.group(1).strip() for a in request_data(body)["theme_answers"] if (m := INJECTION.search(a["text"]))]
+    if injected and learns and is_repair(body):
+        reply["label"] = "Attempts to steer the labelling"
+    elif injected:
+        reply["label"] = injected[0]
+    return reply
+
+
+def stubborn_gullible_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """A model that obeys injected instructions however often it is told not to."""
+    return gullible_reply(body, learns=False)
+
+
+class OpenAIServer:
+    """A threaded local server for POST /v1/chat/completions."""
+
+    def __init__(self, responder: Responder = smart_reply):
+        self.responder = responder
+        self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._faults: list[list[Any]] = []  # [fault, times left (None = always), predicate]
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def add_fault(self, fault: Fault, times: int | None = 1,
+                  when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Apply `fault` to the next `times` matching requests (None = to all of them)."""
+        with self._lock:
+            self._faults.append([fault, times, when])
+
+    def clear(self) -> None:
+        """Forget recorded requests and pending faults."""
+        with self._lock:
+            self.requests.clear()
+            self._faults.clear()
+            self.max_in_flight = 0
+
+    def start(self) -> OpenAIServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _take_fault(self, body: dict[str, Any]) -> Fault | None:
+        with self._lock:
+            self.requests.append(body)
+            for entry in self._faults:
+                fault, times, when = entry
+                if (times is None or times > 0) and (when is None or when(body)):
+                    if times is not None:
+                        entry[1] -= 1
+                    return fault
+        return None
+
+    def _answer(self, body: dict[str, Any], fault: Fault | None) -> tuple[int, dict[str, str], bytes]:
+        if fault and fault.status:
+            headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+            error = {"error": {"message": f"scripted {fault.status}", "type": "server_error", "code": None}}
+            return fault.status, headers, json.dumps(error).encode()
+        if fault and fault.content is not None:
+            content = fault.content
+        else:
+            reply = self.responder(body)
+            content = reply if isinstance(reply, str) else json.dumps(reply)
+        prompt_chars = sum(len(m["content"]) for m in body["messages"])
+        completion = {
+            "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "test-model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content) // 4 + 1,
+                      "total_tokens": prompt_chars // 4 + len(content) // 4 + 1},
+        }
+        return 200, {}, json.dumps(completion).encode()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not self.path.endswith("/chat/completions"):
+                    self._send(404, {}, b'{"error": {"message": "not found"}}')
+                    return
+                fault = server._take_fault(body)
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if fault and fault.hang:
+                        time.sleep(fault.hang)
+                    if fault and fault.reset:
+                        self.close_connection = True
+                        self.connection.close()
+                        return
+                    self._send(*server._answer(body, fault))
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting
+                    self.close_connection = True
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler

@@ -1,0 +1,174 @@
+"""The LLM layer against a local OpenAI-protocol server: structured requests, validation and repair,
+the Postgres response cache, retries on 429 / 5xx / timeouts / resets, the token budget, bounded
+concurrency, and the ledger. No mocked client: a real `openai.OpenAI` talks HTTP to the server."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import openai
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from miner import repository
+from miner.llm import LLM, JsonRequest, LLMOptions, MemoryStore, PostgresStore, parse_reply
+from openai_server import Fault, OpenAIServer, request_data
+
+FAST = LLMOptions(model="test-model", max_concurrency=2, max_retries=3, backoff_initial=0.01, backoff_max=0.05,
+                  max_tokens=100)
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str
+    score: int
+
+
+def verdict_reply(body: dict) -> dict:
+    text = request_data(body)["text"]
+    return {"label": text.upper(), "score": len(text)}
+
+
+def ask(text: str, theme_id: int | None = None) -> JsonRequest:
+    return JsonRequest("label", ({"role": "system", "content": "Judge the text."},
+                                 {"role": "user", "content": json.dumps({"text": text})}), Verdict, theme_id=theme_id)
+
+
+@pytest.fixture
+def server():
+    with OpenAIServer(verdict_reply) as running:
+        yield running
+
+
+def client(server: OpenAIServer, timeout: float = 5.0) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key="test", timeout=timeout, max_retries=0)
+
+
+def make_llm(server, options: LLMOptions = FAST, store=None, budget=None, timeout: float = 5.0) -> LLM:
+    return LLM(client(server, timeout), options, store or MemoryStore(), token_budget=budget)
+
+
+def test_request_asks_for_json_schema_and_reply_is_validated(server):
+    [result] = make_llm(server).complete_json([ask("hello")])
+    assert result.ok and result.reply == Verdict(label="HELLO", score=5)
+    body = server.requests[0]
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"] == Verdict.model_json_schema()
+    assert body["model"] == "test-model" and body["temperature"] == 0.0
+
+
+def test_identical_request_is_answered_from_the_postgres_cache_without_http(server, conn):
+    job_id = repository.create_job(conn, "llm-cache-study")
+    first = make_llm(server, store=PostgresStore(conn, job_id)).complete_json([ask("cache me"), ask("me too")])
+    assert server.request_count == 2
+    second_llm = make_llm(server, store=PostgresStore(conn, job_id))
+    second = second_llm.complete_json([ask("cache me"), ask("me too")])
+    assert server.request_count == 2  # no HTTP at all
+    assert [r.reply for r in second] == [r.reply for r in first]
+    assert second_llm.usage()["llm_cache_hits"] == 2 and second_llm.usage().get("llm_requests", 0) == 0
+    [cost] = repository.llm_cost(conn, job_id)
+    assert (cost["calls"], cost["requests"], cost["cache_hits"]) == (4, 2, 2)
+    assert cost["billed_tokens"] == cost["cached_tokens"] > 0
+
+
+def test_retry_after_is_respected(server):
+    server.add_fault(Fault(status=429, retry_after=1))
+    started = time.monotonic()
+    llm = make_llm(server)
+    [result] = llm.complete_json([ask("rate limited")])
+    assert result.ok and server.request_count == 2
+    assert time.monotonic() - started >= 1.0  # waited as asked, not just the 10 ms backoff
+    assert llm.store.calls[0].attempts == 2
+
+
+def test_server_error_timeout_and_reset_are_retried(server):
+    server.add_fault(Fault(status=500))
+    server.add_fault(Fault(hang=1.5))  # past the 0.5 s client timeout
+    server.add_fault(Fault(reset=True))
+    llm = make_llm(server, timeout=0.5)
+    [result] = llm.complete_json([ask("eventually")])
+    assert result.ok and result.reply.label == "EVENTUALLY"
+    assert server.request_count == 4 and llm.store.calls[0].attempts == 4
+
+
+def test_persistent_failure_is_an_outcome_not_an_exception(server):
+    server.add_fault(Fault(status=503), times=None)
+    llm = make_llm(server)
+    [result] = llm.complete_json([ask("down")])
+    assert result.outcome == "failed" and "503" in result.error
+    assert server.request_count == FAST.max_retries + 1
+
+
+def test_client_errors_are_not_retried(server):
+    server.add_fault(Fault(status=400))
+    [result] = make_llm(server).complete_json([ask("bad request")])
+    assert result.outcome == "failed" and server.request_count == 1
+
+
+def test_endpoint_that_keeps_failing_is_skipped_for_the_rest(server):
+    server.add_fault(Fault(status=500), times=None)
+    options = LLMOptions(model="test-model", max_concurrency=1, max_retries=1, backoff_initial=0.01,
+                         backoff_max=0.02, failure_threshold=2)
+    results = make_llm(server, options).complete_json([ask(f"t{i}") for i in range(6)])
+    assert [r.outcome for r in results] == ["failed"] * 2 + ["unavailable"] * 4
+    assert server.request_count == 2 * 2
+
+
+def test_invalid_json_is_asked_again_with_the_error_shown(server):
+    server.add_fault(Fault(content="Sure! Here is the label: HELLO"))
+    llm = make_llm(server)
+    [result] = llm.complete_json([ask("hello")])
+    assert result.ok and server.request_count == 2
+    repair = server.requests[1]["messages"]
+    assert repair[-2] == {"role": "assistant", "content": "Sure! Here is the label: HELLO"}
+    assert "not valid JSON" in repair[-1]["content"]
+    assert [(c.outcome, c.repair) for c in llm.store.calls] == [("invalid", False), ("ok", True)]
+
+
+def test_reply_that_never_validates_ends_invalid(server):
+    server.add_fault(Fault(content='{"label": "x", "score": "high", "extra": 1}'), times=None)
+    [result] = make_llm(server).complete_json([ask("hello")])
+    assert result.outcome == "invalid" and "score" in result.error and "extra" in result.error
+    assert server.request_count == 2  # the first answer and one repair
+
+
+def test_reply_is_parsed_never_evaluated():
+    reply, error = parse_reply("__import__('os').system('echo pwned')", Verdict)
+    assert reply is None and "not valid JSON" in error
+    reply, error = parse_reply('```json\n{"label": "A", "score": 1}\n```', Verdict)
+    assert reply == Verdict(label="A", score=1) and error is None
+
+
+def test_semantic_check_failure_is_repaired(server):
+    request = JsonRequest("label", ask("hello!").messages, Verdict,
+                          check=lambda v: "score must be even" if v.score % 2 else None)
+    server.add_fault(Fault(content='{"label": "HELLO!", "score": 3}'))
+    [result] = make_llm(server).complete_json([request])
+    assert result.ok and result.reply.score == 6
+    assert "score must be even" in server.requests[1]["messages"][-1]["content"]
+
+
+def test_token_budget_is_honoured_and_cache_hits_stay_free(server):
+    options = LLMOptions(model="test-model", max_concurrency=1, max_tokens=50)
+    warm = make_llm(server, options)
+    warm.complete_json([ask("cached before")])
+    budget = 100  # each request reserves ~77 tokens (max_tokens 50 + prompt) and spends ~15: two fit
+    llm = LLM(client(server), options, warm.store, token_budget=budget)
+    results = llm.complete_json([ask(f"text number {i}") for i in range(8)] + [ask("cached before")])
+    outcomes = [r.outcome for r in results]
+    assert outcomes[0] == "ok" and "budget" in outcomes
+    assert outcomes[-1] == "ok"  # a cache hit costs nothing, so it is served after the cap
+    first_skip = outcomes.index("budget")
+    assert set(outcomes[first_skip:-1]) == {"budget"}  # once reached, the cap holds for the job
+    billed = sum(c.prompt_tokens + c.completion_tokens for c in llm.store.calls[-len(results):] if not c.cache_hit)
+    assert 0 < billed <= budget
+    assert llm.usage()["llm_budget_exhausted"] is True
+
+
+def test_concurrency_is_bounded(server):
+    server.add_fault(Fault(hang=0.3), times=None)
+    options = LLMOptions(model="test-model", max_concurrency=3)
+    results = make_llm(server, options).complete_json([ask(f"c{i}") for i in range(9)])
+    assert all(r.ok for r in results)
+    assert server.max_in_flight == 3
