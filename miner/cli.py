@@ -390,6 +390,62 @@ def eval_clusters(
     console.print(table)
 
 
+@eval_app.command("ratings")
+def eval_ratings(
+    study: str = typer.Option(..., "--study", help="study whose inferred ratings to measure"),
+    gold: Optional[Path] = typer.Option(None, "--gold", help="CSV of people's ratings with an `id` column",
+                                        exists=True, dir_okay=False),
+    gold_column: str = typer.Option("overall", "--gold-column", help="the CSV column holding the rating"),
+    dimension: str = typer.Option("overall", "--dimension", help="the dimension compared with --gold-column"),
+    offline: bool = typer.Option(False, "--offline", help="use the offline estimator even if an LLM is configured"),
+    as_json: bool = typer.Option(False, "--json", help="print the figures as JSON"),
+) -> None:
+    """Measure inferred ratings against people's own: Spearman per dimension, n, Kendall's tau of the model ranking.
+
+    Without --gold the study's explicit ratings are the target, hidden from the estimator. With
+    --gold the CSV's `id` column is joined to each log's own `id`.
+    Example: miner eval ratings --study halie --gold halie_crossword_ratings.csv --gold-column helpfulness
+    """
+    from miner.components import embedder_from_settings
+    from miner.eval_ratings import GoldDataError, evaluate_ratings, read_gold
+
+    with services() as svc:
+        try:
+            gold_values = None if gold is None else read_gold(gold, gold_column)
+            result = evaluate_ratings(svc.conn, study, embedder_from_settings(svc.settings), gold_values,
+                                      dimension, llm=None if offline else _rating_llm(svc))
+        except GoldDataError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+        svc.conn.commit()  # keep the embeddings it computed
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    console.print(f"{result.estimator} against {result.target}", highlight=False)
+    table = Table("dimension", "spearman", "n")
+    for name, figures in result.dimensions.items():
+        table.add_row(name, "-" if figures["spearman"] is None else f"{figures['spearman']:.3f}", str(figures["n"]))
+    console.print(table)
+    models = Table("session model", "inferred mean", "people's mean", "n")
+    for model, figures in sorted(result.models.items(), key=lambda kv: -kv[1]["gold"]):
+        models.add_row(model, f"{figures['inferred']:.2f}", f"{figures['gold']:.2f}", str(figures["n"]))
+    console.print(models)
+    console.print(f"Kendall's tau of the model ranking: {result.kendall_tau}", highlight=False)
+
+
+def _rating_llm(svc: Services):
+    """A miner.llm.LLM for the configured endpoint, or None (offline estimator)."""
+    from miner.components import llm_client_from_settings, llm_options_from_settings
+
+    client = llm_client_from_settings(svc.settings)
+    if client is None:
+        return None
+    from miner.llm import LLM, PostgresStore
+
+    options = llm_options_from_settings(svc.settings)
+    return LLM(client, options, PostgresStore(svc.conn, None), token_budget=options.token_budget)
+
+
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending schema migrations.

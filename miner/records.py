@@ -145,3 +145,127 @@ class CachedReply:
     content: str
     prompt_tokens: int
     completion_tokens: int
+
+
+# Interview understanding: question dimensions, ratings, quality verdicts, per-model statistics.
+
+
+@dataclass(frozen=True)
+class UnitInsight:
+    """An answer's question dimension and the answer's sentiment on the 1-5 scale (3 = neutral)."""
+
+    unit_id: str
+    dimension: str
+    dimension_confidence: float
+    dimension_source: str  # prototype | llm
+    sentiment: float
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One interview's 1-5 score on one dimension, and where it came from."""
+
+    interview_id: str
+    session_model: str
+    dimension: str
+    score: float
+    source: str  # explicit | llm | estimate
+    evidence: str | None = None
+    unit_id: str | None = None
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    """Whether an interview is low quality, and why (reasons are short codes)."""
+
+    interview_id: str
+    session_model: str
+    low_quality: bool
+    reasons: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelEngagement:
+    """How much one session model's users engaged; durations are None when not logged."""
+
+    session_model: str
+    interviews: int
+    excluded: int
+    chat_rounds: float
+    user_words_per_turn: float | None
+    model_words_per_turn: float | None
+    answer_words: float
+    session_seconds: float | None
+    session_seconds_median: float | None
+    interview_seconds: float | None
+    interview_seconds_median: float | None
+
+
+@dataclass(frozen=True)
+class ModelRating:
+    """Mean rating of one model on one dimension with a 95% bootstrap confidence interval."""
+
+    session_model: str
+    dimension: str
+    n: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    n_explicit: int
+
+
+@dataclass(frozen=True)
+class ThemePrevalence:
+    """Share of a model's interviews that touch a theme, against all other models' interviews."""
+
+    theme_id: int
+    session_model: str
+    interviews_with: int
+    interviews: int
+    prevalence: float
+    ci_low: float
+    ci_high: float
+    rest_prevalence: float | None  # None (and no test) when the study has one model
+    difference: float | None
+    cohens_h: float | None
+    p_value: float | None
+    p_adjusted: float | None
+    significant: bool
+
+
+@dataclass(frozen=True)
+class ThemeTest:
+    """Whether a theme's prevalence differs between models at all (chi-square, all models)."""
+
+    theme_id: int
+    statistic: float
+    dof: int
+    p_value: float
+    p_adjusted: float
+    cramers_v: float
+    significant: bool
+
+
+@dataclass(frozen=True)
+class DimensionCorrelation:
+    """Spearman correlation of two dimensions' ratings over interviews that have both."""
+
+    dimension_a: str
+    dimension_b: str
+    spearman: float | None
+    p_value: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class ThemeSentiment:
+    """Sentiment shares of one theme's answers for one model; `bipolar` = split opinion."""
+
+    theme_id: int
+    session_model: str
+    answers: int
+    positive_share: float
+    negative_share: float
+    mean_sentiment: float
+    bipolar: bool

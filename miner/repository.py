@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from miner.records import Interview, Job, Rejected, Theme, ThemeModelStat, Unit
 from miner.records import CachedReply, LLMCall, ThemeModelSentence, ThemeOpinion
+from miner.records import QualityVerdict, Rating, UnitInsight
 
 
 def save_interviews(conn: psycopg.Connection, interviews: Sequence[Interview]) -> int:
@@ -284,5 +285,99 @@ def theme_model_sentences(conn: psycopg.Connection, study: str) -> list[dict[str
         return cur.execute(
             """SELECT theme_id, label, polarity, session_model, sentence, unit_ids, answers, share, labeller
                FROM theme_model_sentences WHERE study = %s ORDER BY theme_id, session_model""",
+            (study,),
+        ).fetchall()
+
+
+_INSIGHT_TABLES = ("unit_insights", "ratings", "quality_verdicts", "engagement_stats", "rating_stats",
+                   "prevalence_stats", "prevalence_tests", "correlation_stats", "sentiment_stats", "insight_runs")
+
+
+def save_insights(conn: psycopg.Connection, job_id: str, run: dict[str, Any], insights: Sequence[UnitInsight],
+                  ratings: Sequence[Rating], verdicts: Sequence[QualityVerdict], statistics: Any) -> None:
+    """Replace a job's dimensions, ratings, quality verdicts and statistics (a miner.stats.Statistics)."""
+    for table in _INSIGHT_TABLES:  # a fixed list of names, never input
+        conn.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
+    conn.execute(
+        """INSERT INTO insight_runs (job_id, rating_estimator, correction, alpha, low_quality_included,
+               interviews, excluded) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+        (job_id, run["rating_estimator"], run["correction"], run["alpha"], run["low_quality_included"],
+         run["interviews"], run["excluded"]))
+    rows = {
+        """INSERT INTO unit_insights (job_id, unit_id, dimension, dimension_confidence, dimension_source, sentiment)
+           VALUES (%s, %s, %s, %s, %s, %s)""":
+            [(job_id, x.unit_id, x.dimension, x.dimension_confidence, x.dimension_source, x.sentiment)
+             for x in insights],
+        """INSERT INTO ratings (job_id, interview_id, session_model, dimension, score, source, evidence, unit_id)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""":
+            [(job_id, r.interview_id, r.session_model, r.dimension, r.score, r.source, r.evidence, r.unit_id)
+             for r in ratings],
+        """INSERT INTO quality_verdicts (job_id, interview_id, session_model, low_quality, reasons, details)
+           VALUES (%s, %s, %s, %s, %s, %s)""":
+            [(job_id, v.interview_id, v.session_model, v.low_quality, list(v.reasons), Jsonb(v.details))
+             for v in verdicts],
+        """INSERT INTO engagement_stats (job_id, session_model, interviews, excluded, chat_rounds,
+               user_words_per_turn, model_words_per_turn, answer_words, session_seconds, session_seconds_median,
+               interview_seconds, interview_seconds_median)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""":
+            [(job_id, e.session_model, e.interviews, e.excluded, e.chat_rounds, e.user_words_per_turn,
+              e.model_words_per_turn, e.answer_words, e.session_seconds, e.session_seconds_median,
+              e.interview_seconds, e.interview_seconds_median) for e in statistics.engagement],
+        """INSERT INTO rating_stats (job_id, session_model, dimension, n, mean, ci_low, ci_high, n_explicit)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""":
+            [(job_id, r.session_model, r.dimension, r.n, r.mean, r.ci_low, r.ci_high, r.n_explicit)
+             for r in statistics.ratings],
+        """INSERT INTO prevalence_stats (job_id, theme_id, session_model, interviews_with, interviews, prevalence,
+               ci_low, ci_high, rest_prevalence, difference, cohens_h, p_value, p_adjusted, significant)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""":
+            [(job_id, p.theme_id, p.session_model, p.interviews_with, p.interviews, p.prevalence, p.ci_low,
+              p.ci_high, p.rest_prevalence, p.difference, p.cohens_h, p.p_value, p.p_adjusted, p.significant)
+             for p in statistics.prevalence],
+        """INSERT INTO prevalence_tests (job_id, theme_id, statistic, dof, p_value, p_adjusted, cramers_v, significant)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""":
+            [(job_id, t.theme_id, t.statistic, t.dof, t.p_value, t.p_adjusted, t.cramers_v, t.significant)
+             for t in statistics.theme_tests],
+        """INSERT INTO correlation_stats (job_id, dimension_a, dimension_b, spearman, p_value, n)
+           VALUES (%s, %s, %s, %s, %s, %s)""":
+            [(job_id, c.dimension_a, c.dimension_b, c.spearman, c.p_value, c.n) for c in statistics.correlations],
+        """INSERT INTO sentiment_stats (job_id, theme_id, session_model, answers, positive_share, negative_share,
+               mean_sentiment, bipolar) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""":
+            [(job_id, s.theme_id, s.session_model, s.answers, s.positive_share, s.negative_share,
+              s.mean_sentiment, s.bipolar) for s in statistics.sentiment],
+    }
+    with conn.cursor() as cur:
+        for sql, params in rows.items():
+            if params:
+                cur.executemany(sql, params)
+
+
+def model_ratings(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
+    """The model_ratings view for one study."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT session_model, dimension, mean, ci_low, ci_high, n, n_explicit, rating_estimator
+               FROM model_ratings WHERE study = %s ORDER BY dimension, session_model""",
+            (study,),
+        ).fetchall()
+
+
+def theme_prevalence(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
+    """The theme_prevalence view for one study."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT theme_id, label, session_model, interviews_with, interviews, prevalence, ci_low, ci_high,
+                      rest_prevalence, difference, cohens_h, p_value, p_adjusted, significant, more_common,
+                      correction
+               FROM theme_prevalence WHERE study = %s ORDER BY theme_id, session_model""",
+            (study,),
+        ).fetchall()
+
+
+def quality_exclusions(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
+    """The quality_exclusions view for one study: interviews per reason, 'any' = all excluded."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT reason, interviews, share, excluded_from_statistics FROM quality_exclusions
+               WHERE study = %s ORDER BY reason""",
             (study,),
         ).fetchall()

@@ -1,0 +1,305 @@
+"""Statistics stage: per-model numbers with their uncertainty, from interviews that passed the
+quality filter.
+
+- engagement: interviews, chat rounds, words per turn, session and interview durations;
+- ratings: mean per model × dimension with a 95% percentile-bootstrap confidence interval;
+- theme prevalence: share of a model's interviews touching each theme (Wilson interval), a
+  one-vs-rest Fisher exact test per theme × model and a chi-square test per theme across all
+  models, p-values adjusted over all themes (Benjamini–Hochberg by default, or Holm);
+- Spearman correlations between dimensions over interviews;
+- sentiment per theme × model: shares of clearly positive and negative answers, flagged bipolar
+  when both are sizeable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import combinations
+from typing import Literal
+
+import numpy as np
+
+from miner.ingest import text_of
+from miner.records import (DimensionCorrelation, Interview, ModelEngagement, ModelRating, Rating,
+                           ThemePrevalence, ThemeSentiment, ThemeTest, Unit)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StatsOptions:
+    resamples: int = 2000
+    level: float = 0.95
+    alpha: float = 0.05  # significance level, applied to adjusted p-values
+    correction: Literal["bh", "holm"] = "bh"
+    seed: int = 0
+    positive: float = 4.0  # an answer at or above this sentiment (1-5) is clearly positive
+    negative: float = 2.0  # at or below, clearly negative
+    bipolar_share: float = 0.25  # both shares at least this much: a split opinion
+    min_bipolar_answers: int = 10
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Everything the statistics stage writes back."""
+
+    engagement: list[ModelEngagement]
+    ratings: list[ModelRating]
+    prevalence: list[ThemePrevalence]
+    theme_tests: list[ThemeTest]
+    correlations: list[DimensionCorrelation]
+    sentiment: list[ThemeSentiment]
+
+
+def bootstrap_mean_ci(values: Sequence[float], resamples: int = 2000, level: float = 0.95,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the percentile bootstrap interval of the mean."""
+    data = np.asarray(values, dtype=float)
+    mean = float(data.mean())
+    if len(data) < 2 or np.all(data == data[0]):
+        return mean, mean, mean
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    step = max(1, 2_000_000 // len(data))  # bound memory: resample in chunks
+    for start in range(0, resamples, step):
+        count = min(step, resamples - start)
+        means[start:start + count] = data[rng.integers(0, len(data), (count, len(data)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return mean, float(low), float(high)
+
+
+def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion; (0, 1) when there are no trials."""
+    if trials == 0:
+        return 0.0, 1.0
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def adjust_pvalues(p_values: Sequence[float], method: str = "bh") -> list[float]:
+    """Benjamini–Hochberg (false discovery rate) or Holm (family-wise error) adjusted p-values."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    if m == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    ranked = p[order]
+    if method == "bh":
+        adjusted = np.minimum.accumulate((ranked * m / np.arange(1, m + 1))[::-1])[::-1]
+    elif method == "holm":
+        adjusted = np.maximum.accumulate(ranked * (m - np.arange(m)))
+    else:
+        raise ValueError(f"unknown correction {method!r}; use 'bh' or 'holm'")
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out.tolist()
+
+
+def cohens_h(p1: float, p2: float) -> float:
+    """Effect size of a difference between two proportions (0.2 small, 0.5 medium, 0.8 large)."""
+    return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    try:
+        delta = datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except (ValueError, TypeError):
+        return None
+    seconds = delta.total_seconds()
+    return seconds if seconds >= 0 else None
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def engagement(interviews: Sequence[Interview], units: Sequence[Unit], excluded: set[str]) -> list[ModelEngagement]:
+    """Per model: how long and how much its users chatted and answered (included interviews only)."""
+    by_model: dict[str, list[Interview]] = defaultdict(list)
+    excluded_count: dict[str, int] = defaultdict(int)
+    for interview in interviews:
+        if interview.interview_id in excluded:
+            excluded_count[interview.session_model] += 1
+        else:
+            by_model[interview.session_model].append(interview)
+    answer_words: dict[str, list[int]] = defaultdict(list)
+    for unit in units:
+        if unit.interview_id not in excluded:
+            answer_words[unit.session_model].append(_words(unit.answer))
+    rows = []
+    for model in sorted(set(by_model) | set(excluded_count)):
+        group = by_model.get(model, [])
+        rounds, turn_words = [], {"user": [0, 0], "assistant": [0, 0]}
+        session_seconds, interview_seconds = [], []
+        for interview in group:
+            session = interview.record.get("session") or []
+            rounds.append(sum(m["role"] == "user" for m in session))
+            for message in session:
+                if message["role"] in turn_words:
+                    turn_words[message["role"]][0] += _words(text_of(message["content"]))
+                    turn_words[message["role"]][1] += 1
+            record = interview.record
+            if (s := _seconds(record.get("sessionStart"), record.get("sessionEnd"))) is not None:
+                session_seconds.append(s)
+            if (s := _seconds(record.get("interviewStart"), record.get("interviewEnd"))) is not None:
+                interview_seconds.append(s)
+
+        def per_turn(role: str) -> float | None:
+            words, turns = turn_words[role]
+            return words / turns if turns else None
+
+        def mean(values: list[float]) -> float | None:
+            return float(np.mean(values)) if values else None
+
+        def median(values: list[float]) -> float | None:
+            return float(np.median(values)) if values else None
+
+        rows.append(ModelEngagement(
+            session_model=model, interviews=len(group), excluded=excluded_count.get(model, 0),
+            chat_rounds=float(np.mean(rounds)) if rounds else 0.0,
+            user_words_per_turn=per_turn("user"), model_words_per_turn=per_turn("assistant"),
+            answer_words=float(np.mean(answer_words[model])) if answer_words[model] else 0.0,
+            session_seconds=mean(session_seconds), session_seconds_median=median(session_seconds),
+            interview_seconds=mean(interview_seconds), interview_seconds_median=median(interview_seconds)))
+    return rows
+
+
+def rating_stats(ratings: Sequence[Rating], excluded: set[str], options: StatsOptions = StatsOptions()) -> list[ModelRating]:
+    """Mean rating per model × dimension with its bootstrap confidence interval."""
+    groups: dict[tuple[str, str], list[Rating]] = defaultdict(list)
+    for rating in ratings:
+        if rating.interview_id not in excluded:
+            groups[(rating.session_model, rating.dimension)].append(rating)
+    rows = []
+    for (model, dimension), group in sorted(groups.items()):
+        mean, low, high = bootstrap_mean_ci([r.score for r in group], options.resamples, options.level, options.seed)
+        rows.append(ModelRating(model, dimension, len(group), mean, low, high,
+                                sum(r.source == "explicit" for r in group)))
+    return rows
+
+
+def theme_prevalence(units: Sequence[Unit], labels: np.ndarray, excluded: set[str],
+                     options: StatsOptions = StatsOptions()) -> tuple[list[ThemePrevalence], list[ThemeTest]]:
+    """Per theme × model: share of the model's interviews touching the theme, its interval and a
+    one-vs-rest test; per theme: a chi-square test across models. Adjusted over all themes."""
+    from scipy.stats import chi2_contingency, fisher_exact
+
+    interviews_of: dict[str, set[str]] = defaultdict(set)
+    with_theme: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for unit, label in zip(units, labels):
+        if unit.interview_id in excluded:
+            continue
+        interviews_of[unit.session_model].add(unit.interview_id)
+        if label >= 0:
+            with_theme[(int(label), unit.session_model)].add(unit.interview_id)
+    models = sorted(interviews_of)
+    totals = {m: len(interviews_of[m]) for m in models}
+    themes = sorted({theme for theme, _ in with_theme})
+    cells, p_values = [], []
+    tests = []
+    for theme in themes:
+        counts = {m: len(with_theme.get((theme, m), ())) for m in models}
+        for model in models:
+            k, n = counts[model], totals[model]
+            rest_k = sum(counts[m] for m in models if m != model)
+            rest_n = sum(totals[m] for m in models if m != model)
+            test = None
+            if rest_n:
+                test = fisher_exact([[k, n - k], [rest_k, rest_n - rest_k]])[1]
+                p_values.append(test)
+            cells.append((theme, model, k, n, rest_k, rest_n, test))
+        if len(models) > 1:
+            table = np.array([[counts[m], totals[m] - counts[m]] for m in models])
+            if table[:, 0].sum() and table[:, 1].sum():
+                statistic, p, dof, _ = chi2_contingency(table)
+                cramers_v = math.sqrt(statistic / (table.sum() * (min(table.shape) - 1)))
+            else:  # every interview (or none) has the theme: nothing to compare
+                statistic, p, dof, cramers_v = 0.0, 1.0, len(models) - 1, 0.0
+            tests.append([theme, float(statistic), int(dof), float(p), float(cramers_v)])
+    adjusted = iter(adjust_pvalues(p_values, options.correction))
+    rows = []
+    for theme, model, k, n, rest_k, rest_n, p in cells:
+        low, high = wilson_interval(k, n, options.level)
+        prevalence = k / n if n else 0.0
+        if p is None:
+            rows.append(ThemePrevalence(theme, model, k, n, prevalence, low, high, None, None, None, None, None, False))
+            continue
+        rest = rest_k / rest_n
+        p_adjusted = next(adjusted)
+        rows.append(ThemePrevalence(theme, model, k, n, prevalence, low, high, rest, prevalence - rest,
+                                    cohens_h(prevalence, rest), float(p), float(p_adjusted),
+                                    p_adjusted < options.alpha))
+    theme_adjusted = adjust_pvalues([t[3] for t in tests], options.correction)
+    theme_tests = [ThemeTest(theme, statistic, dof, p, p_adj, v, p_adj < options.alpha)
+                   for (theme, statistic, dof, p, v), p_adj in zip(tests, theme_adjusted)]
+    return rows, theme_tests
+
+
+def dimension_correlations(ratings: Sequence[Rating], excluded: set[str]) -> list[DimensionCorrelation]:
+    """Spearman correlation of each pair of dimensions over interviews rated on both."""
+    from scipy.stats import spearmanr
+
+    scores: dict[str, dict[str, float]] = defaultdict(dict)
+    for rating in ratings:
+        if rating.interview_id not in excluded:
+            scores[rating.dimension][rating.interview_id] = rating.score
+    rows = []
+    for a, b in combinations(sorted(scores), 2):
+        shared = sorted(scores[a].keys() & scores[b].keys())
+        x = [scores[a][i] for i in shared]
+        y = [scores[b][i] for i in shared]
+        rho = p = None
+        if len(shared) >= 3 and len(set(x)) > 1 and len(set(y)) > 1:
+            result = spearmanr(x, y)
+            rho, p = float(result.statistic), float(result.pvalue)
+        rows.append(DimensionCorrelation(a, b, rho, p, len(shared)))
+    return rows
+
+
+def theme_sentiment(units: Sequence[Unit], labels: np.ndarray, sentiment: np.ndarray, excluded: set[str],
+                    options: StatsOptions = StatsOptions()) -> list[ThemeSentiment]:
+    """Per theme × model: shares of clearly positive and negative answers; bipolar when both are sizeable."""
+    groups: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for unit, label, value in zip(units, labels, sentiment):
+        if label >= 0 and unit.interview_id not in excluded:
+            groups[(int(label), unit.session_model)].append(float(value))
+    rows = []
+    for (theme, model), values in sorted(groups.items()):
+        data = np.asarray(values)
+        positive = float((data >= options.positive).mean())
+        negative = float((data <= options.negative).mean())
+        bipolar = (len(data) >= options.min_bipolar_answers and positive >= options.bipolar_share
+                   and negative >= options.bipolar_share)
+        rows.append(ThemeSentiment(theme, model, len(data), positive, negative, float(data.mean()), bipolar))
+    return rows
+
+
+def compute_statistics(interviews: Sequence[Interview], units: Sequence[Unit], labels: np.ndarray,
+                       ratings: Sequence[Rating], sentiment: np.ndarray, excluded: set[str],
+                       options: StatsOptions = StatsOptions()) -> Statistics:
+    """All per-model statistics, leaving out the `excluded` (low-quality) interviews."""
+    prevalence, tests = theme_prevalence(units, labels, excluded, options)
+    statistics = Statistics(
+        engagement=engagement(interviews, units, excluded),
+        ratings=rating_stats(ratings, excluded, options),
+        prevalence=prevalence, theme_tests=tests,
+        correlations=dimension_correlations(ratings, excluded),
+        sentiment=theme_sentiment(units, labels, sentiment, excluded, options),
+    )
+    logger.info("stats: %d interviews (%d excluded), %d rating cells, %d of %d theme × model differences "
+                "significant (%s)", len(interviews), len(excluded), len(statistics.ratings),
+                sum(p.significant for p in prevalence), len(prevalence), options.correction)
+    return statistics

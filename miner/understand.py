@@ -1,0 +1,114 @@
+"""Understanding stage: from answer units to dimensions, ratings, quality verdicts and per-model
+statistics. Runs after themes, on the units, vectors and theme labels the job already has.
+
+Order: dimensions (prototypes, or the LLM's) → explicit ratings → inferred ratings (one LLM call
+per interview, or the offline anchor estimator) → quality verdicts → statistics, leaving out
+low-quality interviews unless `include_low_quality`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from miner.components import Embedder
+from miner.dimensions import DEFAULT_THRESHOLD, DimensionLabel, PrototypeClassifier, classify_questions
+from miner.quality import QualityOptions, judge_quality
+from miner.ratings import AnchorSentiment, explicit_ratings, rate_interviews
+from miner.records import Interview, QualityVerdict, Rating, Unit, UnitInsight
+from miner.stats import Statistics, StatsOptions, compute_statistics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UnderstandOptions:
+    dimension_threshold: float = DEFAULT_THRESHOLD
+    include_low_quality: bool = False
+    quality: QualityOptions = field(default_factory=QualityOptions)
+    stats: StatsOptions = field(default_factory=StatsOptions)
+    llm_scrub: bool = True
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What the stage produced, ready for repository.save_insights."""
+
+    run: dict
+    insights: list[UnitInsight]
+    ratings: list[Rating]
+    verdicts: list[QualityVerdict]
+    statistics: Statistics
+    counts: dict[str, int]
+
+
+def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit], vectors: np.ndarray,
+                          labels: np.ndarray, embedder: Embedder, options: UnderstandOptions = UnderstandOptions(),
+                          llm=None, on_progress: Callable[[str], None] | None = None) -> Understanding:
+    """Dimensions, ratings, quality verdicts and statistics for one study's units.
+
+    `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline.
+    """
+    progress = on_progress or (lambda stage: None)
+    estimator = AnchorSentiment(embedder)
+    classifier = PrototypeClassifier(embedder, threshold=options.dimension_threshold)
+    by_question = classify_questions([u.question for u in units], classifier)
+    dimensions = {u.unit_id: by_question[u.question] for u in units}
+    sources = {u.unit_id: "prototype" for u in units}
+    progress("ratings")
+
+    # Offline first: the LLM's answers replace it interview by interview where they arrive.
+    ratings, sentiment = rate_interviews(units, dimensions, vectors, estimator)
+    llm_judgements: dict[str, str] = {}
+    rating_estimator = estimator.name
+    if llm is not None and units:
+        from miner.llm_rate import rate_with_llm
+
+        rated = rate_with_llm(units, llm, scrub=options.llm_scrub)
+        if rated:
+            ratings = _merge_llm(units, dimensions, sources, ratings, rated)
+            llm_judgements = {i: r.quality_reason or "judged low effort" for i, r in rated.items() if r.low_effort}
+            rating_estimator = f"llm:{llm.options.model}" + (" + " + estimator.name if len(rated) < len(
+                {u.interview_id for u in units}) else "")
+    progress("quality")
+
+    verdicts = judge_quality(interviews, units, vectors, embedder, estimator.anchor_vectors(), options.quality,
+                             llm_judgements)
+    excluded = set() if options.include_low_quality else {v.interview_id for v in verdicts if v.low_quality}
+    progress("stats")
+    statistics = compute_statistics(interviews, units, labels, ratings, sentiment, excluded, options.stats)
+
+    insights = [UnitInsight(u.unit_id, dimensions[u.unit_id].dimension, dimensions[u.unit_id].confidence,
+                            sources[u.unit_id], round(float(s), 4)) for u, s in zip(units, sentiment)]
+    run = {"rating_estimator": rating_estimator, "correction": options.stats.correction,
+           "alpha": options.stats.alpha, "low_quality_included": options.include_low_quality,
+           "interviews": len(interviews), "excluded": len(excluded)}
+    counts = {"ratings": len(ratings), "explicit_ratings": sum(r.source == "explicit" for r in ratings),
+              "low_quality": sum(v.low_quality for v in verdicts), "excluded": len(excluded),
+              "significant_theme_differences": sum(p.significant for p in statistics.prevalence)}
+    return Understanding(run, insights, ratings, verdicts, statistics, counts)
+
+
+def _merge_llm(units: Sequence[Unit], dimensions: dict[str, DimensionLabel], sources: dict[str, str],
+               offline: list[Rating], rated: dict) -> list[Rating]:
+    """For interviews the LLM rated: its dimensions, explicit ratings re-read under them, then its scores."""
+    for interview in rated.values():
+        for unit_id, label in interview.dimensions.items():
+            dimensions[unit_id] = label
+            sources[unit_id] = "llm"
+    rated_units = [u for u in units if u.interview_id in rated]
+    explicit = explicit_ratings(rated_units, dimensions)
+    stated = {(r.interview_id, r.dimension) for r in explicit}
+    llm_scores = [r for interview in rated.values() for r in interview.ratings
+                  if (r.interview_id, r.dimension) not in stated]
+    # The LLM's evidence is a quote, not a unit: point at the answer that holds it.
+    located = []
+    for rating in llm_scores:
+        unit_id = next((u.unit_id for u in rated_units if u.interview_id == rating.interview_id and rating.evidence
+                        and rating.evidence.casefold() in u.answer.casefold()), None)
+        located.append(replace(rating, unit_id=unit_id))
+    kept_offline = [r for r in offline if r.interview_id not in rated]
+    return kept_offline + explicit + located
