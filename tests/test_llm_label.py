@@ -20,7 +20,7 @@ from miner.cli import app
 from miner.ingest import to_interview
 from miner.label import ExtractiveLabeller
 from miner.llm import LLMOptions
-from miner.llm_label import INSTRUCTIONS_LABEL, label_problem, near_same
+from miner.label_guard import INSTRUCTIONS_LABEL, label_problem, near_same
 from miner.pipeline import Components, run_job
 from miner.sample import generate_sample
 from openai_server import (Fault, OpenAIServer, gullible_reply, is_schema, request_data, smart_reply,
