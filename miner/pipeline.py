@@ -25,6 +25,7 @@ def run_job(conn: psycopg.Connection, job_id: str, components: Components) -> di
         steps.cluster(conn, job_id, components)
         steps.label(conn, job_id, components)
         steps.aggregate(conn, job_id, components)
+        steps.understand(conn, job_id, components)
         return steps.publish(conn, job_id)
     except JobCancelled:
         raise

@@ -1,6 +1,6 @@
 """The analysis job as idempotent steps whose state lives in Postgres.
 
-prepare → embed:0..N-1 (fanned out) → cluster → label → aggregate → publish. Each step loads
+prepare → embed:0..N-1 (fanned out) → cluster → label → aggregate → understand → publish. Each step loads
 its inputs from rows, writes its outputs as rows keyed by job, and records itself done in
 `job_steps` in the same transaction, so a step delivered twice (worker killed before its ack)
 finds itself done and returns. Readers only see a job once `publish` flips it to succeeded.
@@ -33,7 +33,8 @@ from miner.units import split_units
 logger = logging.getLogger(__name__)
 
 # Share of the progress bar a step's completion stands for; embed is split over its chunks.
-WEIGHTS = {"prepare": 0.05, "embed": 0.60, "cluster": 0.15, "label": 0.10, "aggregate": 0.07, "publish": 0.03}
+WEIGHTS = {"prepare": 0.05, "embed": 0.60, "cluster": 0.15, "label": 0.10, "aggregate": 0.02, "understand": 0.05,
+           "publish": 0.03}
 DEFAULT_EMBED_CHUNK = 2000
 
 
@@ -60,6 +61,7 @@ class Components:
     llm_client: Any | None = None
     llm_options: Any | None = None   # miner.llm.LLMOptions
     label_options: Any | None = None  # miner.llm_label.LabelOptions
+    understand_options: Any | None = None  # miner.understand.UnderstandOptions; None = its defaults
     nightly: NightlyParams = NightlyParams()
     embed_chunk: int = DEFAULT_EMBED_CHUNK
 
@@ -229,6 +231,38 @@ def aggregate(conn: psycopg.Connection, job_id: str, components: Components) -> 
     return run_step(conn, job_id, "aggregate", body)
 
 
+def understand(conn: psycopg.Connection, job_id: str, components: Components) -> dict[str, Any]:
+    """Question dimensions, ratings, quality verdicts and per-model statistics (miner.understand).
+
+    Job params `include_low_quality` and `correction` ("bh" | "holm") override the defaults.
+    """
+    def body(job: Job) -> dict[str, Any]:
+        from dataclasses import replace
+
+        from miner.understand import UnderstandOptions, understand_interviews
+
+        units, vectors, labels = _job_arrays(conn, job_id, components.embedder)
+        in_job = {u.interview_id for u in units}
+        interviews = [i for i in repository.load_interviews(conn, job.study) if i.interview_id in in_job]
+        options = components.understand_options or UnderstandOptions()
+        options = replace(options, include_low_quality=bool(job.params.get("include_low_quality", options.include_low_quality)),
+                          stats=replace(options.stats, correction=job.params.get("correction", options.stats.correction)))
+        llm = None
+        if components.llm_client is not None:
+            from miner.llm import LLM, PostgresStore
+
+            budget = job.params.get("token_budget", components.llm_options.token_budget)
+            if budget is not None:  # one budget per job: what labelling spent is gone
+                budget = max(0, budget - sum(row["billed_tokens"] for row in repository.llm_cost(conn, job_id)))
+            llm = LLM(components.llm_client, components.llm_options, PostgresStore(conn, job_id), token_budget=budget)
+        result = understand_interviews(interviews, units, vectors, labels, components.embedder, options, llm)
+        repository.save_insights(conn, job_id, result.run, result.insights, result.ratings, result.verdicts,
+                                 result.statistics)
+        return {**result.counts, **({} if llm is None else {f"rate_{k}": v for k, v in llm.usage().items()})}
+
+    return run_step(conn, job_id, "understand", body)
+
+
 def publish(conn: psycopg.Connection, job_id: str) -> dict[str, Any]:
     """Make the job the study's published result, atomically; fold its lineage into the registry."""
     def body(job: Job) -> dict[str, Any]:
@@ -241,6 +275,7 @@ def publish(conn: psycopg.Connection, job_id: str) -> dict[str, Any]:
                   "themes": done["cluster"]["themes"], "outliers": done["cluster"]["outliers"],
                   "mode": done["cluster"]["mode"]}
         counts.update({k: v for k, v in done["label"].items() if k != "labeller"})
+        counts.update(done.get("understand", {}))
         for key in ("new_units", "assigned_new", "born", "growth"):
             if key in done["cluster"]:
                 counts[key] = done["cluster"][key]
@@ -260,7 +295,7 @@ def mark_failed(conn: psycopg.Connection, job_id: str, error: BaseException) -> 
         conn.commit()
 
 
-STEP_ORDER = ("prepare", "embed", "cluster", "label", "aggregate", "publish")
+STEP_ORDER = ("prepare", "embed", "cluster", "label", "aggregate", "understand", "publish")
 
 
 def first_unfinished(conn: psycopg.Connection, job_id: str) -> tuple[str, list[int]]:

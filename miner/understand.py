@@ -67,7 +67,11 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
     if llm is not None and units:
         from miner.llm_rate import rate_with_llm
 
-        rated = rate_with_llm(units, llm, scrub=options.llm_scrub)
+        try:
+            rated = rate_with_llm(units, llm, scrub=options.llm_scrub)
+        except Exception:  # a broken LLM stage must not lose the ratings: the offline ones stay
+            logger.exception("understand: LLM rating failed; keeping the offline ratings")
+            rated = {}
         if rated:
             ratings = _merge_llm(units, dimensions, sources, ratings, rated)
             llm_judgements = {i: r.quality_reason or "judged low effort" for i, r in rated.items() if r.low_effort}

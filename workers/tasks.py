@@ -1,7 +1,7 @@
 """Thin tasks: take a job id, open a connection, run one miner.steps step, queue what follows.
 
 The canvas of a job: analyze (prepare) → group(embed chunk × N) → the last chunk to finish
-queues chain(cluster, label, aggregate, publish). Which chunk is last is decided in Postgres,
+queues chain(cluster, label, aggregate, understand, publish). Which chunk is last is decided in Postgres,
 not by a chord counter in Redis, so a Redis restart can't lose it; a step lost anyway (a message
 dropped with Redis, a worker killed between commit and enqueue) is re-driven by the stall
 watchdog or `miner jobs retry`, and finds the steps already done.
@@ -79,7 +79,7 @@ def step_connection(job_id: str):
 
 
 def tail_chain(job_id: str):
-    return chain(cluster.si(job_id), label.si(job_id), aggregate.si(job_id), publish.si(job_id))
+    return chain(cluster.si(job_id), label.si(job_id), aggregate.si(job_id), understand.si(job_id), publish.si(job_id))
 
 
 def continue_job(conn: psycopg.Connection, job_id: str) -> str:
@@ -90,8 +90,10 @@ def continue_job(conn: psycopg.Connection, job_id: str) -> str:
     elif step == "embed":
         group(embed.si(job_id, chunk) for chunk in chunks).apply_async()
     elif step != "done":
-        tail = {"cluster": tail_chain(job_id), "label": chain(label.si(job_id), aggregate.si(job_id), publish.si(job_id)),
-                "aggregate": chain(aggregate.si(job_id), publish.si(job_id)), "publish": publish.si(job_id)}
+        tail = {"cluster": tail_chain(job_id),
+                "label": chain(label.si(job_id), aggregate.si(job_id), understand.si(job_id), publish.si(job_id)),
+                "aggregate": chain(aggregate.si(job_id), understand.si(job_id), publish.si(job_id)),
+                "understand": chain(understand.si(job_id), publish.si(job_id)), "publish": publish.si(job_id)}
         tail[step].apply_async()
     return step
 
@@ -138,6 +140,12 @@ def label(job_id: str) -> dict:
 def aggregate(job_id: str) -> dict:
     with step_connection(job_id) as conn:
         return steps.aggregate(conn, job_id, _components())
+
+
+@app.task(name="miner.understand", base=StepTask)
+def understand(job_id: str) -> dict:
+    with step_connection(job_id) as conn:
+        return steps.understand(conn, job_id, _components())
 
 
 @app.task(name="miner.publish", base=StepTask)
