@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -269,3 +270,16 @@ class ThemeSentiment:
     negative_share: float
     mean_sentiment: float
     bipolar: bool
+
+
+# Reporting: what the HTML report and the exports read (schema `reporting`, schemas/views.md).
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """One study's rows of each reporting view, keyed by view name; None = the view doesn't exist here."""
+
+    study: str
+    tables: dict[str, list[dict[str, Any]] | None]
+    min_interviews_per_cell: int
+    generated_at: datetime

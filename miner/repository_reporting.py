@@ -1,0 +1,159 @@
+"""SQL for reporting: the privacy threshold, scrubbed answer text, the reader role, and reads of
+the `reporting` views (schemas/views.md). Same rules as repository.py: small named functions over
+a connection, parameterized, no commits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from miner.records import ReportData, Unit
+
+SCHEMA = "reporting"
+# Views read per study, and the order their rows come in (the report and exports rely on it).
+STUDY_VIEWS: dict[str, str] = {
+    "studies": "study",
+    "themes": "theme_id",
+    "theme_by_model": "theme_id, session_model",
+    "theme_model_pairs": "theme_id, model_a, model_b",
+    "theme_evidence": "theme_id, session_model, quote_rank NULLS LAST, unit_id",
+    "theme_model_sentences": "theme_id, session_model",
+    "theme_sentiment": "theme_id, session_model",
+    "model_ratings": "dimension, session_model",
+    "dimension_correlations": "dimension_a, dimension_b",
+    "quality_exclusions": "session_model, reason",
+    "job_history": "created_at, job_id",
+    "theme_history": "finished_at, job_id, theme_id, session_model",
+    "theme_lineage": "finished_at, job_id, theme_id",
+    "llm_cost": "job_id, purpose, model",
+}
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class RoleNameError(ValueError):
+    """A reader role name must be a plain lower-case SQL identifier."""
+
+
+def set_min_interviews_per_cell(conn: psycopg.Connection, k: int) -> None:
+    """Write the privacy threshold K the reporting views apply (only when it changed)."""
+    conn.execute(
+        """UPDATE reporting_settings SET min_interviews_per_cell = %(k)s, updated_at = now()
+           WHERE min_interviews_per_cell IS DISTINCT FROM %(k)s""",
+        {"k": k},
+    )
+
+
+def min_interviews_per_cell(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT min_interviews_per_cell FROM reporting_settings").fetchone()[0]
+
+
+def save_scrubbed_units(conn: psycopg.Connection, units: Sequence[Unit]) -> None:
+    """Store units' scrubbed question and answer; a rescrub replaces the old text."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO scrubbed_units (unit_id, question, answer) VALUES (%s, %s, %s)
+               ON CONFLICT (unit_id) DO UPDATE SET question = excluded.question, answer = excluded.answer,
+                   scrubbed_at = now()
+               WHERE (scrubbed_units.question, scrubbed_units.answer) IS DISTINCT FROM
+                     (excluded.question, excluded.answer)""",
+            [(u.unit_id, u.question, u.answer) for u in units],
+        )
+
+
+def grant_reader(conn: psycopg.Connection, role: str, password: str | None = None) -> bool:
+    """Create (or fix) a login role that can SELECT the reporting views and nothing else.
+
+    Returns whether the role was created. Views added by later migrations are readable too
+    (default privileges of the role running this, which should be the one that migrates).
+    """
+    if not _ROLE_NAME.match(role):
+        raise RoleNameError(f"role name {role!r}: use lower-case letters, digits and _")
+    ident, database = sql.Identifier(role), sql.Identifier(conn.info.dbname)
+    existing = conn.execute("SELECT rolsuper OR rolcreaterole OR rolname = current_user FROM pg_roles "
+                            "WHERE rolname = %s", (role,)).fetchone()
+    if existing is not None and existing[0]:
+        raise RoleNameError(f"role {role!r} administers the database; pick a new name for a reader")
+    created = existing is None
+    secret = sql.SQL(" PASSWORD {}").format(sql.Literal(password)) if password else sql.SQL("")
+    verb = "CREATE ROLE" if created else "ALTER ROLE"
+    conn.execute(sql.SQL(verb + " {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT{}").format(ident, secret))
+    statements = [
+        "GRANT CONNECT ON DATABASE {db} TO {role}",
+        # Whatever the role could do before, raw tables and sequences are now out of reach.
+        "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
+        "REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {role}",
+        "REVOKE CREATE ON SCHEMA public FROM {role}",
+        "GRANT USAGE ON SCHEMA reporting TO {role}",
+        "REVOKE ALL ON ALL TABLES IN SCHEMA reporting FROM {role}",
+        "GRANT SELECT ON ALL TABLES IN SCHEMA reporting TO {role}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA reporting GRANT SELECT ON TABLES TO {role}",
+        # Unqualified names find the reporting views first; a session starts read-only.
+        "ALTER ROLE {role} IN DATABASE {db} SET search_path = reporting, public",
+        "ALTER ROLE {role} IN DATABASE {db} SET default_transaction_read_only = on",
+    ]
+    for statement in statements:
+        conn.execute(sql.SQL(statement).format(role=ident, db=database))
+    return created
+
+
+def reporting_views(conn: psycopg.Connection) -> list[str]:
+    """Names of the views in schema reporting, sorted."""
+    rows = conn.execute(
+        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = %s AND c.relkind IN ('v', 'm') ORDER BY c.relname""",
+        (SCHEMA,),
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def view_contract(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
+    """Every reporting view with its description and columns (name, type, description), in order."""
+    views: dict[str, dict[str, Any]] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            """SELECT c.relname AS view, obj_description(c.oid, 'pg_class') AS view_description,
+                      a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+                      col_description(c.oid, a.attnum) AS description
+               FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+               WHERE n.nspname = %s AND c.relkind IN ('v', 'm')
+               ORDER BY c.relname, a.attnum""",
+            (SCHEMA,),
+        ).fetchall()
+    for row in rows:
+        view = views.setdefault(row["view"], {"description": row["view_description"] or "", "columns": []})
+        view["columns"].append({"name": row["name"], "type": row["type"], "description": row["description"] or ""})
+    return views
+
+
+def existing_views(conn: psycopg.Connection, names: Sequence[str]) -> set[str]:
+    """Which of these reporting views exist in this database."""
+    return set(names) & set(reporting_views(conn))
+
+
+def read_view(conn: psycopg.Connection, view: str, study: str) -> list[dict[str, Any]]:
+    """Rows of one reporting view for a study, in the view's documented order."""
+    if view not in STUDY_VIEWS:
+        raise KeyError(f"unknown reporting view {view!r}")
+    query = sql.SQL("SELECT * FROM {}.{} WHERE study = %s ORDER BY {}").format(
+        sql.Identifier(SCHEMA), sql.Identifier(view), sql.SQL(STUDY_VIEWS[view]))
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, (study,)).fetchall()
+
+
+def read_study(conn: psycopg.Connection, study: str) -> dict[str, list[dict[str, Any]] | None]:
+    """Every per-study reporting view's rows for a study; None for a view this database lacks."""
+    present = existing_views(conn, list(STUDY_VIEWS))
+    return {view: (read_view(conn, view, study) if view in present else None) for view in STUDY_VIEWS}
+
+
+def read_report_data(conn: psycopg.Connection, study: str) -> ReportData:
+    """What the HTML report of a study shows, read from the reporting views."""
+    return ReportData(study=study, tables=read_study(conn, study), min_interviews_per_cell=min_interviews_per_cell(conn),
+                      generated_at=conn.execute("SELECT now()").fetchone()[0])
