@@ -22,7 +22,11 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+    # Redis hands a dead worker's unacknowledged task to another after the visibility timeout;
+    # sweep for such tasks often enough that the timeout is what decides.
+    broker_transport_options={"visibility_timeout": settings.visibility_timeout,
+                              "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 5)),
+                              "unacked_restore_throttle": 1},
     task_default_queue=settings.queue,
     worker_hijack_root_logger=False,
     timezone="UTC",

@@ -71,7 +71,7 @@ class StepTask(Task):
 def step_connection(job_id: str):
     """A connection for one step; a cancelled job or a step busy elsewhere ends the task quietly."""
     try:
-        with db.connect(database_url) as conn:
+        with db.connect(database_url, application_name="miner-worker") as conn:
             yield conn
     except (steps.JobCancelled, steps.StepBusy) as exc:
         logger.info("job %s: %s", job_id, exc)
