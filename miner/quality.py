@@ -7,8 +7,10 @@ Reasons (each a rule over the interview's own record and answers):
 - empty_answers: at least half the answers are empty or shrugs ("idk", "ok", "asdf");
 - copy_pasted: at least half the answers (and two or more) repeat another answer of the same
   interview or are pasted whole from the chat or the question;
-- unrelated_answers: at least half the substantive answers (and two or more) are unrelated to
-  their question and to any opinion about an assistant (embedding similarity below a floor);
+- unrelated_answers: at least half the substantive answers (and two or more) are unrelated both
+  to their question and to opinions about an assistant: cosine below `min_relatedness` to the
+  question and to the centroid of the praise/complaint anchor phrasings (on the sample study
+  70% of off-topic answers fall below 0.2, 1.5% of on-theme ones; on HALIE 3%);
 - llm_judge: the LLM, in its one call per interview, judged the answers low effort.
 """
 
@@ -93,8 +95,11 @@ def judge_quality(interviews: Sequence[Interview], units: Sequence[Unit], vector
                   embedder: Embedder, opinion_vectors: np.ndarray, options: QualityOptions = QualityOptions(),
                   llm_judgements: dict[str, str] | None = None) -> list[QualityVerdict]:
     """One verdict per interview. `vectors` are the units' answer vectors; `opinion_vectors` are
-    phrasings of opinions about an assistant (an answer near one is on topic whatever the question);
+    phrasings of opinions about an assistant (an answer near their centroid is on topic whatever
+    the question);
     `llm_judgements` maps interviews the LLM judged low effort to its reason."""
+    opinion = opinion_vectors.mean(axis=0)
+    opinion = opinion / (np.linalg.norm(opinion) or 1.0)
     logs_chats = any(interview.record.get("session") for interview in interviews)
     unit_index = {u.unit_id: i for i, u in enumerate(units)}
     questions = sorted({u.question for u in units})
@@ -115,7 +120,7 @@ def judge_quality(interviews: Sequence[Interview], units: Sequence[Unit], vector
                 continue
             substantive += 1
             vector = vectors[unit_index[unit.unit_id]]
-            relatedness = max(float(vector @ question_vectors[unit.question]), float((opinion_vectors @ vector).max()))
+            relatedness = max(float(vector @ question_vectors[unit.question]), float(opinion @ vector))
             unrelated += relatedness < options.min_relatedness
 
         def flagged(count: int, out_of: int) -> bool:
