@@ -32,8 +32,9 @@ class NightlyParams:
     recluster_unassigned_share: float = 0.15
     # ... or the study grew by this share since its last full clustering.
     recluster_growth: float = 0.5
-    # A group in the pool needs this many answers to be born as a theme.
+    # A group in the pool needs this many answers, this alike on average, to be born as a theme.
     min_new_theme_size: int = 8
+    pool_link_similarity: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -67,17 +68,23 @@ def assign_to_themes(vectors: np.ndarray, known: dict[int, tuple[np.ndarray, flo
     return np.where(fits, ids[best], -1)
 
 
-def pool_themes(vectors: np.ndarray, min_size: int) -> np.ndarray:
-    """Tight groups among unassigned answers (HDBSCAN in the embedding space; -1 = still noise).
+def pool_themes(vectors: np.ndarray, min_size: int, link_similarity: float) -> np.ndarray:
+    """Groups among unassigned answers: average-linkage clusters whose members are, on average,
+    at least `link_similarity` alike; groups under `min_size` stay unassigned (-1).
 
-    No UMAP here: the pool is small, and HDBSCAN alone leaves loose answers as noise rather
-    than forcing them into a theme.
+    Not HDBSCAN: on a pool of a few dozen answers it mostly calls everything noise.
     """
+    labels = np.full(len(vectors), -1, dtype=np.int64)
     if len(vectors) < min_size:
-        return np.full(len(vectors), -1, dtype=np.int64)
-    import hdbscan
+        return labels
+    from sklearn.cluster import AgglomerativeClustering
 
-    return hdbscan.HDBSCAN(min_cluster_size=min_size, min_samples=min(min_size, 5)).fit_predict(vectors.astype(np.float64))
+    groups = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                     distance_threshold=1.0 - link_similarity).fit_predict(vectors)
+    sizes = np.bincount(groups)
+    for group in np.flatnonzero(sizes >= min_size):
+        labels[groups == group] = group
+    return labels
 
 
 def fold_in(unit_ids: list[str], vectors: np.ndarray, previous: dict[str, int | None], next_theme_id: int,
@@ -102,7 +109,7 @@ def fold_in(unit_ids: list[str], vectors: np.ndarray, previous: dict[str, int | 
         return NightlyResult(labels, match.events, counts)
 
     pool = np.flatnonzero(labels < 0)
-    groups = number_clusters(pool_themes(vectors[pool], params.min_new_theme_size))
+    groups = number_clusters(pool_themes(vectors[pool], params.min_new_theme_size, params.pool_link_similarity))
     events = [ThemeEvent(t, "kept") for t in sorted(set(old_labels[old_labels >= 0].tolist()))]
     born = {}
     for group in sorted(set(groups.tolist()) - {-1}):

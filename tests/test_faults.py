@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(900)
 
 
 def slow_reply(body):
-    time.sleep(0.6)  # long enough to catch the label step in the act
+    time.sleep(0.4)  # long enough to catch the label step in the act
     return smart_reply(body)
 
 
@@ -44,7 +44,7 @@ def llm_server():
 
 def fault_env(miner_env, **extra) -> dict[str, str]:
     return {**miner_env, "MINER_QUEUE": f"faults-{uuid.uuid4().hex[:8]}", "MINER_VISIBILITY_TIMEOUT": "4",
-            "MINER_EMBED_CHUNK": "150", "MINER_STALL_SECONDS": "20", **extra}
+            "MINER_EMBED_CHUNK": "100", "MINER_STALL_SECONDS": "20", **extra}
 
 
 def ready_worker(env, name, tmp_path) -> subprocess.Popen:
@@ -78,7 +78,7 @@ def steps_of(database_url, job_id) -> dict[str, str]:
         return dict(conn.execute("SELECT step, status FROM job_steps WHERE job_id = %s", (job_id,)).fetchall())
 
 
-def ingest_and_queue(env, study, seed, tmp_path, interviews=250) -> str:
+def ingest_and_queue(env, study, seed, tmp_path, interviews=150) -> str:
     path = tmp_path / f"{study}.jsonl"
     write_jsonl(generate_sample(interviews, seed=seed), path)
     runner = CliRunner()

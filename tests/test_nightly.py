@@ -1,0 +1,124 @@
+"""Nightly aggregation keeps theme ids: same data → same ids; 10% new interviews keep ≥95% of
+answers in the same theme; a new opinion seen only in the new interviews is born as a theme."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import psycopg
+import pytest
+
+from miner import repository
+from miner import repository_runs as runs
+from miner.components import clusterer_from_settings
+from miner.ingest import to_interview
+from miner.label import ExtractiveLabeller
+from miner.pipeline import run_job
+from miner.sample import generate_sample
+from miner.schedule import create_nightly_jobs
+from miner.steps import Components
+
+STUDY = "nightly"
+NEW_OPINION = {"wants_voice_mode": [
+    "I really wish I could just talk to it out loud with my voice instead of typing",
+    "a voice mode so I can speak my questions aloud would be amazing",
+    "please add speech input, typing everything out is tiring, I want to talk to it",
+    "it needs a voice feature where I can say my request out loud",
+    "I'd love to have spoken conversations with it, like a voice assistant",
+]}
+
+
+def ingest(conn, samples, offset=0):
+    repository.save_interviews(conn, [to_interview(s.record, STUDY, "nightly.jsonl", offset + n)
+                                      for n, s in enumerate(samples, start=1)])
+    conn.commit()
+
+
+def nightly_job(conn, components, force=False) -> str:
+    created = dict(create_nightly_jobs(conn, force=force))
+    assert STUDY in created
+    run_job(conn, created[STUDY], components)
+    return created[STUDY]
+
+
+@pytest.fixture(scope="module")
+def runs_over_time(database_url, settings, embedder):
+    """Nightly run on 300 interviews, again on the same data, then after 10% new interviews."""
+    components = Components(embedder=embedder, clusterer=clusterer_from_settings(settings),
+                            labeller=ExtractiveLabeller())
+    old = generate_sample(300, seed=21)
+    new = generate_sample(30, seed=22, extra_themes=NEW_OPINION)
+    with psycopg.connect(database_url) as conn:
+        ingest(conn, old)
+        first = nightly_job(conn, components)
+        nothing_new = create_nightly_jobs(conn)
+        second = nightly_job(conn, components, force=True)
+        ingest(conn, new, offset=len(old))
+        third = nightly_job(conn, components)
+    return {"first": first, "second": second, "third": third, "nothing_new": nothing_new, "new": new}
+
+
+def assignments(database_url, job_id):
+    with psycopg.connect(database_url) as conn:
+        return runs.load_assignments(conn, job_id)
+
+
+def test_no_new_interviews_means_no_nightly_job(runs_over_time):
+    assert runs_over_time["nothing_new"] == []
+
+
+def test_two_nightly_runs_over_the_same_data_give_identical_theme_ids(database_url, runs_over_time):
+    first = assignments(database_url, runs_over_time["first"])
+    second = assignments(database_url, runs_over_time["second"])
+    assert first == second
+    with psycopg.connect(database_url) as conn:
+        themes = lambda job: conn.execute("SELECT theme_id, label FROM themes WHERE job_id = %s ORDER BY 1", (job,)).fetchall()
+        assert themes(runs_over_time["first"]) == themes(runs_over_time["second"])
+
+
+def test_new_interviews_keep_existing_answers_in_their_themes(database_url, runs_over_time):
+    before = assignments(database_url, runs_over_time["second"])
+    after = assignments(database_url, runs_over_time["third"])
+    kept = sum(1 for unit, theme in before.items() if theme is not None and after.get(unit) == theme)
+    assert kept / sum(1 for t in before.values() if t is not None) >= 0.95
+
+
+def test_planted_new_opinion_is_born_as_a_new_theme(database_url, runs_over_time):
+    third = runs_over_time["third"]
+    after = assignments(database_url, third)
+    with psycopg.connect(database_url) as conn:
+        born = {r[0] for r in conn.execute("SELECT theme_id FROM theme_lineage WHERE job_id = %s AND event = 'born'", (third,))}
+        old_ids = {r[0] for r in conn.execute("SELECT theme_id FROM themes WHERE job_id = %s", (runs_over_time["second"],))}
+        counts = repository.get_job(conn, third).counts
+    planted_units = [f"{to_interview(s.record, STUDY, 'x', 0).interview_id}:{i}"
+                     for s in runs_over_time["new"] for i, t in enumerate(s.answer_themes) if t == "wants_voice_mode"]
+    assert len(planted_units) >= 8
+    homes = Counter(after.get(u) for u in planted_units)
+    home, count = homes.most_common(1)[0]
+    assert home in born and home not in old_ids, (homes, born)
+    assert count / len(planted_units) >= 0.6
+    assert counts["mode"] == "incremental" and counts["born"] >= 1
+
+
+def test_schedule_shows_last_nightly_and_history_views_compare_runs(database_url, runs_over_time, miner_env):
+    from typer.testing import CliRunner
+    from miner.cli import app
+
+    shown = CliRunner().invoke(app, ["schedule"], env=miner_env)
+    assert shown.exit_code == 0, shown.output
+    assert "02:30" in shown.stdout and STUDY in shown.stdout and runs_over_time["third"] in shown.stdout
+    with psycopg.connect(database_url) as conn:
+        jobs = conn.execute("SELECT count(DISTINCT job_id) FROM theme_history WHERE study = %s", (STUDY,)).fetchone()[0]
+        published = conn.execute("SELECT job_id FROM latest_jobs WHERE study = %s", (STUDY,)).fetchone()[0]
+    assert jobs == 3
+    assert str(published) == runs_over_time["third"]
+
+
+def test_beat_schedules_the_nightly_task(miner_env):
+    import subprocess, sys, json
+
+    code = ("import json; from workers.app import app; s = app.conf.beat_schedule['nightly-aggregation']; "
+            "print(json.dumps({'task': s['task'], 'hour': sorted(s['schedule'].hour), 'minute': sorted(s['schedule'].minute)}))")
+    out = subprocess.run([sys.executable, "-c", code], env={**miner_env, "MINER_NIGHTLY_AT": "03:15"},
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == {"task": "miner.nightly", "hour": [3], "minute": [15]}
