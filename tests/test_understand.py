@@ -1,0 +1,116 @@
+"""After an analysis job, SQL answers the study's questions: each model's mean satisfaction with its
+CI, which themes are significantly more common for a model, how many interviews were excluded and why."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from miner import db, pipeline, repository
+from miner.components import clusterer_from_settings
+from miner.ingest import ingest_files
+from miner.label import ExtractiveLabeller
+from miner.sample import generate_sample, write_jsonl
+from miner.store import store_ingest
+
+STUDY = "understand-sample"
+
+
+@pytest.fixture(scope="module")
+def analysed(database_url, settings, embedder, tmp_path_factory):
+    """A 50-interview sample study (3 planted low-quality interviews), analysed in process."""
+    samples = generate_sample(50, seed=9)
+    path = tmp_path_factory.mktemp("understand") / "sample.jsonl"
+    write_jsonl(samples, path)
+    components = pipeline.Components(embedder=embedder, clusterer=clusterer_from_settings(settings),
+                                     labeller=ExtractiveLabeller())
+    with db.connect(database_url) as conn:
+        store_ingest(conn, STUDY, ingest_files([Path(path)], STUDY, settings.max_record_bytes))
+        job_id = repository.create_job(conn, STUDY)
+        conn.commit()
+        counts = pipeline.run_job(conn, job_id, components)
+    return samples, job_id, counts
+
+
+def test_mean_satisfaction_per_model_with_ci(analysed, conn):
+    samples, _, counts = analysed
+    rows = conn.execute("""SELECT session_model, mean, ci_low, ci_high, n, n_explicit FROM model_ratings
+                           WHERE study = %s AND dimension = 'satisfaction' ORDER BY session_model""",
+                        (STUDY,)).fetchall()
+    excluded = {external_id for (external_id,) in conn.execute(
+        "SELECT external_id FROM interview_quality WHERE study = %s AND low_quality", (STUDY,))}
+    truth: dict[str, list[int]] = {}
+    for s in samples:
+        if s.record["id"] not in excluded:
+            truth.setdefault(s.record["sessionModel"], []).append(s.ratings["satisfaction"])
+    assert [r[0] for r in rows] == sorted(truth)
+    for model, mean, low, high, n, n_explicit in rows:
+        assert low <= mean <= high and low < high
+        assert n == n_explicit == len(truth[model])  # every one of them stated a number; excluded left out
+        assert abs(mean - sum(truth[model]) / len(truth[model])) < 0.35
+    assert counts["explicit_ratings"] >= 47
+
+
+def test_themes_significantly_more_common_for_a_model(analysed, conn):
+    samples, _, _ = analysed
+    planted = {(s.record["id"], index): theme for s in samples for index, theme in enumerate(s.answer_themes)}
+    more_common = conn.execute(
+        """SELECT p.theme_id, p.prevalence, p.rest_prevalence, p.p_adjusted, p.correction
+           FROM theme_prevalence p WHERE p.study = %s AND p.session_model = 'borealis-70b' AND p.more_common""",
+        (STUDY,)).fetchall()
+    assert more_common, "borealis-70b's planted excess of verbosity complaints is not flagged"
+    flagged_themes = Counter()
+    for theme_id, prevalence, rest, p_adjusted, correction in more_common:
+        assert prevalence > rest and p_adjusted < 0.05 and correction == "bh"
+        answers = conn.execute(
+            """SELECT a.external_id, u.answer_index FROM theme_answers a JOIN units u USING (unit_id)
+               WHERE a.study = %s AND a.theme_id = %s""", (STUDY, theme_id)).fetchall()
+        flagged_themes.update(planted[(external_id, index)] for external_id, index in answers)
+    assert flagged_themes.most_common(1)[0][0] == "too_verbose"
+    differences = conn.execute("SELECT count(*) FILTER (WHERE significant), count(*) FROM theme_differences "
+                               "WHERE study = %s", (STUDY,)).fetchone()
+    assert 0 < differences[0] <= differences[1]
+
+
+def test_excluded_interviews_and_why(analysed, conn):
+    samples, _, counts = analysed
+    planted = sum(s.low_quality for s in samples)
+    reasons = dict(conn.execute("SELECT reason, interviews FROM quality_exclusions WHERE study = %s",
+                                (STUDY,)).fetchall())
+    assert planted <= reasons["any"] <= planted + 1 and counts["excluded"] == reasons["any"]
+    assert {"short_chat", "empty_answers"} & reasons.keys()
+    engagement = conn.execute("SELECT sum(interviews), sum(excluded) FROM model_engagement WHERE study = %s",
+                              (STUDY,)).fetchone()
+    assert engagement == (len(samples) - reasons["any"], reasons["any"])
+
+
+def test_other_surfaces_are_filled(analysed, conn):
+    _, job_id, _ = analysed
+    dims = dict(conn.execute("SELECT dimension, count(*) FROM answer_dimensions WHERE study = %s GROUP BY 1",
+                             (STUDY,)).fetchall())
+    assert {"understanding", "needs", "credibility", "satisfaction", "improvement", "overall"} <= dims.keys()
+    matrix = conn.execute("SELECT count(*) FROM dimension_correlations WHERE study = %s AND spearman IS NOT NULL",
+                          (STUDY,)).fetchone()[0]
+    assert matrix >= 2 * 10  # five rated dimensions: ten pairs, both orders
+    sentiment = conn.execute("SELECT count(*), bool_and(positive_share + negative_share <= 1) FROM theme_sentiment "
+                             "WHERE study = %s", (STUDY,)).fetchone()
+    assert sentiment[0] > 0 and sentiment[1]
+    step = conn.execute("SELECT status FROM job_steps WHERE job_id = %s AND step = 'understand'", (job_id,)).fetchone()
+    assert step == ("done",)
+
+
+def test_eval_ratings_without_gold_hides_the_explicit_numbers(analysed, miner_env):
+    from typer.testing import CliRunner
+
+    from miner.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "ratings", "--study", STUDY, "--offline", "--json"], env=miner_env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index('{"dimensions"'):])
+    assert set(report["dimensions"]) == {"satisfaction"}
+    assert report["dimensions"]["satisfaction"]["n"] >= 47
+    assert -1.0 <= report["dimensions"]["satisfaction"]["spearman"] <= 1.0
