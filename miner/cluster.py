@@ -1,9 +1,22 @@
 """Clustering of sentence embeddings into themes.
 
-The product's clustering path: UMAP (cosine) -> HDBSCAN -> outlier reassignment
--> merging of near-duplicate clusters. Pure functions of the vectors and the
-parameters: no Celery, no DB, no settings. Heavy imports (umap, hdbscan) are
-done inside functions so ``import miner.cluster`` stays fast.
+The product's default path (``cluster_vectors(x, ClusterParams())``):
+
+1. UMAP to 5 dimensions (cosine, 15 neighbours, min_dist 0, seeded);
+2. HDBSCAN on that space decides how many clusters k there are
+   (min_cluster_size from :func:`min_cluster_size_for`, i.e. one rule of n);
+3. Ward linkage over a 15-NN graph of the same UMAP space is cut into exactly
+   k clusters, so every text gets a cluster (no outliers) and the borders
+   between dense groups are drawn by variance, not by HDBSCAN's noise rule.
+
+Step 3 is what beats BERTopic + ``reduce_outliers`` on BANKING77 and CLINC150
+(see BENCHMARKS.md, "## Clustering"). ``refine="none"`` gives the BERTopic-like
+path instead (HDBSCAN clusters, outliers reassigned to the nearest centroid by
+cosine in the original space); near-duplicate merging is available but off.
+
+Pure functions of the vectors and the parameters: no Celery, no DB, no
+settings. Heavy imports (umap, hdbscan, sklearn) are done inside functions so
+``import miner.cluster`` stays fast. The same seed gives identical labels.
 """
 
 from __future__ import annotations
@@ -146,6 +159,8 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
     Labels are 0..k-1; -1 only for outliers left after reassignment.
     Deterministic for a given ``params.seed``.
     """
+    if params.refine not in ("ward", "none"):
+        raise ValueError(f"unknown refine {params.refine!r}; choose 'ward' or 'none'")
     x = _normalise(vectors)
     n = x.shape[0]
     if n == 0:
@@ -179,8 +194,6 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
         return np.zeros(n, dtype=np.int64)
     if params.refine == "ward":
         labels = _ward(emb, k, params.ward_neighbors)
-    elif params.refine != "none":
-        raise ValueError(f"unknown refine {params.refine!r}")
     if params.reassign_min_similarity is not None:
         labels = _reassign_outliers(x, labels, params.reassign_min_similarity)
     if params.merge_threshold is not None:

@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
@@ -78,3 +76,8 @@ def test_import_is_light():
     code = "import sys, miner.cluster; print('umap' in sys.modules or 'hdbscan' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_unknown_refine_rejected():
+    with pytest.raises(ValueError):
+        cluster_vectors(np.eye(30, 8, dtype=np.float32), ClusterParams(refine="kmeans"))
