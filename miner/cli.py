@@ -98,6 +98,10 @@ def analyze(
     token_budget: Optional[int] = typer.Option(
         None, "--token-budget", help="LLM tokens the job may spend (default MINER_LLM_TOKEN_BUDGET); "
         "past it, themes keep extractive labels"),
+    include_low_quality: bool = typer.Option(
+        False, "--include-low-quality", help="keep interviews the quality filter flags in the statistics"),
+    correction: str = typer.Option("bh", "--correction", help="multiple-testing correction of theme "
+                                   "prevalence tests: bh (Benjamini-Hochberg) or holm"),
 ) -> None:
     """Queue an analysis job for a study on the Celery workers and print its id.
 
@@ -112,7 +116,13 @@ def analyze(
             console.print(f"[red]study {study!r} has no interviews; run `miner ingest` first[/red]")
             raise typer.Exit(2)
         budget = token_budget if token_budget is not None else svc.settings.llm_token_budget
-        job_id = repository.create_job(svc.conn, study, params=None if budget is None else {"token_budget": budget})
+        if correction not in ("bh", "holm"):
+            console.print(f"[red]--correction must be bh or holm, not {correction!r}[/red]")
+            raise typer.Exit(2)
+        params = {"correction": correction, "include_low_quality": include_low_quality}
+        if budget is not None:
+            params["token_budget"] = budget
+        job_id = repository.create_job(svc.conn, study, params=params)
         svc.conn.commit()  # the worker must find the row
         enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
         typer.echo(job_id)
