@@ -352,6 +352,54 @@ def demo(
     )
 
 
+@app.command()
+def report(
+    study: str = typer.Option(..., "--study", help="study to report on"),
+    out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write"),
+) -> None:
+    """Write a study's report: one self-contained HTML file (charts inlined; opens offline, no CDN).
+
+    It reads the reporting views, so suppressed cells stay suppressed. Example: miner report --study pilot-2026 --out report.html
+    """
+    from miner.report import NothingToReportError, render_report
+
+    with services() as svc:
+        data = repository_reporting.read_report_data(svc.conn, study)
+    try:
+        html = render_report(data)
+    except NothingToReportError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2)
+    out.write_text(html, encoding="utf-8")
+    console.print(f"wrote {out} ({len(html) / 1e6:.1f} MB)")
+
+
+@app.command()
+def export(
+    study: str = typer.Option(..., "--study", help="study to export"),
+    fmt: str = typer.Option("csv", "--format", help="csv, parquet or json"),
+    out: Optional[Path] = typer.Option(None, "--out", help="directory to write (default ./<study>-export)"),
+) -> None:
+    """Export a study's reporting views, one file per view plus manifest.json, for pandas or a BI tool.
+
+    Example: miner export --study pilot-2026 --format parquet --out exports/
+    """
+    from miner.export import ExportFormatError, export_study
+
+    with services() as svc:
+        data = repository_reporting.read_report_data(svc.conn, study)
+        contract = repository_reporting.view_contract(svc.conn)
+    if not data.tables.get("studies"):
+        console.print(f"[red]study {study!r} has no published job; run `miner analyze --study {study}` first[/red]")
+        raise typer.Exit(2)
+    try:
+        files = export_study(data, fmt, out or Path(f"{study}-export"), contract)
+    except ExportFormatError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2)
+    console.print(f"wrote {len(files)} files to {files[0].parent}")
+
+
 @contextmanager
 def worker_process(svc: Services) -> Iterator[Path]:
     """A real Celery worker in a child process, pointed at this command's servers."""
@@ -502,6 +550,28 @@ def db_psql(ctx: typer.Context) -> None:
         psql = shutil.which("psql") or _bundled_psql()
         code = subprocess.call([psql, svc.database_url, *ctx.args])
     raise typer.Exit(code)
+
+
+@db_app.command("grant-reader")
+def db_grant_reader(
+    name: str = typer.Argument(..., help="role name (lower-case letters, digits, _)"),
+    password: Optional[str] = typer.Option(None, "--password", envvar="MINER_READER_PASSWORD",
+                                           help="login password (or MINER_READER_PASSWORD)"),
+) -> None:
+    """Create (or fix) a login role that can SELECT the reporting views and nothing else.
+
+    No raw tables (interviews, units with unscrubbed text), no writes. Views added by later migrations
+    are readable too. Example: MINER_READER_PASSWORD=... miner db grant-reader analyst
+    """
+    with services() as svc:
+        try:
+            created = repository_reporting.grant_reader(svc.conn, name, password)
+        except repository_reporting.RoleNameError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2)
+        svc.conn.commit()
+    console.print(f"{'created' if created else 'updated'} role {name}: SELECT on schema reporting only "
+                  f"(psql -U {name}; see schemas/views.md)")
 
 
 def _bundled_psql() -> str:

@@ -1,0 +1,120 @@
+"""`miner db grant-reader NAME`: a login role that can SELECT the reporting views and nothing else.
+Tested by connecting as that role: views answer, raw tables and the owner's views refuse, writes
+refuse even with the session made read-write, and the issue's question is answerable in SQL."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import errors, sql
+from typer.testing import CliRunner
+
+from conftest import RUN_TAG
+from miner import repository_reporting
+from miner.cli import app
+from reporting_study import STUDY, analysed_study
+
+ROLE = f"miner_reader_{RUN_TAG}".lower()
+RAW = ("interviews", "units", "scrubbed_units", "quarantine", "llm_cache", "llm_calls", "ratings", "jobs",
+       "theme_quotes", "reporting_settings", "schema_migrations",
+       # the owner's views over raw text and unsuppressed counts
+       "public.theme_answers", "public.theme_summary", "public.theme_by_model", "answer_dimensions",
+       "interview_ratings", "reporting_cells")
+DENIED = (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction)
+
+
+@pytest.fixture(scope="module")
+def reader(database_url, settings, embedder, miner_env):
+    """Connection settings of the reader role (created through the CLI); dropped afterwards."""
+    analysed_study(database_url, settings, embedder)
+    result = CliRunner().invoke(app, ["db", "grant-reader", ROLE], env=miner_env)
+    assert result.exit_code == 0, result.output
+    yield psycopg.conninfo.make_conninfo(database_url, user=ROLE)
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(ROLE)))
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(ROLE)))
+
+
+def test_reader_selects_every_reporting_view(reader, conn):
+    views = repository_reporting.reporting_views(conn)
+    assert len(views) >= 15
+    with psycopg.connect(reader, autocommit=True) as as_reader:
+        for view in views:
+            as_reader.execute(sql.SQL("SELECT * FROM reporting.{} LIMIT 3").format(sql.Identifier(view))).fetchall()
+        # Unqualified names find the reporting views: the reader's theme_by_model has suppression.
+        columns = [c.name for c in as_reader.execute("SELECT * FROM theme_by_model LIMIT 0").description]
+        assert "suppressed" in columns
+
+
+def test_reader_cannot_read_raw_tables_or_owner_views(reader):
+    with psycopg.connect(reader, autocommit=True) as as_reader:
+        for name in RAW:
+            with pytest.raises(errors.InsufficientPrivilege):
+                as_reader.execute(f"SELECT * FROM {name} LIMIT 1")
+
+
+def test_reader_cannot_see_raw_text_through_planner_statistics(reader, database_url):
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute("ANALYZE units")
+        assert admin.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'units'").fetchone()[0] > 0
+    with psycopg.connect(reader, autocommit=True) as as_reader:
+        assert as_reader.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'units'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO jobs (job_id, study) VALUES (gen_random_uuid(), 'x')",
+    "UPDATE interviews SET study = 'x'",
+    "DELETE FROM units",
+    "UPDATE reporting_settings SET min_interviews_per_cell = 1",
+    "DELETE FROM reporting.job_history",  # a one-table view: updatable, were it not for privileges
+    "UPDATE reporting.privacy SET min_interviews_per_cell = 1",
+    "CREATE TABLE public.sneaky (x int)",
+    "CREATE TABLE reporting.sneaky (x int)",
+    "CREATE VIEW reporting.sneaky AS SELECT 1 AS x",
+])
+def test_reader_cannot_write(reader, statement):
+    with psycopg.connect(reader, autocommit=True) as as_reader:
+        with pytest.raises(DENIED):  # the session starts read-only ...
+            as_reader.execute(statement)
+        as_reader.execute("SET default_transaction_read_only = off")
+        with pytest.raises(errors.InsufficientPrivilege):  # ... and privileges hold without that
+            as_reader.execute(statement)
+
+
+def test_reader_answers_which_themes_separate_two_models_and_shows_quotes(reader, conn):
+    models = conn.execute("SELECT session_models FROM reporting.studies WHERE study = %s", (STUDY,)).fetchone()[0]
+    with psycopg.connect(reader, autocommit=True) as as_reader:
+        separating = []
+        for a in models:
+            for b in models:
+                separating += as_reader.execute(
+                    """SELECT theme_id, label, model_a, model_b, difference, difference_ci_low, difference_ci_high
+                       FROM theme_model_pairs
+                       WHERE study = %s AND model_a = %s AND model_b = %s AND NOT suppressed
+                         AND (difference_ci_low > 0 OR difference_ci_high < 0)
+                       ORDER BY abs(difference) DESC""", (STUDY, a, b)).fetchall()
+        assert separating, "the sample's planted differences should separate some pair of models"
+        theme_id, label, model_a, _, difference, low, high = separating[0]
+        assert label and low <= difference <= high and (low > 0 or high < 0)
+        quotes = as_reader.execute(
+            """SELECT answer, interview_id FROM theme_evidence
+               WHERE study = %s AND theme_id = %s AND session_model = %s AND NOT suppressed
+               ORDER BY quote_rank NULLS LAST, unit_id LIMIT 3""", (STUDY, theme_id, model_a)).fetchall()
+        assert len(quotes) == 3 and all(answer and interview for answer, interview in quotes)
+
+
+def test_views_added_by_a_later_migration_are_readable_without_granting_again(reader, database_url):
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute("CREATE VIEW reporting.added_later AS SELECT 1 AS x")
+    try:
+        with psycopg.connect(reader, autocommit=True) as as_reader:
+            assert as_reader.execute("SELECT x FROM reporting.added_later").fetchone() == (1,)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute("DROP VIEW reporting.added_later")
+
+
+@pytest.mark.parametrize("name", ["postgres", "Robert'); DROP TABLE units; --", "UpperCase"])
+def test_grant_reader_refuses_admin_roles_and_odd_names(conn, name):
+    with pytest.raises(repository_reporting.RoleNameError):
+        repository_reporting.grant_reader(conn, name)
