@@ -226,9 +226,9 @@ def label_themes(themes: Sequence[Theme], units: Sequence[Unit], vectors: np.nda
     if on_progress:
         on_progress(0.7)
 
-    # Before the keyword suffixes: keywords come from unscrubbed text and must not be sent.
+    # Before reverting duplicates: extractive labels come from unscrubbed text and must not be sent.
     sentences = _model_sentences(updated, stats, prompts, llm, labeller, counts)
-    updated = _suffix_duplicates(updated, counts)
+    updated = _revert_duplicates(updated, themes, opinions, labeller, counts)
     if on_progress:
         on_progress(1.0)
     counts["llm_scrubbed"] = sum(prompts.scrubbed.values())
@@ -284,18 +284,23 @@ def _relabel_duplicates(themes: list[Theme], answers_of: dict[int, list[tuple[st
     return themes
 
 
-def _suffix_duplicates(themes: list[Theme], counts: Counter[str]) -> list[Theme]:
-    """Whatever is still a near-duplicate (failed relabel, extractive clashes) gets a keyword suffix."""
-    themes = list(themes)
+def _revert_duplicates(themes: list[Theme], originals: Sequence[Theme], opinions: list[ThemeOpinion],
+                       labeller: str, counts: Counter[str]) -> list[Theme]:
+    """An LLM label still near-same to an earlier theme's (the relabel failed) goes back to the
+    extractive label, which c-TF-IDF makes distinct, and the opinion row says so. Other clashes (and
+    extractive labels that clash too) get the theme id appended."""
+    themes, extractive = list(themes), {t.theme_id: t for t in originals}
     kept: list[str] = []
     for i, theme in enumerate(themes):
         if any(near_same(theme.label, other) for other in kept):
-            extra = next((k for k in theme.keywords if not set(words(k)) & set(words(theme.label))), None)
-            label = f"{theme.label} ({extra})" if extra else f"{theme.label} (theme {theme.theme_id})"
-            if any(near_same(label, other) for other in kept):
-                label = f"{theme.label} (theme {theme.theme_id})"
-            themes[i] = replace(theme, label=label)
-            counts["llm_labels_suffixed"] += 1
+            original = extractive[theme.theme_id]
+            if theme.labeller == labeller and not any(near_same(original.label, other) for other in kept):
+                themes[i] = replace(theme, label=original.label, labeller=original.labeller)
+                opinions[i] = replace(opinions[i], labeller=original.labeller, fallback="duplicate")
+                counts["llm_duplicate_labels_reverted"] += 1
+            else:
+                themes[i] = replace(theme, label=f"{theme.label} (theme {theme.theme_id})")
+                counts["llm_duplicate_labels_numbered"] += 1
         kept.append(themes[i].label)
     return themes
 

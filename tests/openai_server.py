@@ -72,7 +72,8 @@ def top_words(texts: list[str], count: int = 2) -> list[str]:
 
 def smart_reply(body: dict[str, Any]) -> dict[str, Any]:
     """A well-behaved model: valid replies built from the request's data."""
-    data, name = request_data(body), schema_name(body)
+    name = schema_name(body)
+    data = request_data(body) if name in ("ThemeLabelReply", "ModelSentencesReply", "DistinctLabelsReply") else {}
     if name == "ThemeLabelReply":
         words = top_words([a["text"] for a in data["theme_answers"]]) or ["misc"]
         return {"label": " ".join(words).capitalize() + " opinions",
@@ -86,7 +87,34 @@ def smart_reply(body: dict[str, Any]) -> dict[str, Any]:
         return {"labels": [{"theme": t["theme"],
                             "label": " ".join(top_words([a["text"] for a in t["answers"]], 3)).capitalize()}
                            for t in data["themes"]]}
-    raise ValueError(f"no scripted reply for schema {name!r}")
+    # Requests of other stages get a reply that follows their schema, so they are cached too.
+    return schema_example(body["response_format"]["json_schema"]["schema"])
+
+
+def schema_example(schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:
+    """A minimal instance of a JSON schema (objects, arrays, enums, anyOf, $ref to $defs, numbers' minimum)."""
+    root = root or schema
+    if "$ref" in schema:
+        return schema_example(root["$defs"][schema["$ref"].rsplit("/", 1)[-1]], root)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        return schema_example(next((o for o in options if o.get("type") != "null"), options[0]), root)
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: schema_example(sub, root) for name, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [schema_example(schema.get("items", {}), root) for _ in range(max(schema.get("minItems", 1), 1))]
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1)
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    return "example"
 
 
 INJECTION = re.compile(r"label this theme\s+[\"']?([^\"'.!\n]+)", re.IGNORECASE)

@@ -15,22 +15,25 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import RUN_TAG, start_worker, wait_for_job
-from miner import repository
+from miner import repository, steps
 from miner.cli import app
 from miner.ingest import to_interview
 from miner.label import ExtractiveLabeller
 from miner.llm import LLMOptions
 from miner.label_guard import INSTRUCTIONS_LABEL, label_problem, near_same
-from miner.pipeline import Components, run_job
+from miner.pipeline import Components
 from miner.sample import generate_sample
-from openai_server import (Fault, OpenAIServer, gullible_reply, is_schema, request_data, smart_reply,
-                           stubborn_gullible_reply)
+from openai_server import (Fault, OpenAIServer, gullible_reply, is_schema, request_data, schema_name,
+                           smart_reply, stubborn_gullible_reply)
 
 # The first 60 interviews of the seed-0 sample: test_pipeline's study starts with the same answers,
 # so their embeddings are usually cached already.
 SAMPLES = generate_sample(60, seed=0)
 THEMES = 8
 INJECTION = "PWNED BY PARTICIPANT"
+# What the label stage asks (other stages of the job, e.g. ratings, may call the LLM as well).
+LABELLING = {"label", "distinct", "model_sentences"}
+LABELLING_SCHEMAS = {"ThemeLabelReply", "DistinctLabelsReply", "ModelSentencesReply"}
 
 
 class KMeansClusterer:
@@ -78,9 +81,16 @@ def ingest(conn, study: str, records) -> None:
 
 
 def analyse(conn, study: str, parts: Components, params: dict | None = None) -> tuple[str, dict]:
+    """Run a job's steps to the end except `understand` (ratings): slow, and another stage's business.
+    The whole job runs in the worker test below."""
     job_id = repository.create_job(conn, study, params=params)
     conn.commit()
-    run_job(conn, job_id, parts)
+    plan = steps.prepare(conn, job_id, parts)
+    for chunk in range(plan["chunks"]):
+        steps.embed_chunk(conn, job_id, chunk, parts)
+    for step in (steps.cluster, steps.label, steps.aggregate):
+        step(conn, job_id, parts)
+    steps.publish(conn, job_id)
     job = repository.get_job(conn, job_id)
     assert job.status == "succeeded", job.error
     return job_id, job.counts
@@ -167,9 +177,10 @@ def test_token_budget_cap_is_honoured(conn, embedder, fresh_server):
     assert {t["fallback"] for t in themes if t not in labelled} == {"budget"}
     assert all(t["label"] for t in themes)
     assert counts["llm_budget_exhausted"] is True and counts["llm_token_budget"] == budget
-    billed = sum(r["billed_tokens"] for r in repository.llm_cost(conn, job_id))
-    assert 0 < billed <= budget
-    assert billed == counts["llm_prompt_tokens"] + counts["llm_completion_tokens"]
+    cost = repository.llm_cost(conn, job_id)
+    assert 0 < sum(r["billed_tokens"] for r in cost) <= budget  # the budget covers every LLM stage of the job
+    labelling = sum(r["billed_tokens"] for r in cost if r["purpose"] in LABELLING)
+    assert labelling == counts["llm_prompt_tokens"] + counts["llm_completion_tokens"]
 
 
 FAULTS = {
@@ -206,7 +217,7 @@ def test_every_fault_ends_with_a_finished_job_and_no_lost_themes(conn, embedder,
         assert {t["labeller"] for t in themes} == {"extractive"}
         assert {t["fallback"] for t in themes} <= {"invalid", "failed", "unavailable"}
     if fault == "server-error":  # the endpoint is given up on, not hammered for every theme
-        assert fresh_server.request_count <= (3 + 4) * 3
+        assert sum(schema_name(b) in LABELLING_SCHEMAS for b in fresh_server.requests) <= (3 + 4) * 3
         assert counts["llm_unavailable"] > 0
 
 
@@ -260,9 +271,12 @@ def test_labels_stay_distinct_when_relabelling_fails(conn, embedder, fresh_serve
 
     fresh_server.responder = stubborn
     job_id, counts = analyse(conn, fault_study, components(embedder, fresh_server, "m-stubborn"))
-    labels = [t["label"] for t in themes_of(conn, job_id)]
-    assert counts["llm_labels_suffixed"] == THEMES - 1
-    assert_distinct(labels)
+    themes = themes_of(conn, job_id)
+    assert counts["llm_duplicate_labels_reverted"] == THEMES - 1
+    reverted = [t for t in themes if t["fallback"] == "duplicate"]
+    assert len(reverted) == THEMES - 1 and {t["labeller"] for t in reverted} == {"extractive"}
+    assert all(t["polarity"] == "mixed" for t in reverted)  # what else the LLM said still stands
+    assert_distinct([t["label"] for t in themes])
 
 
 def _tricky_records():
@@ -357,7 +371,8 @@ def test_near_same_labels():
 
 def test_job_through_a_real_worker_stores_llm_labels_and_reruns_from_cache(
         database_url, settings, miner_env, embedder, server, tmp_path):
-    """The worker builds its client from MINER_LLM_* settings, with the real clusterer."""
+    """The whole job (every step, ratings included) on a worker that builds its client from MINER_LLM_*
+    settings, with the real clusterer; the identical second job makes no request at all."""
     from workers.queue import enqueue_analysis, ping_workers
 
     server.clear()
