@@ -10,7 +10,7 @@ from psycopg import errors, sql
 from typer.testing import CliRunner
 
 from conftest import RUN_TAG
-from miner import repository_reporting
+from miner import repository, repository_reporting, schedule
 from miner.cli import app
 from reporting_study import STUDY, analysed_study
 
@@ -118,3 +118,32 @@ def test_views_added_by_a_later_migration_are_readable_without_granting_again(re
 def test_grant_reader_refuses_admin_roles_and_odd_names(conn, name):
     with pytest.raises(repository_reporting.RoleNameError):
         repository_reporting.grant_reader(conn, name)
+
+
+def test_views_show_the_scrubbed_copy_never_the_raw_text(conn, settings, embedder, reader):
+    from miner import steps
+    from miner.ingest import to_interview
+    from miner.label import ExtractiveLabeller
+    from miner.sample import generate_sample
+
+    record = generate_sample(1, seed=5)[0].record
+    first_answer = next(m for m in record["interview"] if m["role"] == "user")
+    first_answer["content"] = "Mail me at jane.doe@example.com or call +44 20 7946 0958, it was fine."
+    interview = to_interview(record, "scrub-check", "scrub.jsonl", 1)
+    repository.save_interviews(conn, [interview])
+    job_id = repository.create_job(conn, "scrub-check")
+    conn.commit()
+    steps.prepare(conn, job_id, steps.Components(embedder=embedder, clusterer=None, labeller=ExtractiveLabeller()))
+    schedule.cancel_job(conn, job_id)  # only its first step was needed; leave no job running
+    answer = conn.execute("SELECT answer FROM scrubbed_units WHERE unit_id = %s", (f"{interview.interview_id}:0",)).fetchone()[0]
+    assert "[email]" in answer and "[phone]" in answer and "jane.doe" not in answer and "7946" not in answer
+
+    # The evidence view reads that copy: replace it and the view follows; remove it and the text is NULL.
+    unit_id = conn.execute("SELECT unit_id FROM reporting.theme_evidence WHERE study = %s AND NOT suppressed LIMIT 1",
+                           (STUDY,)).fetchone()[0]
+    conn.execute("UPDATE scrubbed_units SET answer = 'the scrubbed copy' WHERE unit_id = %s", (unit_id,))
+    assert conn.execute("SELECT answer FROM reporting.theme_evidence WHERE unit_id = %s", (unit_id,)).fetchone()[0] \
+        == "the scrubbed copy"
+    conn.execute("DELETE FROM scrubbed_units WHERE unit_id = %s", (unit_id,))
+    assert conn.execute("SELECT answer FROM reporting.theme_evidence WHERE unit_id = %s", (unit_id,)).fetchone()[0] is None
+    conn.rollback()
