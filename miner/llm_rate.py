@@ -112,7 +112,9 @@ def _request(units: Sequence[Unit], scrub: bool, scrubbed: Counter[str]) -> tupl
     answers = []
     for answer_id, unit in zip(ids, units):
         text = scrub_text(unit.answer, scrubbed) if scrub else unit.answer
-        answers.append({"id": answer_id, "question": unit.question,
+        # Interviewers echo what users told them, so the question is scrubbed like the answer.
+        question = scrub_text(unit.question, scrubbed) if scrub else unit.question
+        answers.append({"id": answer_id, "question": question,
                         "answer": text[:MAX_ANSWER_CHARS] + ("…" if len(text) > MAX_ANSWER_CHARS else "")})
     messages = ({"role": "system", "content": RATE_PROMPT},
                 {"role": "user", "content": json.dumps({"answers": answers}, ensure_ascii=False, indent=1)})

@@ -210,6 +210,7 @@ def label(conn: psycopg.Connection, job_id: str, components: Components) -> dict
                                   components.label_options)
         except Exception:  # a broken LLM stage must not lose the themes: they keep extractive labels
             logger.exception("job %s: LLM labelling failed; keeping extractive labels", job_id)
+            conn.rollback()  # a failed write inside the stage leaves the transaction aborted
             return {"labeller": components.labeller.name, "llm_failed": True}
         runs.update_theme_labels(conn, job_id, result.themes)
         repository.save_theme_opinions(conn, job_id, result.opinions)
