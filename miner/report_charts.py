@@ -14,7 +14,6 @@ Rows = list[dict[str, Any]]
 MODEL_COLOURS = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#EECA3B", "#9D755D",
                  "#FF9DA6", "#BAB0AC")
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
-SUPPRESSED_TEXT = "suppressed"
 LABEL_CHARS = 38
 TIMELINE_SHOWN = 8  # themes drawn at first on the timeline; the rest are one legend click away
 
@@ -50,21 +49,22 @@ def prevalence_heatmap(cells: Rows, theme_order: list[int]) -> go.Figure | None:
     by_key = {(c["theme_id"], c["session_model"]): c for c in cells}
     labels = {c["theme_id"]: c["label"] for c in cells}
     themes = [t for t in theme_order if any((t, m) in by_key for m in models)]
-    z, text, hover = [], [], []
+    z, text, hover, hidden = [], [], [], []
     for theme_id in themes:
-        z_row, text_row, hover_row = [], [], []
+        z_row, text_row, hover_row, hidden_row = [], [], [], []
         for model in models:
             cell = by_key.get((theme_id, model))
-            if cell is None or cell["suppressed"] or cell.get(measure) is None:
+            suppressed = bool(cell and cell["suppressed"])
+            hidden_row.append(1 if suppressed else None)
+            if cell is None or suppressed or cell.get(measure) is None:
                 z_row.append(None)
-                text_row.append(SUPPRESSED_TEXT if cell and cell["suppressed"] else "")
-                hover_row.append(f"{model}: suppressed, fewer than K interviews" if cell and cell["suppressed"]
-                                 else f"{model}: no data")
+                text_row.append("")
+                hover_row.append("")
                 continue
             value = cell[measure]
             mark = " ▲" if cell.get("more_common") else " ▼" if cell.get("less_common") else ""
             z_row.append(value)
-            text_row.append(f"{value:.0%}{mark}")
+            text_row.append(f"<b>{value:.0%}{mark}</b>" if mark else f"{value:.0%}")
             detail = [f"<b>{model}</b>", f"{measure}: {value:.1%}"]
             if cell.get("ci_low") is not None:
                 detail.append(f"95% CI: {cell['ci_low']:.1%} – {cell['ci_high']:.1%}")
@@ -77,19 +77,25 @@ def prevalence_heatmap(cells: Rows, theme_order: list[int]) -> go.Figure | None:
         z.append(z_row)
         text.append(text_row)
         hover.append(hover_row)
+        hidden.append(hidden_row)
     names = [theme_name(t, labels.get(t)) for t in themes]
     top = max((v for row in z for v in row if v is not None), default=1.0) or 1.0
     fig = go.Figure(go.Heatmap(
         z=z, x=models, y=names, text=text, texttemplate="%{text}", textfont={"size": 12},
-        customdata=hover, hovertemplate="%{y}<br>%{customdata}<extra></extra>",
+        customdata=hover, hovertemplate="%{y}<br>%{customdata}<extra></extra>", hoverongaps=False,
         colorscale=[[0, "#f4f8fc"], [0.5, "#7fb0d8"], [1, "#1d4f91"]], zmin=0, zmax=top, xgap=3, ygap=3,
         colorbar={"title": {"text": "of interviews" if use_prevalence else "of answers"}, "tickformat": ".0%",
                   "thickness": 12, "len": min(1.0, 300 / (26 * len(themes) + 60))},
     ))
-    fig.update_yaxes(autorange="reversed", tickfont={"size": 12})
-    fig.update_xaxes(side="top", tickfont={"size": 13})
-    # Missing cells (suppressed) show the plot background: a light grey hatch stand-in.
-    return _layout(fig, height=26 * len(themes) + 80, plot_bgcolor="#e6e8eb")
+    if any(v for row in hidden for v in row):  # suppressed cells: grey, labelled, no number
+        fig.add_trace(go.Heatmap(
+            z=hidden, x=models, y=names, colorscale=[[0, "#e3e6ea"], [1, "#e3e6ea"]], showscale=False,
+            text=[["<i>suppressed</i>" if v else "" for v in row] for row in hidden], texttemplate="%{text}", textfont={"size": 11, "color": "#6b7280"}, xgap=3, ygap=3,
+            hovertemplate="%{y}<br>%{x}: suppressed, fewer than K interviews<extra></extra>", hoverongaps=False,
+        ))
+    fig.update_yaxes(autorange="reversed", tickfont={"size": 12}, showgrid=False)
+    fig.update_xaxes(side="top", tickfont={"size": 13}, showgrid=False)
+    return _layout(fig, height=26 * len(themes) + 80)
 
 
 def ratings_chart(ratings: Rows) -> go.Figure | None:

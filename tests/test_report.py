@@ -105,7 +105,8 @@ return Array.from(document.querySelectorAll('.plotly-graph-div')).map(gd => ({
 }));"""
 
 
-def test_report_renders_every_chart_in_headless_chromium(report_path):
+def test_report_renders_every_chart_in_headless_chromium(report_path, conn):
+    suppressed_cells = sum(c["suppressed"] for c in repository_reporting.read_view(conn, "theme_by_model", STUDY))
     driver = _chromium()
     try:
         driver.get(report_path.resolve().as_uri())
@@ -122,6 +123,9 @@ def test_report_renders_every_chart_in_headless_chromium(report_path):
         (OUTPUT / "report-full.png").write_bytes(base64.b64decode(shot["data"]))
         quotes_visible = driver.execute_script("return document.querySelectorAll('.card blockquote').length")
         fetched = driver.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
+        suppressed_drawn = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#chart-prevalence text'))"
+            ".filter(t => t.textContent.trim() === 'suppressed').length")
     finally:
         driver.quit()
     assert not errors, errors
@@ -131,5 +135,6 @@ def test_report_renders_every_chart_in_headless_chromium(report_path):
         # Readable at laptop width: no chart squeezed narrower than a phone or taller than a screenful of rows.
         assert chart["width"] >= 400 and 200 <= chart["height"] <= 2000, chart
     assert quotes_visible > 0
+    assert suppressed_drawn == suppressed_cells  # suppressed cells are drawn, labelled, not dropped
     assert not [url for url in fetched if not url.startswith(("file:", "data:", "blob:"))], fetched  # offline
     assert (OUTPUT / "report-full.png").stat().st_size > 10_000

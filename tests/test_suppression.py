@@ -115,6 +115,8 @@ def test_threshold_comes_from_the_environment(conn, published, miner_env):
 
 def test_report_shows_suppressed_cells_as_suppressed(conn, published, threshold):
     threshold(max(n for n, _ in raw_cells(conn, published).values()))
-    html = render_report(repository_reporting.read_report_data(conn, STUDY))
-    assert '"suppressed"' in html  # heatmap cell text
+    data = repository_reporting.read_report_data(conn, STUDY)
+    hidden = sum(c["suppressed"] for c in data.tables["theme_by_model"])
+    html = render_report(data)
+    assert hidden and html.count("\\u003ci\\u003esuppressed\\u003c") == hidden  # heatmap cells, labelled
     assert "suppressed: fewer than" in html  # theme card rows
