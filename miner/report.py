@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -174,7 +173,3 @@ def _quality(tables: dict[str, Any]) -> dict[str, Any]:
             "excluded": any(r["excluded_from_statistics"] for r in rows),
             "note": None if rows else "No interview was flagged by the quality filter." if tables.get("model_ratings")
             else "Not available yet: the published job has no quality verdicts (the statistics stage has not run for it)."}
-
-
-def generated_now() -> datetime:
-    return datetime.now().astimezone()
