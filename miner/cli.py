@@ -361,10 +361,10 @@ def report(
 
     It reads the reporting views, so suppressed cells stay suppressed. Example: miner report --study pilot-2026 --out report.html
     """
-    from miner.report import NothingToReportError, render_report
+    from miner.report import QUOTES_PER_CARD, NothingToReportError, render_report
 
     with services() as svc:
-        data = repository_reporting.read_report_data(svc.conn, study)
+        data = repository_reporting.read_report_data(svc.conn, study, evidence_per_cell=2 * QUOTES_PER_CARD)  # spares for duplicates
     try:
         html = render_report(data)
     except NothingToReportError as exc:

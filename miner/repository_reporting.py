@@ -137,23 +137,40 @@ def existing_views(conn: psycopg.Connection, names: Sequence[str]) -> set[str]:
     return set(names) & set(reporting_views(conn))
 
 
-def read_view(conn: psycopg.Connection, view: str, study: str) -> list[dict[str, Any]]:
-    """Rows of one reporting view for a study, in the view's documented order."""
+def read_view(conn: psycopg.Connection, view: str, study: str, per_cell: int | None = None) -> list[dict[str, Any]]:
+    """Rows of one reporting view for a study, in the view's documented order.
+
+    `per_cell` (theme_evidence only) keeps the first rows of each theme × model: the ranked quotes,
+    then the rest by unit id — what a report shows, without reading every answer of a big study.
+    """
     if view not in STUDY_VIEWS:
         raise KeyError(f"unknown reporting view {view!r}")
-    query = sql.SQL("SELECT * FROM {}.{} WHERE study = %s ORDER BY {}").format(
-        sql.Identifier(SCHEMA), sql.Identifier(view), sql.SQL(STUDY_VIEWS[view]))
+    source = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(view))
+    if per_cell is not None and view == "theme_evidence":
+        source = sql.SQL(
+            """(SELECT e.*, row_number() OVER (PARTITION BY theme_id, session_model
+                                                ORDER BY quote_rank NULLS LAST, unit_id) AS position_in_cell
+                FROM reporting.theme_evidence e WHERE study = %(study)s) ranked""")
+    query = sql.SQL("SELECT * FROM {} WHERE study = %(study)s{} ORDER BY {}").format(
+        source, sql.SQL(" AND position_in_cell <= %(per_cell)s" if per_cell is not None and view == "theme_evidence"
+                        else ""), sql.SQL(STUDY_VIEWS[view]))
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, (study,)).fetchall()
+        rows = cur.execute(query, {"study": study, "per_cell": per_cell}).fetchall()
+    for row in rows:
+        row.pop("position_in_cell", None)
+    return rows
 
 
-def read_study(conn: psycopg.Connection, study: str) -> dict[str, list[dict[str, Any]] | None]:
+def read_study(conn: psycopg.Connection, study: str, evidence_per_cell: int | None = None
+               ) -> dict[str, list[dict[str, Any]] | None]:
     """Every per-study reporting view's rows for a study; None for a view this database lacks."""
     present = existing_views(conn, list(STUDY_VIEWS))
-    return {view: (read_view(conn, view, study) if view in present else None) for view in STUDY_VIEWS}
+    return {view: (read_view(conn, view, study, evidence_per_cell) if view in present else None)
+            for view in STUDY_VIEWS}
 
 
-def read_report_data(conn: psycopg.Connection, study: str) -> ReportData:
-    """What the HTML report of a study shows, read from the reporting views."""
-    return ReportData(study=study, tables=read_study(conn, study), min_interviews_per_cell=min_interviews_per_cell(conn),
+def read_report_data(conn: psycopg.Connection, study: str, evidence_per_cell: int | None = None) -> ReportData:
+    """A study's rows of every reporting view (theme_evidence cut to `evidence_per_cell` rows per cell)."""
+    return ReportData(study=study, tables=read_study(conn, study, evidence_per_cell),
+                      min_interviews_per_cell=min_interviews_per_cell(conn),
                       generated_at=conn.execute("SELECT now()").fetchone()[0])
