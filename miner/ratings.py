@@ -59,7 +59,7 @@ _VERBAL = (
          "loved it", "outstanding")),
     (2, ("not very satisfied", "somewhat dissatisfied", "slightly dissatisfied", "a bit disappointed",
          "disappointed", "dissatisfied", "unsatisfied", "unhappy", "not great", "poor")),
-    (3, ("neither satisfied nor dissatisfied", "middle of the road", "neutral", "so-so", "so so",
+    (3, ("neither satisfied nor dissatisfied", "moderately satisfied", "middle of the road", "neutral", "so-so", "so so",
          "okay", "average", "mixed", "meh", "ok")),
     (4, ("somewhat satisfied", "pretty satisfied", "quite satisfied", "mostly satisfied",
          "fairly satisfied", "satisfied", "happy", "pretty good", "very good", "good")),
@@ -148,15 +148,17 @@ _VERBAL_PHRASES = sorted(((phrase, score) for score, phrases in _VERBAL for phra
 
 
 def _verbal_rating(text: str) -> float | None:
-    words = re.findall(r"[a-z'-]+", text)
-    if not words or len(words) > _VERBAL_MAX_WORDS:
-        return None
-    joined = " ".join(words)
-    for phrase, score in _VERBAL_PHRASES:  # longest first: "not very satisfied" before "very satisfied"
-        if match := re.search(rf"(?<![a-z-]){re.escape(phrase)}(?![a-z-])", joined):
-            if re.search(r"\b(not|never|no)\b|n't\b", joined[:match.start()]):
-                return None  # "not happy", "wasn't excellent": negated, not a scale point
-            return float(score)
+    """A scale point said in words ("very satisfied"), in the first short clause that says one."""
+    for clause in re.split(r"[,.;:!?()]|\s-\s|\b(?:because|but|since|though|although|as)\b", text):
+        words = re.findall(r"[a-z'-]+", clause)
+        if not words or len(words) > _VERBAL_MAX_WORDS:
+            continue
+        joined = " ".join(words)
+        for phrase, score in _VERBAL_PHRASES:  # longest first: "not very satisfied" before "very satisfied"
+            if match := re.search(rf"(?<![a-z-]){re.escape(phrase)}(?![a-z-])", joined):
+                if re.search(r"\b(not|never|no)\b|n't\b", joined[:match.start()]):
+                    return None  # "not happy", "wasn't excellent": negated, not a scale point
+                return float(score)
     return None
 
 

@@ -94,7 +94,8 @@ def test_thresholds_are_options(judge):
 
 
 def test_sample_study_planted_low_quality_interviews_are_found(judge):
-    samples = generate_sample(50, seed=5)  # four of them planted low quality
+    samples = next(s for s in (generate_sample(50, seed=seed) for seed in range(200))
+                   if sum(x.low_quality for x in s) >= 2)  # the first seed that plants two or more
     interviews = [to_interview(s.record, "quality-sample", "sample", n) for n, s in enumerate(samples)]
     verdicts = judge(interviews)
     planted = {i.interview_id for i, s in zip(interviews, samples) if s.low_quality}

@@ -51,6 +51,9 @@ PHRASINGS = [
     ("Not very satisfied overall", 5, True, 2.0),
     ("I'm not very satisfied with it", 5, True, 2.0),
     ("wasn't happy", 5, True, None),
+    ("I'm moderately satisfied with it, some good, some bad", 5, True, 3.0),
+    ("I'm mostly satisfied with it, good with a few hiccups", 5, True, 4.0),
+    ("I'm not very satisfied with it because only partly useful", 5, True, 2.0),
     ("I'd give it 4/5 overall", 5, False, 4.0),
     ("solid 9 out of 10", 5, False, 1 + 4 * 8 / 9),
     # Not ratings.
@@ -62,7 +65,7 @@ PHRASINGS = [
     ("I asked 2 questions and it got 1 right", 5, True, None),
     ("9", 5, True, None),  # off a 1-5 scale: ambiguous, not guessed
     ("it was great", 5, False, None),
-    ("very satisfied with the code but the explanations were long and it kept repeating itself", 5, True, None),
+    ("the explanations were long and it kept repeating itself whenever I asked", 5, True, None),
     ("It was right 80% of the time", 5, False, None),
 ]
 
@@ -175,8 +178,8 @@ def rating_reply(body: dict) -> dict:
     answers = request_data(body)["answers"]
     assert schema_name(body) == "InterviewRatingReply"
     quote = " ".join(answers[-1]["answer"].split()[:4])
-    return {"questions": [{"id": a["id"], "dimension": "satisfaction" if "1 to 5" in a["question"] or "1-5" in a["question"]
-                           or "1 (very" in a["question"] else "needs"} for a in answers],
+    return {"questions": [{"id": a["id"], "dimension": "satisfaction" if asks_for_rating(a["question"]) else "needs"}
+                          for a in answers],
             "ratings": {d: {"score": 4, "evidence": quote} for d in RATED},
             "low_effort": all(len(a["answer"]) < 12 for a in answers), "quality_reason": "short answers"}
 

@@ -14,16 +14,25 @@ from miner import db, pipeline, repository
 from miner.components import clusterer_from_settings
 from miner.ingest import ingest_files
 from miner.label import ExtractiveLabeller
-from miner.sample import generate_sample, write_jsonl
+from miner.sample import PLANTED_SHARES, generate_sample, write_jsonl
 from miner.store import store_ingest
 
 STUDY = "understand-sample"
 
 
+def sample_with_low_quality(count: int, at_least: int = 2):
+    """The first seed whose sample plants `at_least` low-quality interviews (the generator may change)."""
+    for seed in range(200):
+        samples = generate_sample(count, seed=seed)
+        if sum(s.low_quality for s in samples) >= at_least:
+            return samples
+    raise AssertionError("the sample generator plants no low-quality interviews")
+
+
 @pytest.fixture(scope="module")
 def analysed(database_url, settings, embedder, tmp_path_factory):
-    """A 50-interview sample study (3 planted low-quality interviews), analysed in process."""
-    samples = generate_sample(50, seed=9)
+    """A 50-interview sample study with planted low-quality interviews, analysed in process."""
+    samples = sample_with_low_quality(50)
     path = tmp_path_factory.mktemp("understand") / "sample.jsonl"
     write_jsonl(samples, path)
     components = pipeline.Components(embedder=embedder, clusterer=clusterer_from_settings(settings),
@@ -52,25 +61,26 @@ def test_mean_satisfaction_per_model_with_ci(analysed, conn):
         assert low <= mean <= high and low < high
         assert n == n_explicit == len(truth[model])  # every one of them stated a number; excluded left out
         assert abs(mean - sum(truth[model]) / len(truth[model])) < 0.35
-    assert counts["explicit_ratings"] >= 47
+    assert counts["explicit_ratings"] >= 0.9 * sum(not s.low_quality for s in samples)
 
 
 def test_themes_significantly_more_common_for_a_model(analysed, conn):
+    """Every theme flagged as more common for a model is one the generator planted more often for it."""
     samples, _, _ = analysed
-    planted = {(s.record["id"], index): theme for s in samples for index, theme in enumerate(s.answer_themes)}
+    planted = {(s.record["id"], index): label for s in samples for index, label in enumerate(s.answer_themes)}
     more_common = conn.execute(
-        """SELECT p.theme_id, p.prevalence, p.rest_prevalence, p.p_adjusted, p.correction
-           FROM theme_prevalence p WHERE p.study = %s AND p.session_model = 'borealis-70b' AND p.more_common""",
-        (STUDY,)).fetchall()
-    assert more_common, "borealis-70b's planted excess of verbosity complaints is not flagged"
-    flagged_themes = Counter()
-    for theme_id, prevalence, rest, p_adjusted, correction in more_common:
+        """SELECT theme_id, session_model, prevalence, rest_prevalence, p_adjusted, correction
+           FROM theme_prevalence WHERE study = %s AND more_common""", (STUDY,)).fetchall()
+    assert more_common, "no planted difference between models was found"
+    for theme_id, model, prevalence, rest, p_adjusted, correction in more_common:
         assert prevalence > rest and p_adjusted < 0.05 and correction == "bh"
         answers = conn.execute(
             """SELECT a.external_id, u.answer_index FROM theme_answers a JOIN units u USING (unit_id)
                WHERE a.study = %s AND a.theme_id = %s""", (STUDY, theme_id)).fetchall()
-        flagged_themes.update(planted[(external_id, index)] for external_id, index in answers)
-    assert flagged_themes.most_common(1)[0][0] == "too_verbose"
+        labels = Counter(planted[key] for key in answers if planted[key] in PLANTED_SHARES[model])
+        theme = labels.most_common(1)[0][0]
+        others = [shares[theme] for m, shares in PLANTED_SHARES.items() if m != model]
+        assert PLANTED_SHARES[model][theme] > sum(others) / len(others), (model, theme)
     differences = conn.execute("SELECT count(*) FILTER (WHERE significant), count(*) FROM theme_differences "
                                "WHERE study = %s", (STUDY,)).fetchone()
     assert 0 < differences[0] <= differences[1]
@@ -112,5 +122,5 @@ def test_eval_ratings_without_gold_hides_the_explicit_numbers(analysed, miner_en
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index('{"dimensions"'):])
     assert set(report["dimensions"]) == {"satisfaction"}
-    assert report["dimensions"]["satisfaction"]["n"] >= 47
+    assert report["dimensions"]["satisfaction"]["n"] >= 0.9 * sum(not s.low_quality for s in analysed[0])
     assert -1.0 <= report["dimensions"]["satisfaction"]["spearman"] <= 1.0
