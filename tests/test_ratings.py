@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+import openai
 import pytest
 
-from miner.ratings import asks_for_rating, parse_rating, question_scale
+from conftest import needs_shared_data
+from miner.dimensions import PrototypeClassifier, classify_questions
+from miner.ingest import to_interview
+from miner.llm import LLM, LLMOptions, PostgresStore
+from miner.ratings import AnchorSentiment, asks_for_rating, parse_rating, question_scale, rate_interviews
+from miner.sample import generate_sample
+from miner.understand import understand_interviews
+from miner.units import split_units
+from openai_server import Fault, OpenAIServer, request_data, schema_name
 
 # (answer, scale the question asked for, answer to a rating question?, expected 1-5 score or None)
 PHRASINGS = [
@@ -99,22 +111,6 @@ def test_question_scale_and_rating_questions(question, scale, asks):
 
 # --- The offline estimator -------------------------------------------------------------------------
 
-import json  # noqa: E402
-
-import numpy as np  # noqa: E402
-import openai  # noqa: E402
-
-from miner import repository  # noqa: E402
-from miner.dimensions import PrototypeClassifier, classify_questions  # noqa: E402
-from miner.ingest import to_interview  # noqa: E402
-from miner.llm import LLM, LLMOptions, PostgresStore  # noqa: E402
-from miner.ratings import AnchorSentiment, rate_interviews  # noqa: E402
-from miner.sample import generate_sample  # noqa: E402
-from miner.understand import understand_interviews  # noqa: E402
-from miner.units import split_units  # noqa: E402
-from openai_server import Fault, OpenAIServer, request_data, schema_name  # noqa: E402
-
-from conftest import needs_shared_data  # noqa: E402
 
 # Written for this test; none is an anchor phrasing.
 PRAISE = ["Honestly it was brilliant, saved me an afternoon of work.", "Super clear explanations, loved it.",

@@ -7,7 +7,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from miner import db, pipeline, repository
