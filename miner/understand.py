@@ -33,6 +33,19 @@ class UnderstandOptions:
     llm_scrub: bool = True
 
 
+class _OnceEmbedder:
+    """Embeds each distinct text once per job: questions are read by the classifier and the quality filter."""
+
+    def __init__(self, embedder: Embedder):
+        self.name, self.embedder, self.known = embedder.name, embedder, {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        missing = sorted({t for t in texts if t not in self.known})
+        if missing:
+            self.known.update(zip(missing, self.embedder.embed(missing)))
+        return np.vstack([self.known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class Understanding:
     """What the stage produced, ready for repository.save_insights."""
@@ -53,6 +66,7 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
     `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline.
     """
     progress = on_progress or (lambda stage: None)
+    embedder = _OnceEmbedder(embedder)
     estimator = AnchorSentiment(embedder)
     classifier = PrototypeClassifier(embedder, threshold=options.dimension_threshold)
     by_question = classify_questions([u.question for u in units], classifier)
