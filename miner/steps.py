@@ -256,7 +256,8 @@ def understand(conn: psycopg.Connection, job_id: str, components: Components) ->
             if budget is not None:  # one budget per job: what labelling spent is gone
                 budget = max(0, budget - sum(row["billed_tokens"] for row in repository.llm_cost(conn, job_id)))
             llm = LLM(components.llm_client, components.llm_options, PostgresStore(conn, job_id), token_budget=budget)
-        result = understand_interviews(interviews, units, vectors, labels, components.embedder, options, llm)
+        result = understand_interviews(interviews, units, vectors, labels, components.embedder, options, llm,
+                                       savepoint=conn.transaction)
         repository.save_insights(conn, job_id, result.run, result.insights, result.ratings, result.verdicts,
                                  result.statistics)
         return {**result.counts, **({} if llm is None else {f"rate_{k}": v for k, v in llm.usage().items()})}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -60,10 +61,13 @@ class Understanding:
 
 def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit], vectors: np.ndarray,
                           labels: np.ndarray, embedder: Embedder, options: UnderstandOptions = UnderstandOptions(),
-                          llm=None, on_progress: Callable[[str], None] | None = None) -> Understanding:
+                          llm=None, on_progress: Callable[[str], None] | None = None,
+                          savepoint: Callable[[], AbstractContextManager] | None = None) -> Understanding:
     """Dimensions, ratings, quality verdicts and statistics for one study's units.
 
     `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline.
+    `savepoint` (e.g. `conn.transaction`) wraps the LLM calls, so that a failed write of their
+    ledger rolls back only them and the caller's transaction stays usable.
     """
     progress = on_progress or (lambda stage: None)
     embedder = _OnceEmbedder(embedder)
@@ -82,7 +86,8 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
         from miner.llm_rate import rate_with_llm
 
         try:
-            rated = rate_with_llm(units, llm, scrub=options.llm_scrub)
+            with savepoint() if savepoint else nullcontext():
+                rated = rate_with_llm(units, llm, scrub=options.llm_scrub)
         except Exception:  # a broken LLM stage must not lose the ratings: the offline ones stay
             logger.exception("understand: LLM rating failed; keeping the offline ratings")
             rated = {}

@@ -123,3 +123,41 @@ def test_eval_ratings_without_gold_hides_the_explicit_numbers(analysed, miner_en
     assert set(report["dimensions"]) == {"satisfaction"}
     assert report["dimensions"]["satisfaction"]["n"] >= 0.9 * sum(not s.low_quality for s in analysed[0])
     assert -1.0 <= report["dimensions"]["satisfaction"]["spearman"] <= 1.0
+
+
+def test_a_job_with_an_llm_makes_one_rating_call_per_interview(database_url, settings, embedder, tmp_path):
+    import openai
+
+    from miner.llm import LLMOptions
+    from miner.llm_label import LabelOptions
+    from openai_server import OpenAIServer, schema_name, smart_reply
+    from test_ratings import rating_reply
+
+    study = "understand-llm"
+    samples = generate_sample(12, seed=31)
+    path = tmp_path / "small.jsonl"
+    write_jsonl(samples, path)
+
+    def reply(body: dict) -> dict:
+        return rating_reply(body) if schema_name(body) == "InterviewRatingReply" else smart_reply(body)
+
+    with OpenAIServer(reply) as server, db.connect(database_url) as conn:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test", timeout=10, max_retries=0)
+        components = pipeline.Components(
+            embedder=embedder, clusterer=clusterer_from_settings(settings), labeller=ExtractiveLabeller(),
+            llm_client=client, llm_options=LLMOptions(model="job-model", max_retries=0), label_options=LabelOptions())
+        store_ingest(conn, study, ingest_files([Path(path)], study, settings.max_record_bytes))
+        job_id = repository.create_job(conn, study)
+        conn.commit()
+        counts = pipeline.run_job(conn, job_id, components)
+        rating_requests = sum(schema_name(body) == "InterviewRatingReply" for body in server.requests)
+        assert rating_requests == len(samples) == counts["rate_llm_calls"]
+        ledger = conn.execute("SELECT count(*) FROM llm_calls WHERE job_id = %s AND purpose = 'rate'",
+                              (job_id,)).fetchone()[0]
+        assert ledger == len(samples)
+        sources = dict(conn.execute("SELECT source, count(*) FROM interview_ratings WHERE study = %s GROUP BY 1",
+                                    (study,)).fetchall())
+        assert sources.get("llm", 0) >= 4 * (len(samples) - 1) and "estimate" not in sources
+        estimator = conn.execute("SELECT DISTINCT rating_estimator FROM model_ratings WHERE study = %s",
+                                 (study,)).fetchall()
+        assert estimator == [("llm:job-model",)]
