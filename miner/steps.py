@@ -240,7 +240,8 @@ def understand(conn: psycopg.Connection, job_id: str, components: Components) ->
     def body(job: Job) -> dict[str, Any]:
         from dataclasses import replace
 
-        from miner.understand import UnderstandOptions, understand_interviews
+        from miner.understand import UnderstandOptions, texts_to_embed, understand_interviews
+        from miner.units import answer_hash
 
         units, vectors, labels = _job_arrays(conn, job_id, components.embedder)
         in_job = {u.interview_id for u in units}
@@ -256,8 +257,14 @@ def understand(conn: psycopg.Connection, job_id: str, components: Components) ->
             if budget is not None:  # one budget per job: what labelling spent is gone
                 budget = max(0, budget - sum(row["billed_tokens"] for row in repository.llm_cost(conn, job_id)))
             llm = LLM(components.llm_client, components.llm_options, PostgresStore(conn, job_id), token_budget=budget)
+        # Questions, prototypes and anchors go through the embedding cache like answers do.
+        by_hash = {answer_hash(text): text for text in texts_to_embed(units)}
+        cached = repository.load_embeddings(conn, components.embedder.name, by_hash)
         result = understand_interviews(interviews, units, vectors, labels, components.embedder, options, llm,
-                                       savepoint=conn.transaction)
+                                       savepoint=conn.transaction,
+                                       known_vectors={by_hash[h]: v for h, v in cached.items()})
+        repository.save_embeddings(conn, components.embedder.name,
+                                   {answer_hash(text): v for text, v in result.new_vectors.items()})
         repository.save_insights(conn, job_id, result.run, result.insights, result.ratings, result.verdicts,
                                  result.statistics)
         return {**result.counts, **({} if llm is None else {f"rate_{k}": v for k, v in llm.usage().items()})}

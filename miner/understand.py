@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from miner.components import Embedder
-from miner.dimensions import DEFAULT_THRESHOLD, DimensionLabel, PrototypeClassifier, classify_questions
+from miner.dimensions import (DEFAULT_THRESHOLD, DimensionLabel, PrototypeClassifier, classify_questions,
+                              load_prototypes, question_sentences)
 from miner.quality import QualityOptions, judge_quality
-from miner.ratings import AnchorSentiment, explicit_ratings, rate_interviews
+from miner.ratings import AnchorSentiment, explicit_ratings, load_anchors, rate_interviews
 from miner.records import Interview, QualityVerdict, Rating, Unit, UnitInsight
 from miner.stats import Statistics, StatsOptions, compute_statistics
 
@@ -35,15 +36,20 @@ class UnderstandOptions:
 
 
 class _OnceEmbedder:
-    """Embeds each distinct text once per job: questions are read by the classifier and the quality filter."""
+    """Embeds each distinct text once per job (questions are read by the classifier and the quality
+    filter), starting from vectors the caller already has; `new` holds what it had to embed."""
 
-    def __init__(self, embedder: Embedder):
-        self.name, self.embedder, self.known = embedder.name, embedder, {}
+    def __init__(self, embedder: Embedder, known: dict[str, np.ndarray] | None = None):
+        self.name, self.embedder = embedder.name, embedder
+        self.known: dict[str, np.ndarray] = dict(known or {})
+        self.new: dict[str, np.ndarray] = {}
 
     def embed(self, texts: list[str]) -> np.ndarray:
         missing = sorted({t for t in texts if t not in self.known})
         if missing:
-            self.known.update(zip(missing, self.embedder.embed(missing)))
+            fresh = dict(zip(missing, self.embedder.embed(missing)))
+            self.known.update(fresh)
+            self.new.update(fresh)
         return np.vstack([self.known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
 
@@ -57,12 +63,23 @@ class Understanding:
     verdicts: list[QualityVerdict]
     statistics: Statistics
     counts: dict[str, int]
+    new_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # texts embedded by this run
+
+
+def texts_to_embed(units: Sequence[Unit]) -> set[str]:
+    """Every text the stage embeds besides answers: questions and their sentences, prototypes, anchors
+    (a caller with an embedding cache can look them up first and pass them as `known_vectors`)."""
+    texts = {s for question in {u.question for u in units} for s in question_sentences(question)}
+    texts.update(t for phrasings in load_prototypes().values() for t in phrasings)
+    positive, negative = load_anchors()
+    return texts | set(positive) | set(negative)
 
 
 def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit], vectors: np.ndarray,
                           labels: np.ndarray, embedder: Embedder, options: UnderstandOptions = UnderstandOptions(),
                           llm=None, on_progress: Callable[[str], None] | None = None,
-                          savepoint: Callable[[], AbstractContextManager] | None = None) -> Understanding:
+                          savepoint: Callable[[], AbstractContextManager] | None = None,
+                          known_vectors: dict[str, np.ndarray] | None = None) -> Understanding:
     """Dimensions, ratings, quality verdicts and statistics for one study's units.
 
     `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline.
@@ -70,7 +87,7 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
     ledger rolls back only them and the caller's transaction stays usable.
     """
     progress = on_progress or (lambda stage: None)
-    embedder = _OnceEmbedder(embedder)
+    embedder = _OnceEmbedder(embedder, known_vectors)
     estimator = AnchorSentiment(embedder)
     classifier = PrototypeClassifier(embedder, threshold=options.dimension_threshold)
     by_question = classify_questions([u.question for u in units], classifier)
@@ -112,7 +129,7 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
     counts = {"ratings": len(ratings), "explicit_ratings": sum(r.source == "explicit" for r in ratings),
               "low_quality": sum(v.low_quality for v in verdicts), "excluded": len(excluded),
               "significant_theme_differences": sum(p.significant for p in statistics.prevalence)}
-    return Understanding(run, insights, ratings, verdicts, statistics, counts)
+    return Understanding(run, insights, ratings, verdicts, statistics, counts, embedder.new)
 
 
 def _merge_llm(units: Sequence[Unit], dimensions: dict[str, DimensionLabel], sources: dict[str, str],

@@ -110,6 +110,13 @@ def test_other_surfaces_are_filled(analysed, conn):
     assert sentiment[0] > 0 and sentiment[1]
     step = conn.execute("SELECT status FROM job_steps WHERE job_id = %s AND step = 'understand'", (job_id,)).fetchone()
     assert step == ("done",)
+    # Questions, prototypes and anchors are in the embedding cache, as answers are.
+    from miner.dimensions import load_prototypes
+    from miner.units import answer_hash
+
+    question = conn.execute("SELECT question FROM units WHERE study = %s LIMIT 1", (STUDY,)).fetchone()[0]
+    texts = [question, load_prototypes()["needs"][0]]
+    assert len(repository.load_embeddings(conn, "all-MiniLM-L6-v2", [answer_hash(t) for t in texts])) == 2
 
 
 def test_eval_ratings_without_gold_hides_the_explicit_numbers(analysed, miner_env):
