@@ -161,7 +161,7 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
     """
     if params.refine not in ("ward", "none"):
         raise ValueError(f"unknown refine {params.refine!r}; choose 'ward' or 'none'")
-    x = _normalise(vectors)
+    x = _separate_duplicates(_normalise(vectors), params.seed)
     n = x.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -199,6 +199,20 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
     if params.merge_threshold is not None:
         labels = _merge_near_duplicates(x, labels, params.merge_threshold)
     return _relabel(labels)
+
+
+def _separate_duplicates(x: np.ndarray, seed: int) -> np.ndarray:
+    """Nudge repeated vectors (identical answers) apart by a seeded ~1e-3 so UMAP's exact
+    neighbour search meets no distance ties: with ties its output differed from one process
+    to the next, so the same input did not always give the same themes."""
+    _, first, inverse = np.unique(x, axis=0, return_index=True, return_inverse=True)
+    repeated = np.flatnonzero(first[inverse.ravel()] != np.arange(len(x)))
+    if repeated.size == 0:
+        return x
+    rng = np.random.default_rng(seed)
+    x = x.copy()
+    x[repeated] += rng.normal(scale=1e-3 / np.sqrt(x.shape[1]), size=(repeated.size, x.shape[1])).astype(x.dtype)
+    return _normalise(x)
 
 
 def _ward(emb: np.ndarray, k: int, n_neighbors: int) -> np.ndarray:

@@ -30,15 +30,37 @@ class ThemeLabel:
 
 
 def ctfidf_keywords(documents_per_cluster: Sequence[Sequence[str]], top_n: int = KEYWORDS_PER_THEME) -> list[list[str]]:
-    """Top c-TF-IDF terms per cluster: term frequency in the cluster × log(1 + A / frequency overall)."""
+    """Top c-TF-IDF terms per cluster: term frequency in the cluster × log(1 + A / frequency overall).
+
+    A cluster whose words are all stop words or numbers ("4/5", "no", "idk") gets its terms from
+    a second pass that keeps them, so no theme goes without keywords.
+    """
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
     joined = [" ".join(docs) for docs in documents_per_cluster]
-    vectorizer = CountVectorizer(stop_words=sorted(ENGLISH_STOP_WORDS.union(EXTRA_STOP_WORDS)), ngram_range=(1, 2),
-                                 token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+    strict = CountVectorizer(stop_words=sorted(ENGLISH_STOP_WORDS.union(EXTRA_STOP_WORDS)), ngram_range=(1, 2),
+                             token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+    keywords = _ctfidf(joined, strict, top_n)
+    if any(not row for row in keywords):
+        permissive = CountVectorizer(ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b")
+        fallback = _ctfidf(joined, permissive, top_n)
+        keywords = [row or spare or _commonest_answers(docs, top_n)
+                    for row, spare, docs in zip(keywords, fallback, documents_per_cluster)]
+    return keywords
+
+
+def _commonest_answers(documents: Sequence[str], top_n: int) -> list[str]:
+    """The answers themselves, most frequent first, for clusters without a single word ("?", "…")."""
+    counts: dict[str, int] = {}
+    for text in documents:
+        counts[text.strip()[:40]] = counts.get(text.strip()[:40], 0) + 1
+    return sorted(counts, key=lambda text: (-counts[text], text))[:top_n]
+
+
+def _ctfidf(joined: list[str], vectorizer, top_n: int) -> list[list[str]]:
     try:
         counts = vectorizer.fit_transform(joined)
-    except ValueError:  # every word was a stop word
+    except ValueError:  # no term survived the vectorizer
         return [[] for _ in joined]
     terms = vectorizer.get_feature_names_out()
     counts = counts.toarray().astype(np.float64)

@@ -81,3 +81,20 @@ def test_import_is_light():
 def test_unknown_refine_rejected():
     with pytest.raises(ValueError):
         cluster_vectors(np.eye(30, 8, dtype=np.float32), ClusterParams(refine="kmeans"))
+
+
+def test_same_input_gives_same_clusters_in_separate_processes(tmp_path):
+    """Repeated answers (identical vectors) once made UMAP's output vary from process to process."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(5, 64))
+    points = np.repeat(centres, 40, axis=0) + rng.normal(scale=0.3, size=(200, 64))
+    points[::7] = points[0]  # many exact duplicates, as "idk" answers are
+    np.save(tmp_path / "v.npy", points.astype(np.float32))
+    code = ("import sys, numpy as np; from miner.cluster import cluster_vectors; "
+            "print(','.join(map(str, cluster_vectors(np.load(sys.argv[1])))))")
+    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path / "v.npy")], capture_output=True, text=True,
+                           check=True).stdout.strip() for _ in range(2)]
+    assert runs[0] == runs[1]
