@@ -27,12 +27,13 @@ class EmbeddedServers:
     _handles: list[Any] = field(default_factory=list)
 
     def start_postgres(self) -> str:
-        import pgserver
         import psycopg
 
         self.home.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            import pgserver
+
             server = pgserver.get_server(self.home.resolve() / "postgres", cleanup_mode="stop")
         self._handles.append(server)
         with psycopg.connect(server.get_uri(), autocommit=True) as conn:
