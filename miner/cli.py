@@ -504,15 +504,22 @@ def _rating_llm(svc: Services):
     return LLM(client, options, PostgresStore(svc.conn, None), token_budget=options.token_budget)
 
 
+@contextmanager
+def _unmigrated_connection() -> Iterator:
+    """A connection to the configured (or embedded) database, schema left as it is."""
+    settings = Settings()
+    database_url, _, _servers = resolve_urls(settings.database_url, None, settings.home, need_broker=False)
+    with db.connect(database_url) as conn:
+        yield conn
+
+
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending schema migrations.
 
     Example: miner db migrate
     """
-    settings = Settings()
-    database_url, _, _servers = resolve_urls(settings.database_url, None, settings.home, need_broker=False)
-    with db.connect(database_url) as conn:
+    with _unmigrated_connection() as conn:
         applied = db.migrate(conn)
     console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
 
@@ -523,9 +530,7 @@ def db_status() -> None:
 
     Example: miner db status
     """
-    settings = Settings()
-    database_url, _, _servers = resolve_urls(settings.database_url, None, settings.home, need_broker=False)
-    with db.connect(database_url) as conn:
+    with _unmigrated_connection() as conn:
         pending = db.pending_migrations(conn)
     console.print("pending: " + (", ".join(p.name for p in pending) or "none"))
 
