@@ -181,6 +181,7 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
         n_jobs=1,
     )
     emb = reducer.fit_transform(x)
+    del reducer  # its neighbour index is large and no longer needed (peak memory is in Ward, below)
     clusterer = hdbscan.HDBSCAN(
         min_cluster_size=mcs,
         min_samples=params.min_samples,
@@ -205,7 +206,11 @@ def _separate_duplicates(x: np.ndarray, seed: int) -> np.ndarray:
     """Nudge repeated vectors (identical answers) apart by a seeded ~1e-3 so UMAP's exact
     neighbour search meets no distance ties: with ties its output differed from one process
     to the next, so the same input did not always give the same themes."""
-    _, first, inverse = np.unique(x, axis=0, return_index=True, return_inverse=True)
+    # Rows compared through one random projection: identical rows share it, and np.unique over
+    # n floats costs little memory where np.unique(axis=0) sorts a copy of the whole matrix.
+    projection = np.random.default_rng(0).normal(size=x.shape[1])
+    signature = np.concatenate([x[i:i + 8192].astype(np.float64) @ projection for i in range(0, len(x), 8192)])
+    _, first, inverse = np.unique(signature, return_index=True, return_inverse=True)
     repeated = np.flatnonzero(first[inverse.ravel()] != np.arange(len(x)))
     if repeated.size == 0:
         return x
