@@ -208,6 +208,8 @@ def _separate_duplicates(x: np.ndarray, seed: int) -> np.ndarray:
     to the next, so the same input did not always give the same themes."""
     # Rows compared through one random projection: identical rows share it, and np.unique over
     # n floats costs little memory where np.unique(axis=0) sorts a copy of the whole matrix.
+    if len(x) < 2:
+        return x
     projection = np.random.default_rng(0).normal(size=x.shape[1])
     signature = np.concatenate([x[i:i + 8192].astype(np.float64) @ projection for i in range(0, len(x), 8192)])
     _, first, inverse = np.unique(signature, return_index=True, return_inverse=True)
