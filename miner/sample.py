@@ -105,13 +105,19 @@ def _dress(rng: random.Random, core: str) -> str:
     opener = rng.choice(phrases.OPENERS)
     if opener and core[:1].isupper() and not core.startswith(("I ", "I'")):
         core = core[0].lower() + core[1:]
-    text = opener + core.rstrip(".!? ") + rng.choice(phrases.ENDINGS)
+    ending = rng.choice(phrases.ENDINGS)
+    said = ending.strip(" .!").lower()
+    if opener and said and said in opener.lower():  # not "To be honest, ... to be honest."
+        ending = "."
+    text = opener + core.rstrip(".!? ") + ending
     if rng.random() < 0.15:  # some people type everything in lower case
         return text.lower()
     return text[0].upper() + text[1:]
 
 
-def _claims(rng: random.Random, theme: str, count: int) -> list[str]:
+def _claims(rng: random.Random, theme: str, count: int, extra_themes: dict[str, list[str]]) -> list[str]:
+    if theme in extra_themes:  # given phrasings are claims without slots
+        return [claim.strip().rstrip(".!?") for claim in rng.sample(extra_themes[theme], count)]
     templates, slots = _THEME_TEMPLATES[theme]
     return [
         template.format(**{name: rng.choice(slots[name]) for name in names})
@@ -120,14 +126,15 @@ def _claims(rng: random.Random, theme: str, count: int) -> list[str]:
 
 
 def _theme_answer(rng: random.Random, theme: str, extra_themes: dict[str, list[str]]) -> str:
-    if theme in extra_themes:
-        return _dress(rng, rng.choice(extra_themes[theme]))
-    if rng.random() >= TWO_CLAIM_RATE:
-        return _dress(rng, _claims(rng, theme, 1)[0])
-    first, second = _claims(rng, theme, 2)
+    pair = rng.random() < TWO_CLAIM_RATE and (theme not in extra_themes or len(extra_themes[theme]) > 1)
+    if not pair:
+        return _dress(rng, _claims(rng, theme, 1, extra_themes)[0])
+    first, second = _claims(rng, theme, 2, extra_themes)
     connector = rng.choice(phrases.CONNECTORS)
     if connector == ". " and not second.startswith("I"):
         second = second[0].upper() + second[1:]
+    elif connector != ". " and second[:1].isupper() and not second.startswith(("I ", "I'")):
+        second = second[0].lower() + second[1:]
     return _dress(rng, first + connector + second)
 
 
