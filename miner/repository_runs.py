@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from miner.records import Theme, ThemeModelStat, Unit
+from miner.repository import load_embeddings
 from miner.registry import ThemeEvent
 
 
@@ -165,29 +166,8 @@ def save_model_stats(conn: psycopg.Connection, job_id: str, stats: Sequence[Them
 
 
 def load_vectors(conn: psycopg.Connection, model: str, units: Sequence[Unit]) -> dict[str, np.ndarray]:
-    """Cached vectors of these units' answers (by answer hash) under an embedding model.
-
-    Rows stream into one float32 matrix and the dict holds views of its rows: fetching them all
-    first held a bytes object and a tuple per vector, ~2.5× the vectors' size (370 MB at 84k answers).
-    """
-    hashes = list({u.answer_hash for u in units})
-    found: dict[str, np.ndarray] = {}
-    matrix: np.ndarray | None = None
-    filled = 0
-    with conn.cursor(binary=True) as cur:
-        rows = cur.stream("SELECT answer_hash, vector FROM embeddings WHERE model = %s AND answer_hash = ANY(%s)",
-                          (model, hashes), size=2000)
-        for answer_hash, vector in rows:
-            row = np.frombuffer(vector, dtype="<f4")
-            if matrix is None:
-                matrix = np.empty((len(hashes), row.shape[0]), dtype=np.float32)
-            if row.shape[0] != matrix.shape[1]:  # not the width of the others: keep it on its own
-                found[answer_hash] = row
-                continue
-            matrix[filled] = row
-            found[answer_hash] = matrix[filled]
-            filled += 1
-    return found
+    """Cached vectors of these units' answers (by answer hash) under an embedding model."""
+    return load_embeddings(conn, model, (u.answer_hash for u in units))
 
 
 def next_theme_id(conn: psycopg.Connection, study: str) -> int:

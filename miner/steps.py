@@ -183,13 +183,18 @@ def cluster(conn: psycopg.Connection, job_id: str, components: Components) -> di
     return run_step(conn, job_id, "cluster", body)
 
 
+def _labels_of(units: list[Unit], assigned: dict[str, int | None]) -> np.ndarray:
+    """Theme id per unit from a job's assignments; -1 = unassigned."""
+    return np.array([-1 if assigned.get(u.unit_id) is None else assigned[u.unit_id] for u in units], dtype=np.int64)
+
+
 def _job_arrays(conn: psycopg.Connection, job_id: str, embedder: Embedder) -> tuple[list[Unit], np.ndarray, np.ndarray]:
     """The job's units, their vectors and theme labels (-1 = unassigned), aligned."""
     units = runs.load_job_units(conn, job_id)
     cached = runs.load_vectors(conn, embedder.name, units)
     vectors = np.vstack([cached[u.answer_hash] for u in units])
     assigned = runs.load_assignments(conn, job_id)
-    labels = np.array([assigned.get(u.unit_id) if assigned.get(u.unit_id) is not None else -1 for u in units])
+    labels = _labels_of(units, assigned)
     return units, vectors, labels
 
 
@@ -225,7 +230,7 @@ def aggregate(conn: psycopg.Connection, job_id: str, components: Components) -> 
     def body(job: Job) -> dict[str, Any]:
         units = runs.load_job_units(conn, job_id)
         assigned = runs.load_assignments(conn, job_id)
-        labels = np.array([assigned.get(u.unit_id) if assigned.get(u.unit_id) is not None else -1 for u in units])
+        labels = _labels_of(units, assigned)
         runs.save_model_stats(conn, job_id, model_stats(units, labels))
         return {"models": len({u.session_model for u in units})}
 
