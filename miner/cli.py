@@ -9,12 +9,15 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+import psycopg
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -45,15 +48,76 @@ class Services:
 
 @contextmanager
 def services(need_broker: bool = False) -> Iterator[Services]:
-    settings = Settings()
-    logging.basicConfig(level=os.environ.get("MINER_LOG_LEVEL", "WARNING"))
-    database_url, broker_url, servers = resolve_urls(settings.database_url, settings.broker_url,
-                                                     settings.home, need_broker=need_broker)
-    with db.connect(database_url) as conn:
-        db.migrate(conn)
-        repository_reporting.set_min_interviews_per_cell(conn, settings.min_interviews_per_cell)
-        conn.commit()
-        yield Services(settings, database_url, broker_url, servers, conn)
+    with operator_errors():
+        settings = Settings()
+        logging.basicConfig(level=os.environ.get("MINER_LOG_LEVEL", "WARNING"))
+        database_url, broker_url, servers = resolve_urls(settings.database_url, settings.broker_url,
+                                                         settings.home, need_broker=need_broker)
+        with _connect(database_url) as conn:
+            db.migrate(conn)
+            repository_reporting.set_min_interviews_per_cell(conn, settings.min_interviews_per_cell)
+            conn.commit()
+            yield Services(settings, database_url, broker_url, servers, conn)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one red error line (markup in `message` is shown as text) and return the Exit to raise."""
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def operator_errors() -> Iterator[None]:
+    """What an operator gets wrong (settings, an unreachable database or broker, a path) as one line, exit 2.
+
+    MINER_LOG_LEVEL=DEBUG logs the traceback as well.
+    """
+    from kombu.exceptions import KombuError
+    from pydantic import ValidationError
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except ValidationError as exc:
+        problems = "; ".join(f"MINER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise fail(f"invalid setting: {problems}") from None
+    except psycopg.OperationalError as exc:
+        logging.getLogger(__name__).debug("database error", exc_info=True)
+        raise fail(f"database: {_first_line(exc)}") from None
+    except (KombuError, RedisError) as exc:
+        logging.getLogger(__name__).debug("broker error", exc_info=True)
+        raise fail(f"broker: {_first_line(exc)}") from None
+    except OSError as exc:
+        logging.getLogger(__name__).debug("OS error", exc_info=True)
+        raise fail(str(exc) if exc.filename is None else f"{exc.strerror}: {exc.filename}") from None
+
+
+def _connect(database_url: str) -> psycopg.Connection:
+    """A connection, or one line naming the (password-masked) URL that could not be used."""
+    try:
+        return db.connect(database_url)
+    except psycopg.Error as exc:
+        raise fail(f"cannot connect to the database {_masked(database_url)} (MINER_DATABASE_URL): "
+                   f"{_first_line(exc)}") from None
+
+
+def _masked(url: str) -> str:
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _job_id(text: str) -> str:
+    """The job id as given, or one line saying it is not one (before any query would choke on it)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise fail(f"{text!r} is not a job id (a UUID such as 5f0c2a3e-…; `miner jobs` lists them)") from None
 
 
 @app.command()
@@ -72,17 +136,18 @@ def ingest(
     from miner.store import store_ingest
 
     with services() as svc:
-        try:
-            result = ingest_files(paths, study, svc.settings.max_record_bytes)
-        except FileNotFoundError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2)
+        result = ingest_files(paths, study, svc.settings.max_record_bytes)
         summary = store_ingest(svc.conn, study, result)
+    if result.skipped:  # on stderr, so --json output stays one JSON document
+        shown = ", ".join(result.skipped[:5]) + (", …" if len(result.skipped) > 5 else "")
+        Console(stderr=True).print(f"skipped {len(result.skipped)} files that are not .json/.jsonl/.ndjson: "
+                                   f"{escape(shown)}", highlight=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
     else:
-        for r in summary.rejected:
-            console.print(f"[yellow]quarantined[/yellow] {r.source_file}: {r.error}", highlight=False, soft_wrap=True)
+        for r in summary.rejected:  # file names and errors quote the input: print them as text, not markup
+            console.print(f"[yellow]quarantined[/yellow] {escape(r.source_file)}: {escape(r.error)}",
+                          highlight=False, soft_wrap=True)
         console.print(f"stored {summary.stored}, duplicates {summary.duplicates}, "
                       f"quarantined {summary.quarantined}")
     if summary.quarantined or summary.stored + summary.duplicates == 0:
@@ -113,8 +178,7 @@ def analyze(
 
     with services(need_broker=True) as svc:
         if repository.count_interviews(svc.conn, study) == 0:
-            console.print(f"[red]study {study!r} has no interviews; run `miner ingest` first[/red]")
-            raise typer.Exit(2)
+            raise fail(f"study {study!r} has no interviews; run `miner ingest` first")
         budget = token_budget if token_budget is not None else svc.settings.llm_token_budget
         if correction not in ("bh", "holm"):
             console.print(f"[red]--correction must be bh or holm, not {correction!r}[/red]")
@@ -124,28 +188,80 @@ def analyze(
             params["token_budget"] = budget
         job_id = repository.create_job(svc.conn, study, params=params)
         svc.conn.commit()  # the worker must find the row
-        enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
-        typer.echo(job_id)
+        typer.echo(job_id)  # before enqueueing: whatever happens next, the operator has the id
+        enqueue_or_fail(svc, job_id)
         if wait:
-            status = wait_for_job(svc.conn, job_id)
+            status = wait_for_job(svc.conn, job_id, svc)
             raise typer.Exit(0 if status == "succeeded" else 1)
 
 
-def wait_for_job(conn, job_id: str, poll_seconds: float = 0.5) -> str:
-    """Show a progress bar fed from the job's row until the job ends; returns its status."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
-        task = bar.add_task("queued", total=1.0)
-        while True:
-            conn.rollback()  # a fresh snapshot each poll
-            job = repository.get_job(conn, job_id)
-            bar.update(task, completed=job.progress, description=f"{job.status}: {job.stage or '-'}")
-            if job.status in ("succeeded", "failed", "cancelled"):
-                break
-            time.sleep(poll_seconds)
+def enqueue_or_fail(svc: Services, job_id: str) -> None:
+    """Send the job to the broker; if it is unreachable, fail the job with the reason and say how to retry."""
+    from kombu.exceptions import KombuError
+    from redis.exceptions import RedisError
+
+    from workers.queue import enqueue_analysis
+
+    try:
+        enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
+    except (KombuError, RedisError, OSError) as exc:
+        reason = f"could not be queued, the broker is unreachable: {_first_line(exc)}"
+        repository.update_job(svc.conn, job_id, status="failed", error=reason)
+        svc.conn.commit()
+        raise fail(f"job {job_id} {reason} (MINER_BROKER_URL); once it is up: miner jobs retry {job_id}",
+                   1) from None
+
+
+# How often `--wait` asks the broker whether any worker consumes the queue while the job waits in it.
+WORKER_CHECK_SECONDS = 30.0
+
+
+def wait_for_job(conn, job_id: str, svc: Services | None = None, poll_seconds: float = 0.5) -> str:
+    """Show a progress bar fed from the job's row until the job ends; returns its status.
+
+    With `svc`, while the job is queued it checks that some worker consumes the queue and says so when
+    none does; it keeps waiting (a worker started later picks the job up). Ctrl-C stops waiting only.
+    """
+    next_check, warned = 0.0, False
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TimeElapsedColumn(), console=console, transient=False) as bar:
+            task = bar.add_task("queued", total=1.0)
+            while True:
+                conn.rollback()  # a fresh snapshot each poll
+                job = repository.get_job(conn, job_id)
+                bar.update(task, completed=job.progress, description=f"{job.status}: {job.stage or '-'}")
+                if job.status in ("succeeded", "failed", "cancelled"):
+                    break
+                if svc is not None and job.status == "queued" and time.monotonic() >= next_check:
+                    warned = _warn_without_workers(svc, warned)
+                    next_check = time.monotonic() + WORKER_CHECK_SECONDS
+                time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        console.print(f"stopped waiting; job {job_id} goes on (miner jobs show {job_id})", highlight=False)
+        raise typer.Exit(130) from None
     if job.status != "succeeded":
-        console.print(f"[red]job {job_id} {job.status}[/red]: {job.error or ''}")
+        console.print(f"[red]job {job_id} {job.status}[/red]: {escape(job.error or '')}", highlight=False)
     return job.status
+
+
+def _warn_without_workers(svc: Services, warned: bool) -> bool:
+    """Say once that no worker consumes the queue (again after one was seen); returns whether warned."""
+    from workers.queue import queue_consumers
+
+    try:
+        consumers = queue_consumers(svc.broker_url, svc.settings.queue, timeout=2.0)
+    except Exception:  # noqa: BLE001 — a failed check must not end the wait; the job row is the truth
+        logging.getLogger(__name__).debug("worker check failed", exc_info=True)
+        return warned
+    if consumers:
+        return False
+    if not warned:
+        console.print(f"[yellow]no worker is consuming queue {escape(svc.settings.queue)}[/yellow]; start one "
+                      f"with `celery -A workers.app worker` (MINER_QUEUE={escape(svc.settings.queue)}); "
+                      "still waiting, Ctrl-C stops waiting and leaves the job queued",
+                      highlight=False, soft_wrap=True)
+    return True
 
 
 @jobs_app.callback()
@@ -172,12 +288,12 @@ def jobs_show(job_id: str) -> None:
 
     Example: miner jobs show 5f0c…
     """
+    job_id = _job_id(job_id)
     with services() as svc:
         job = repository.get_job(svc.conn, job_id)
         cost = [] if job is None else repository.llm_cost(svc.conn, job_id)
     if job is None:
-        console.print(f"[red]no job {job_id}[/red]")
-        raise typer.Exit(2)
+        raise fail(f"no job {job_id}")
     for key in ("job_id", "study", "kind", "status", "stage", "progress", "created_at", "finished_at", "error"):
         console.print(f"{key:>12}: {getattr(job, key)}", highlight=False)
     console.print(f"{'counts':>12}: {json.dumps(job.counts)}", highlight=False)
@@ -213,6 +329,7 @@ def jobs_cancel(job_id: str) -> None:
     """
     from miner.schedule import JobStateError, cancel_job
 
+    job_id = _job_id(job_id)
     with services() as svc:
         try:
             cancel_job(svc.conn, job_id)
@@ -232,17 +349,17 @@ def jobs_retry(
     Example: miner jobs retry 5f0c… --wait
     """
     from miner.schedule import JobStateError, reopen_job
-    from workers.queue import enqueue_analysis
 
+    job_id = _job_id(job_id)
     with services(need_broker=True) as svc:
         try:
             step = reopen_job(svc.conn, job_id)
         except (LookupError, JobStateError) as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2)
-        enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
+        enqueue_or_fail(svc, job_id)
         console.print(f"job {job_id} resumes at step {step}")
-        if wait and wait_for_job(svc.conn, job_id) != "succeeded":
+        if wait and wait_for_job(svc.conn, job_id, svc) != "succeeded":
             raise typer.Exit(1)
 
 
@@ -300,7 +417,8 @@ def sample(
     """
     from miner.sample import generate_sample, write_jsonl
 
-    count = write_jsonl(generate_sample(interviews, seed=seed), out)
+    with operator_errors():
+        count = write_jsonl(generate_sample(interviews, seed=seed), out)
     console.print(f"wrote {count} interviews to {out}")
 
 
@@ -370,7 +488,8 @@ def report(
     except NothingToReportError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2)
-    out.write_text(html, encoding="utf-8")
+    with operator_errors():
+        out.write_text(html, encoding="utf-8")
     console.print(f"wrote {out} ({len(html) / 1e6:.1f} MB)")
 
 
@@ -378,25 +497,28 @@ def report(
 def export(
     study: str = typer.Option(..., "--study", help="study to export"),
     fmt: str = typer.Option("csv", "--format", help="csv, parquet or json"),
-    out: Optional[Path] = typer.Option(None, "--out", help="directory to write (default ./<study>-export)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="directory to write (default ./<study>-export, "
+                                       "the study name made a safe file name)"),
 ) -> None:
     """Export a study's reporting views, one file per view plus manifest.json, for pandas or a BI tool.
 
     Example: miner export --study pilot-2026 --format parquet --out exports/
     """
-    from miner.export import ExportFormatError, export_study
+    from miner.export import ExportFormatError, default_export_dir, export_study
 
+    out = out or default_export_dir(study)
+    if out.exists() and not out.is_dir():
+        raise fail(f"--out {out} is a file; export writes a directory (one file per view)")
     with services() as svc:
         data = repository_reporting.read_report_data(svc.conn, study)
         contract = repository_reporting.view_contract(svc.conn)
     if not data.tables.get("studies"):
-        console.print(f"[red]study {study!r} has no published job; run `miner analyze --study {study}` first[/red]")
-        raise typer.Exit(2)
+        raise fail(f"study {study!r} has no published job; run `miner analyze --study {study}` first")
     try:
-        files = export_study(data, fmt, out or Path(f"{study}-export"), contract)
+        with operator_errors():
+            files = export_study(data, fmt, out, contract)
     except ExportFormatError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2)
+        raise fail(str(exc)) from None
     console.print(f"wrote {len(files)} files to {files[0].parent}")
 
 
@@ -507,10 +629,11 @@ def _rating_llm(svc: Services):
 @contextmanager
 def _unmigrated_connection() -> Iterator:
     """A connection to the configured (or embedded) database, schema left as it is."""
-    settings = Settings()
-    database_url, _, _servers = resolve_urls(settings.database_url, None, settings.home, need_broker=False)
-    with db.connect(database_url) as conn:
-        yield conn
+    with operator_errors():
+        settings = Settings()
+        database_url, _, _servers = resolve_urls(settings.database_url, None, settings.home, need_broker=False)
+        with _connect(database_url) as conn:
+            yield conn
 
 
 @db_app.command("migrate")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,6 +22,8 @@ from miner.records import ReportData
 logger = logging.getLogger(__name__)
 
 FORMATS = ("csv", "parquet", "json")
+# OWASP "CSV injection": a spreadsheet runs a cell starting with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportFormatError(ValueError):
@@ -53,6 +56,17 @@ def export_study(data: ReportData, fmt: str, out_dir: Path, contract: dict[str, 
     return written + [manifest_path]
 
 
+def default_export_dir(study: str) -> Path:
+    """`<study>-export` in the working directory, the study name made one safe path component.
+
+    Study names are free text (`../../x`, `a/b`, control characters): only letters, digits, `.`, `_`
+    and `-` are kept, dot runs become one dot, and no leading dot, so the folder cannot leave `.`.
+    """
+    name = re.sub(r"[^\w.-]+", "_", study)
+    name = re.sub(r"\.{2,}", ".", name).strip("._-")[:100]
+    return Path(f"{name or 'study'}-export")
+
+
 def _plain(value: Any, nested_as_text: bool) -> Any:
     """A value every writer takes: ids and decimals as plain types, JSON objects as text."""
     if isinstance(value, uuid.UUID):
@@ -70,11 +84,23 @@ def _plain(value: Any, nested_as_text: bool) -> Any:
 def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(columns)
+        writer.writerow([_csv_cell(c) for c in columns])
         for row in rows:
-            values = [_plain(row.get(c), True) for c in columns]
-            writer.writerow(["" if v is None else v.isoformat() if isinstance(v, (datetime, date)) else v
-                             for v in values])
+            writer.writerow([_csv_cell(_plain(row.get(c), True)) for c in columns])
+
+
+def _csv_cell(value: Any) -> Any:
+    """One CSV cell; text a spreadsheet would run as a formula (`=HYPERLINK(...)`) gets a leading `'`.
+
+    Numbers stay numbers: only text is neutralised, so -0.25 is still -0.25.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _write_json(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:

@@ -19,13 +19,16 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from miner import decode
 from miner.records import Interview, Rejected
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "interview-log.schema.json"
-INPUT_SUFFIXES = (".json", ".jsonl")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+INPUT_SUFFIXES = (".json", *JSONL_SUFFIXES)  # compared case-insensitively: LOGS.JSON is read too
 RAW_EXCERPT_CHARS = 2000
+ERROR_VALUE_CHARS = 200
 
 
 class InputSchemaError(ValueError):
@@ -38,6 +41,7 @@ class IngestResult:
 
     interviews: tuple[Interview, ...]
     rejected: tuple[Rejected, ...]
+    skipped: tuple[str, ...] = ()  # files in the given directories that are not interview logs
 
 
 @cache
@@ -49,12 +53,19 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema, format_checker=checker)
 
 
-def iter_input_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Expand directories into their .json/.jsonl files (sorted, recursive)."""
+def iter_input_files(paths: Iterable[Path], skipped: list[Path] | None = None) -> Iterator[Path]:
+    """Expand directories into their .json/.jsonl/.ndjson files (any case; sorted, recursive).
+
+    Other files found in a directory are appended to `skipped`, so the caller can say so.
+    """
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in INPUT_SUFFIXES)
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                if found.suffix.lower() in INPUT_SUFFIXES:
+                    yield found
+                elif skipped is not None:
+                    skipped.append(found)
         elif path.exists():
             yield path
         else:
@@ -63,13 +74,20 @@ def iter_input_files(paths: Iterable[Path]) -> Iterator[Path]:
 
 def ingest_files(paths: Iterable[Path], study: str, max_record_bytes: int) -> IngestResult:
     """Read every record of the given files/directories into interviews and rejections."""
+    paths = [Path(p) for p in paths]
+    for path in paths:  # before reading anything: a typo in the last path should not cost a long read
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or directory: {path}")
     interviews: list[Interview] = []
     rejected: list[Rejected] = []
-    for path in iter_input_files(paths):
+    skipped: list[Path] = []
+    for path in iter_input_files(paths, skipped):
         result = ingest_file(path, study, max_record_bytes)
         interviews.extend(result.interviews)
         rejected.extend(result.rejected)
-    return IngestResult(tuple(interviews), tuple(rejected))
+    if skipped:
+        logger.info("ingest: skipped %d files that are not %s", len(skipped), "/".join(INPUT_SUFFIXES))
+    return IngestResult(tuple(interviews), tuple(rejected), tuple(str(p) for p in skipped))
 
 
 def ingest_file(path: Path, study: str, max_record_bytes: int) -> IngestResult:
@@ -84,47 +102,50 @@ def ingest_file(path: Path, study: str, max_record_bytes: int) -> IngestResult:
                 continue
             except InputSchemaError as exc:
                 error = str(exc)
-        rejected.append(Rejected(source, position, f"record {position}: {error}", _printable(raw)))
+            except Exception as exc:  # noqa: BLE001 — one record's surprise must not cost its file the rest
+                logger.warning("ingest: %s record %d: unexpected error", path, position, exc_info=True)
+                error = f"cannot be read: {type(exc).__name__}: {_shorten(str(exc))}"
+        where = f"record {position}" if position else "the file"
+        rejected.append(Rejected(source, position, f"{where}: {error}", raw_excerpt(raw)))
     logger.info("ingest: %s → %d valid, %d rejected", path, len(interviews), len(rejected))
     return IngestResult(tuple(interviews), tuple(rejected))
 
 
 def _read_records(path: Path, max_record_bytes: int) -> Iterator[tuple[int, str, Any, str | None]]:
-    """Yield (position, raw text, parsed value, error) per record; position is 1-based."""
-    data = path.read_bytes()
-    if path.suffix == ".jsonl":
+    """Yield (position, raw text, parsed value, error) per record; position is 1-based (0: the file)."""
+    try:
+        data = decode.strip_bom(path.read_bytes())
+    except (OSError, UnicodeDecodeError) as exc:
+        yield 0, "", None, f"cannot read the file: {exc}"
+        return
+    if path.suffix.lower() in JSONL_SUFFIXES:
         for line_no, line in enumerate(data.split(b"\n"), start=1):
             if line.strip():
                 yield (line_no, *_parse_one(line, max_record_bytes))
         return
     text = data.decode("utf-8", errors="surrogateescape")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        yield 1, text, None, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    if not decode.is_array(text):
+        if len(data) > max_record_bytes:
+            yield 1, text, None, _too_big(len(data), max_record_bytes)
+        else:
+            yield (1, text, *decode.loads(text))
         return
-    items = value if isinstance(value, list) else [value]
-    for index, item in enumerate(items, start=1):
-        raw = json.dumps(item, ensure_ascii=False)
+    for index, raw, item, error in decode.iter_array_items(text):
         size = len(raw.encode("utf-8", errors="surrogateescape"))
         if size > max_record_bytes:
             yield index, raw, None, _too_big(size, max_record_bytes)
         else:
-            yield index, raw, item, _undecodable_field(item)
+            yield index, raw, item, error
 
 
 def _parse_one(line: bytes, max_record_bytes: int) -> tuple[str, Any, str | None]:
     text = line.decode("utf-8", errors="surrogateescape")
     if len(line) > max_record_bytes:
         return text, None, _too_big(len(line), max_record_bytes)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return text, None, f"invalid JSON: {exc.msg} at column {exc.colno}"
-    return text, value, _undecodable_field(value)
+    return (text, *decode.loads(text))
 
 
-def _printable(raw: str) -> str:
+def raw_excerpt(raw: str) -> str:
     """An excerpt of the raw record that PostgreSQL can store (no lone surrogates, no NUL)."""
     excerpt = raw[:RAW_EXCERPT_CHARS].encode("utf-8", errors="surrogateescape")
     return excerpt.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
@@ -134,25 +155,9 @@ def _too_big(size: int, limit: int) -> str:
     return f"record is {size} bytes, over the limit of {limit} (MINER_MAX_RECORD_BYTES)"
 
 
-def _undecodable_field(value: Any, path: str = "$") -> str | None:
-    """Name the first string holding bytes that are not UTF-8 (decoded as lone surrogates)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"field {path}: undecodable bytes (not UTF-8)"
-        # PostgreSQL text and jsonb cannot hold NUL, so such a record could never be stored.
-        return f"field {path}: contains a NUL character" if "\x00" in value else None
-    if isinstance(value, dict):
-        children = ((f"{path}.{key}", item) for key, item in value.items())
-    elif isinstance(value, list):
-        children = ((f"{path}[{i}]", item) for i, item in enumerate(value))
-    else:
-        return None
-    for child_path, child in children:
-        if (error := _undecodable_field(child, child_path)) is not None:
-            return error
-    return None
+def _shorten(text: str, limit: int = ERROR_VALUE_CHARS) -> str:
+    """A message or value cut to `limit` characters: a 5 KB field value is no error message."""
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
 
 
 def validate_record(record: Any) -> None:
@@ -177,8 +182,10 @@ def _describe(error: jsonschema.ValidationError, total: int) -> str:
         message = f"field {path}: holds no user answer"
     elif error.validator == "minItems":
         message = f"field {path}: is empty"
+    elif error.validator == "maxLength":
+        message = f"field {path}: {len(error.instance)} characters, over the limit of {error.validator_value}"
     else:
-        message = f"field {path}: {error.message}"
+        message = f"field {path}: {_shorten(error.message)}"
     return message + (f" (and {total - 1} more problems)" if total > 1 else "")
 
 

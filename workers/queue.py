@@ -20,3 +20,10 @@ def ping_workers(broker_url: str, timeout: float = 2.0) -> list[str]:
     client = Celery("miner-client", broker=broker_url)
     replies = client.control.ping(timeout=timeout) or []
     return [name for reply in replies for name in reply]
+
+
+def queue_consumers(broker_url: str, queue: str, timeout: float = 2.0) -> list[str]:
+    """Names of workers that answer within the timeout and consume `queue`."""
+    client = Celery("miner-client", broker=broker_url)
+    replies = client.control.inspect(timeout=timeout).active_queues() or {}
+    return [name for name, queues in replies.items() if any(q.get("name") == queue for q in queues or ())]
