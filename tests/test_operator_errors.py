@@ -1,0 +1,146 @@
+"""Operator errors (issue 13.7): empty settings mean unset, an unreachable broker or database, a bad
+job id or path give one clear line and a non-zero exit, `--wait` says when no worker consumes the
+queue, and the default export folder stays inside the working directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from conftest import REPO, RUN_TAG
+from miner import repository
+from miner.cli import app
+from miner.export import default_export_dir
+from miner.ingest import to_interview
+from miner.settings import Settings
+from test_ingest import variant
+
+CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def invoke(env: dict[str, str], *args: str):
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def assert_one_clear_line(result, *expected: str) -> None:
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+def study_with_interviews(conn, study: str) -> None:
+    repository.save_interviews(conn, [to_interview(variant(id=f"{study}-{n}"), study, "t.jsonl", n) for n in range(3)])
+    conn.commit()
+
+
+@pytest.mark.parametrize("name", ["MINER_DATABASE_URL", "MINER_BROKER_URL", "MINER_LLM_BASE_URL"])
+def test_empty_url_variable_means_unset(monkeypatch, name):
+    monkeypatch.setenv(name, "")
+    assert getattr(Settings(), name.removeprefix("MINER_").lower()) is None
+    assert Settings(**{name.removeprefix("MINER_").lower(): "  "}).model_dump()[name.removeprefix("MINER_").lower()] is None
+
+
+def test_empty_database_url_uses_the_embedded_server_not_libpq_defaults(tmp_path):
+    # PGHOST/PGPORT name a server that would answer: libpq defaults must not be what gets used.
+    env = {**os.environ, "MINER_DATABASE_URL": "", "MINER_HOME": str(tmp_path / "home"),
+           "PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres", "PGDATABASE": "postgres"}
+    done = subprocess.run([sys.executable, "-m", "miner.cli", "db", "url"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert str(tmp_path / "home" / "postgres") in done.stdout
+
+
+def test_wrong_database_url_is_one_line_with_the_password_masked(miner_env):
+    env = {**miner_env, "MINER_DATABASE_URL": "postgresql://someone:s3cret@127.0.0.1:1/nowhere"}
+    for command in (["jobs"], ["db", "status"]):
+        result = invoke(env, *command)
+        assert_one_clear_line(result, "cannot connect to the database", "someone:***@127.0.0.1:1/nowhere")
+        assert "s3cret" not in result.output and result.exit_code == 2
+    assert_one_clear_line(invoke({**miner_env, "MINER_DATABASE_URL": "not a url"}, "jobs"), "cannot connect")
+
+
+@pytest.mark.parametrize("command", [["jobs", "show"], ["jobs", "cancel"], ["jobs", "retry"]])
+def test_malformed_job_id_is_one_line(miner_env, command):
+    assert_one_clear_line(invoke(miner_env, *command, "not-a-uuid"), "'not-a-uuid' is not a job id")
+
+
+def test_bad_paths_are_one_line(miner_env, tmp_path):
+    existing = tmp_path / "existing.csv"
+    existing.write_text("x\n")
+    assert_one_clear_line(invoke(miner_env, "export", "--study", "any", "--out", str(existing)),
+                          f"--out {existing} is a file")
+    missing = tmp_path / "no" / "such" / "dir"
+    assert_one_clear_line(invoke(miner_env, "sample", "--out", str(missing / "s.jsonl"), "--interviews", "3"),
+                          "No such file or directory", str(missing))
+    assert_one_clear_line(invoke(miner_env, "ingest", str(missing), "--study", "x"), "no such file or directory")
+    assert_one_clear_line(invoke({**miner_env, "MINER_SEED": "many"}, "jobs"), "MINER_SEED")
+
+
+@pytest.mark.parametrize("study", ["../../x", "/etc/passwd", "a/../../b", "..", ".hidden", "\u202egnp.exe", "x\n\x00y",
+                                   "=cmd|' /C calc'!A0"])
+def test_default_export_dir_is_one_safe_component_of_the_working_directory(study):
+    folder = default_export_dir(study)
+    assert len(folder.parts) == 1 and not folder.name.startswith(".")
+    assert folder.name.endswith("-export") and all(ch.isalnum() or ch in "._-" for ch in folder.name)
+    cwd = Path.cwd().resolve()
+    assert (cwd / folder).resolve().parent == cwd
+
+
+def test_broker_down_prints_the_job_id_and_the_job_can_be_retried(miner_env, conn, broker_url):
+    study = f"broker-down-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    queue = f"broker-down-{RUN_TAG}"
+    try:
+        down = invoke({**miner_env, "MINER_BROKER_URL": CLOSED_PORT_BROKER, "MINER_QUEUE": queue},
+                      "analyze", "--study", study)
+        assert down.exit_code == 1
+        job_id, message = [line for line in down.output.splitlines() if line.strip()]
+        assert "the broker is unreachable" in message and f"miner jobs retry {job_id}" in message
+        job = repository.get_job(conn, job_id)
+        assert job.status == "failed" and "broker is unreachable" in job.error
+
+        retried = invoke({**miner_env, "MINER_QUEUE": queue}, "jobs", "retry", job_id)
+        assert retried.exit_code == 0 and f"job {job_id} resumes at step" in retried.output
+        conn.rollback()
+        assert repository.get_job(conn, job_id).status == "queued"
+        assert redis.Redis.from_url(broker_url).llen(queue) == 1  # sent this time
+    finally:
+        redis.Redis.from_url(broker_url).delete(queue)
+
+
+def test_wait_without_a_worker_says_so_and_keeps_the_job(miner_env, conn, broker_url):
+    study = f"no-worker-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    queue = f"no-worker-{RUN_TAG}"  # no worker of any test run consumes it
+    env = {**miner_env, "MINER_QUEUE": queue, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "miner.cli", "analyze", "--study", study, "--wait"],
+                               env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines, deadline = [], time.monotonic() + 60
+        while time.monotonic() < deadline and not any("no worker is consuming" in line for line in lines):
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        assert any(f"no worker is consuming queue {queue}; start one with `celery -A workers.app worker`" in line
+                   for line in lines), "".join(lines)
+        job_id = lines[0].strip()
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+        assert process.returncode == 130 and f"stopped waiting; job {job_id} goes on" in rest
+        conn.rollback()
+        assert repository.get_job(conn, job_id).status == "queued"  # a worker started later still runs it
+    finally:
+        if process.poll() is None:
+            process.kill()
+        redis.Redis.from_url(broker_url).delete(queue)
