@@ -3,6 +3,7 @@ contract's columns, plus a manifest; pandas reads every file back."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pandas as pd
@@ -69,3 +70,24 @@ def test_unknown_format_or_study_fails_clearly(miner_env, tmp_path):
     assert bad_format.exit_code == 2 and "csv, parquet, json" in bad_format.output
     no_study = CliRunner().invoke(app, ["export", "--study", "no-such-study", "--out", str(tmp_path)], env=miner_env)
     assert no_study.exit_code == 2 and "no published job" in no_study.output
+
+
+FORMULAS = ['=HYPERLINK("http://evil","x")', "=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1:A9)", "\tx", "\r=1"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_neutralised(tmp_path):
+    from datetime import datetime, timezone
+
+    from miner.export import export_study
+    from miner.records import ReportData
+
+    rows = [{"theme_id": -1, "share": -0.25, "answer": text, "label": "plain"} for text in FORMULAS]
+    data = ReportData(study="=study", tables={"theme_evidence": rows}, min_interviews_per_cell=5,
+                      generated_at=datetime.now(timezone.utc))
+    export_study(data, "csv", tmp_path, {})
+    with (tmp_path / "theme_evidence.csv").open(newline="", encoding="utf-8") as handle:
+        cells = list(csv.reader(handle))[1:]
+    assert [row[2] for row in cells] == ["'" + text for text in FORMULAS]
+    assert all(row[3] == "plain" for row in cells)
+    frame = pd.read_csv(tmp_path / "theme_evidence.csv")  # numbers stay numbers, minus signs included
+    assert frame["theme_id"].tolist() == [-1] * len(FORMULAS) and frame["share"].tolist() == [-0.25] * len(FORMULAS)

@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 from conftest import REPO, RUN_TAG
 from miner import repository
 from miner.cli import app
-from miner.export import default_export_dir
 from miner.ingest import to_interview
 from miner.settings import Settings
 from test_ingest import variant
@@ -50,14 +49,17 @@ def test_empty_url_variable_means_unset(monkeypatch, name):
     assert Settings(**{name.removeprefix("MINER_").lower(): "  "}).model_dump()[name.removeprefix("MINER_").lower()] is None
 
 
-def test_empty_database_url_uses_the_embedded_server_not_libpq_defaults(tmp_path):
-    # PGHOST/PGPORT name a server that would answer: libpq defaults must not be what gets used.
-    env = {**os.environ, "MINER_DATABASE_URL": "", "MINER_HOME": str(tmp_path / "home"),
-           "PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres", "PGDATABASE": "postgres"}
-    done = subprocess.run([sys.executable, "-m", "miner.cli", "db", "url"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert str(tmp_path / "home" / "postgres") in done.stdout
+def test_empty_database_url_goes_to_the_embedded_server_not_libpq_defaults(tmp_path):
+    # MINER_HOME is a file, so starting the embedded server fails at once and says where; libpq's
+    # defaults point at a closed port, so reading "" as libpq defaults fails differently (and never
+    # migrates whatever database the defaults reach, which is what the bug did).
+    home = tmp_path / "home-is-a-file"
+    home.write_text("")
+    env = {**os.environ, "MINER_DATABASE_URL": "", "MINER_HOME": str(home), "PGHOST": "127.0.0.1", "PGPORT": "1"}
+    done = subprocess.run([sys.executable, "-m", "miner.cli", "db", "status"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+    assert str(home) in done.stdout and "port 1" not in done.stdout, done.stdout
 
 
 def test_wrong_database_url_is_one_line_with_the_password_masked(miner_env):
@@ -89,6 +91,8 @@ def test_bad_paths_are_one_line(miner_env, tmp_path):
 @pytest.mark.parametrize("study", ["../../x", "/etc/passwd", "a/../../b", "..", ".hidden", "\u202egnp.exe", "x\n\x00y",
                                    "=cmd|' /C calc'!A0"])
 def test_default_export_dir_is_one_safe_component_of_the_working_directory(study):
+    from miner.export import default_export_dir
+
     folder = default_export_dir(study)
     assert len(folder.parts) == 1 and not folder.name.startswith(".")
     assert folder.name.endswith("-export") and all(ch.isalnum() or ch in "._-" for ch in folder.name)
