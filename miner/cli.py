@@ -9,12 +9,10 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-import psycopg
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -22,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from miner import db, repository, repository_reporting
+from miner.cli_errors import connect_or_fail, fail, first_line, operator_errors, parse_job_id
 from miner.embedded import EmbeddedServers, resolve_urls
 from miner.settings import Settings
 
@@ -53,71 +52,11 @@ def services(need_broker: bool = False) -> Iterator[Services]:
         logging.basicConfig(level=os.environ.get("MINER_LOG_LEVEL", "WARNING"))
         database_url, broker_url, servers = resolve_urls(settings.database_url, settings.broker_url,
                                                          settings.home, need_broker=need_broker)
-        with _connect(database_url) as conn:
+        with connect_or_fail(database_url) as conn:
             db.migrate(conn)
             repository_reporting.set_min_interviews_per_cell(conn, settings.min_interviews_per_cell)
             conn.commit()
             yield Services(settings, database_url, broker_url, servers, conn)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one red error line (markup in `message` is shown as text) and return the Exit to raise."""
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-@contextmanager
-def operator_errors() -> Iterator[None]:
-    """What an operator gets wrong (settings, an unreachable database or broker, a path) as one line, exit 2.
-
-    MINER_LOG_LEVEL=DEBUG logs the traceback as well.
-    """
-    from kombu.exceptions import KombuError
-    from pydantic import ValidationError
-    from redis.exceptions import RedisError
-
-    try:
-        yield
-    except ValidationError as exc:
-        problems = "; ".join(f"MINER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise fail(f"invalid setting: {problems}") from None
-    except psycopg.OperationalError as exc:
-        logging.getLogger(__name__).debug("database error", exc_info=True)
-        raise fail(f"database: {_first_line(exc)}") from None
-    except (KombuError, RedisError) as exc:
-        logging.getLogger(__name__).debug("broker error", exc_info=True)
-        raise fail(f"broker: {_first_line(exc)}") from None
-    except OSError as exc:
-        logging.getLogger(__name__).debug("OS error", exc_info=True)
-        raise fail(str(exc) if exc.filename is None else f"{exc.strerror}: {exc.filename}") from None
-
-
-def _connect(database_url: str) -> psycopg.Connection:
-    """A connection, or one line naming the (password-masked) URL that could not be used."""
-    try:
-        return db.connect(database_url)
-    except psycopg.Error as exc:
-        raise fail(f"cannot connect to the database {_masked(database_url)} (MINER_DATABASE_URL): "
-                   f"{_first_line(exc)}") from None
-
-
-def _masked(url: str) -> str:
-    import re
-
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _job_id(text: str) -> str:
-    """The job id as given, or one line saying it is not one (before any query would choke on it)."""
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise fail(f"{text!r} is not a job id (a UUID such as 5f0c2a3e-…; `miner jobs` lists them)") from None
 
 
 @app.command()
@@ -174,8 +113,6 @@ def analyze(
 
     Example: miner analyze --study pilot-2026 --token-budget 200000 --wait
     """
-    from workers.queue import enqueue_analysis
-
     with services(need_broker=True) as svc:
         if repository.count_interviews(svc.conn, study) == 0:
             raise fail(f"study {study!r} has no interviews; run `miner ingest` first")
@@ -205,11 +142,10 @@ def enqueue_or_fail(svc: Services, job_id: str) -> None:
     try:
         enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
     except (KombuError, RedisError, OSError) as exc:
-        reason = f"could not be queued, the broker is unreachable: {_first_line(exc)}"
+        reason = f"could not be queued, the broker is unreachable: {first_line(exc)}"
         repository.update_job(svc.conn, job_id, status="failed", error=reason)
         svc.conn.commit()
-        raise fail(f"job {job_id} {reason} (MINER_BROKER_URL); once it is up: miner jobs retry {job_id}",
-                   1) from None
+        raise fail(f"job {job_id} {reason} (MINER_BROKER_URL); once it is up: miner jobs retry {job_id}") from None
 
 
 # How often `--wait` asks the broker whether any worker consumes the queue while the job waits in it.
@@ -288,7 +224,7 @@ def jobs_show(job_id: str) -> None:
 
     Example: miner jobs show 5f0c…
     """
-    job_id = _job_id(job_id)
+    job_id = parse_job_id(job_id)
     with services() as svc:
         job = repository.get_job(svc.conn, job_id)
         cost = [] if job is None else repository.llm_cost(svc.conn, job_id)
@@ -329,7 +265,7 @@ def jobs_cancel(job_id: str) -> None:
     """
     from miner.schedule import JobStateError, cancel_job
 
-    job_id = _job_id(job_id)
+    job_id = parse_job_id(job_id)
     with services() as svc:
         try:
             cancel_job(svc.conn, job_id)
@@ -350,7 +286,7 @@ def jobs_retry(
     """
     from miner.schedule import JobStateError, reopen_job
 
-    job_id = _job_id(job_id)
+    job_id = parse_job_id(job_id)
     with services(need_broker=True) as svc:
         try:
             step = reopen_job(svc.conn, job_id)
@@ -486,8 +422,7 @@ def report(
     try:
         html = render_report(data)
     except NothingToReportError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2)
+        raise fail(str(exc)) from None
     with operator_errors():
         out.write_text(html, encoding="utf-8")
     console.print(f"wrote {out} ({len(html) / 1e6:.1f} MB)")
@@ -632,7 +567,7 @@ def _unmigrated_connection() -> Iterator:
     with operator_errors():
         settings = Settings()
         database_url, _, _servers = resolve_urls(settings.database_url, None, settings.home, need_broker=False)
-        with _connect(database_url) as conn:
+        with connect_or_fail(database_url) as conn:
             yield conn
 
 

@@ -107,7 +107,7 @@ def test_broker_down_prints_the_job_id_and_the_job_can_be_retried(miner_env, con
     try:
         down = invoke({**miner_env, "MINER_BROKER_URL": CLOSED_PORT_BROKER, "MINER_QUEUE": queue},
                       "analyze", "--study", study)
-        assert down.exit_code == 1
+        assert down.exit_code == 2
         job_id, message = [line for line in down.output.splitlines() if line.strip()]
         assert "the broker is unreachable" in message and f"miner jobs retry {job_id}" in message
         job = repository.get_job(conn, job_id)
