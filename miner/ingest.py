@@ -116,7 +116,7 @@ def _read_records(path: Path, max_record_bytes: int) -> Iterator[tuple[int, str,
     try:
         data = decode.strip_bom(path.read_bytes())
     except (OSError, UnicodeDecodeError) as exc:
-        yield 0, "", None, f"cannot read the file: {exc}"
+        yield 0, "", None, f"cannot be read: {exc}"
         return
     if path.suffix.lower() in JSONL_SUFFIXES:
         for line_no, line in enumerate(data.split(b"\n"), start=1):
