@@ -36,7 +36,7 @@ STUDY_VIEWS: dict[str, str] = {
 CREATES_THRESHOLD = "006_reporting.sql"  # the migration that creates reporting_settings
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TIMEOUT = re.compile(r"^[0-9]{1,9}(ms|s|min|h)?$")
-DEFAULT_READER_TIMEOUT = "60s"
+DEFAULT_READER_TIMEOUT = "1min"
 
 
 class RoleNameError(ValueError):
