@@ -607,8 +607,8 @@ def db_grant_reader(
         console.print(f"revoked its membership in: {', '.join(grant.revoked_memberships)}", highlight=False)
     if grant.open_databases:
         console.print(f"[yellow]warning:[/yellow] other databases still admit {name} through PUBLIC's CONNECT: "
-                      f"{', '.join(grant.open_databases)}; add `host all {name} all reject` after its line for "
-                      f"this database in pg_hba.conf, or REVOKE CONNECT ... FROM PUBLIC there", highlight=False)
+                      f"{', '.join(grant.open_databases)}; in pg_hba.conf follow its line for this database with "
+                      f"`host all {name} all reject`, or REVOKE CONNECT ... FROM PUBLIC there", highlight=False)
 
 
 def _bundled_psql() -> str:
