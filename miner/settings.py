@@ -54,5 +54,6 @@ class Settings(BaseSettings):
     llm_scrub: bool = Field(True, description="scrub e-mails, phones, token URLs, keys... from answers sent")
     llm_min_model_answers: int = Field(3, description="answers a theme × model needs for a per-model sentence")
     # Reporting (miner/report.py, schema `reporting`): written to reporting_settings by the CLI and workers.
-    min_interviews_per_cell: int = Field(5, ge=1, description="privacy threshold K: a theme × model cell "
-                                         "backed by fewer distinct interviews is suppressed in the reporting views")
+    min_interviews_per_cell: int = Field(5, ge=1, description="privacy threshold K a new database starts with "
+                                         "(a theme × model cell backed by fewer distinct interviews is suppressed in "
+                                         "the reporting views); afterwards only `miner db set-threshold K` changes K")
