@@ -46,16 +46,22 @@ class Services:
 
 
 @contextmanager
-def services(need_broker: bool = False) -> Iterator[Services]:
+def services(need_broker: bool = False, read_only: bool = False, needs_schema: bool = True) -> Iterator[Services]:
+    """Settings, URLs and a connection. Commands that write migrate first (a database they create
+    starts with K = MINER_MIN_INTERVIEWS_PER_CELL); read-only ones never migrate, and stop with a
+    clear line when the schema is behind (unless they don't read it: `needs_schema=False`)."""
     with operator_errors():
         settings = Settings()
         logging.basicConfig(level=os.environ.get("MINER_LOG_LEVEL", "WARNING"))
         database_url, broker_url, servers = resolve_urls(settings.database_url, settings.broker_url,
                                                          settings.home, need_broker=need_broker)
         with connect_or_fail(database_url) as conn:
-            db.migrate(conn)
-            repository_reporting.set_min_interviews_per_cell(conn, settings.min_interviews_per_cell)
-            conn.commit()
+            if not read_only:
+                repository_reporting.set_initial_threshold(conn, db.migrate(conn), settings.min_interviews_per_cell)
+                conn.commit()
+            elif needs_schema and (pending := db.pending_migrations(conn)):
+                raise fail(f"the database schema is behind ({len(pending)} pending migration(s): "
+                           f"{', '.join(p.name for p in pending)}); run `miner db migrate` first")
             yield Services(settings, database_url, broker_url, servers, conn)
 
 
@@ -208,7 +214,7 @@ def jobs(ctx: typer.Context, study: Optional[str] = typer.Option(None, help="onl
     """
     if ctx.invoked_subcommand is not None:
         return
-    with services() as svc:
+    with services(read_only=True) as svc:
         rows = repository.list_jobs(svc.conn, study)
     table = Table("study", "kind", "status", "stage", "progress", "created")
     table.add_column("job", no_wrap=True, min_width=36)  # the full id, for `miner jobs show`
@@ -225,7 +231,7 @@ def jobs_show(job_id: str) -> None:
     Example: miner jobs show 5f0c…
     """
     job_id = parse_job_id(job_id)
-    with services() as svc:
+    with services(read_only=True) as svc:
         job = repository.get_job(svc.conn, job_id)
         cost = [] if job is None else repository.llm_cost(svc.conn, job_id)
     if job is None:
@@ -327,7 +333,7 @@ def schedule() -> None:
     """
     from miner.repository_runs import last_nightly
 
-    with services() as svc:
+    with services(read_only=True) as svc:
         rows = last_nightly(svc.conn)
         console.print(f"nightly aggregation: every day at {svc.settings.nightly_at} UTC (MINER_NIGHTLY_AT); "
                       f"stalled-job watchdog: every {max(30, svc.settings.stall_seconds // 3)} s "
@@ -417,7 +423,7 @@ def report(
     """
     from miner.report import QUOTES_PER_CARD, NothingToReportError, render_report
 
-    with services() as svc:
+    with services(read_only=True) as svc:
         data = repository_reporting.read_report_data(svc.conn, study, evidence_per_cell=2 * QUOTES_PER_CARD)  # spares for duplicates
     try:
         html = render_report(data)
@@ -444,7 +450,7 @@ def export(
     out = out or default_export_dir(study)
     if out.exists() and not out.is_dir():
         raise fail(f"--out {out} is a file; export writes a directory (one file per view)")
-    with services() as svc:
+    with services(read_only=True) as svc:
         data = repository_reporting.read_report_data(svc.conn, study)
         contract = repository_reporting.view_contract(svc.conn)
     if not data.tables.get("studies"):
@@ -573,12 +579,14 @@ def _unmigrated_connection() -> Iterator:
 
 @db_app.command("migrate")
 def db_migrate() -> None:
-    """Apply pending schema migrations.
+    """Apply pending schema migrations (a new database starts with K = MINER_MIN_INTERVIEWS_PER_CELL).
 
     Example: miner db migrate
     """
     with _unmigrated_connection() as conn:
         applied = db.migrate(conn)
+        repository_reporting.set_initial_threshold(conn, applied, Settings().min_interviews_per_cell)
+        conn.commit()
     console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
 
 
@@ -599,7 +607,7 @@ def db_url() -> None:
 
     Example: psql "$(miner db url)"  (while `miner db psql` or a worker keeps the embedded server up)
     """
-    with services() as svc:
+    with services(read_only=True, needs_schema=False) as svc:
         typer.echo(svc.database_url)
 
 
@@ -609,10 +617,23 @@ def db_psql(ctx: typer.Context) -> None:
 
     Example: miner db psql -c "SELECT * FROM theme_by_model"
     """
-    with services() as svc:
+    with services(read_only=True, needs_schema=False) as svc:
         psql = shutil.which("psql") or _bundled_psql()
         code = subprocess.call([psql, svc.database_url, *ctx.args])
     raise typer.Exit(code)
+
+
+@db_app.command("set-threshold")
+def db_set_threshold(k: int = typer.Argument(..., min=1, help="K: cells backed by 1..K-1 interviews are suppressed")) -> None:
+    """Set the privacy threshold K of the reporting views (shown by `SELECT * FROM reporting.privacy`).
+
+    The only command that changes K; each job records the K in force when it is published.
+    Example: miner db set-threshold 10
+    """
+    with services() as svc:
+        previous = repository_reporting.set_min_interviews_per_cell(svc.conn, k)
+        svc.conn.commit()
+    console.print(f"privacy threshold K = {k} (was {previous})", highlight=False)
 
 
 @db_app.command("grant-reader")
@@ -620,21 +641,31 @@ def db_grant_reader(
     name: str = typer.Argument(..., help="role name (lower-case letters, digits, _)"),
     password: Optional[str] = typer.Option(None, "--password", envvar="MINER_READER_PASSWORD",
                                            help="login password (or MINER_READER_PASSWORD)"),
+    statement_timeout: str = typer.Option(repository_reporting.DEFAULT_READER_TIMEOUT, "--statement-timeout",
+                                          help="longest statement the role may run (e.g. 30s, 5min)"),
 ) -> None:
     """Create (or fix) a login role that can SELECT the reporting views and nothing else.
 
-    No raw tables (interviews, units with unscrubbed text), no writes. Views added by later migrations
-    are readable too. Example: MINER_READER_PASSWORD=... miner db grant-reader analyst
+    No raw tables (interviews, units with unscrubbed text), no writes, no temp objects; an existing
+    role loses its other memberships and privileges. Views added by later migrations are readable
+    too. Example: MINER_READER_PASSWORD=... miner db grant-reader analyst
     """
     with services() as svc:
         try:
-            created = repository_reporting.grant_reader(svc.conn, name, password)
+            grant = repository_reporting.grant_reader(svc.conn, name, password, statement_timeout)
         except repository_reporting.RoleNameError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2)
         svc.conn.commit()
-    console.print(f"{'created' if created else 'updated'} role {name}: SELECT on schema reporting only "
-                  f"(psql -U {name}; see schemas/views.md)")
+    console.print(f"{'created' if grant.created else 'updated'} role {name}: SELECT on schema reporting only, "
+                  f"read-only sessions, statement_timeout {statement_timeout} (psql -U {name}; see schemas/views.md)",
+                  highlight=False)
+    if grant.revoked_memberships:
+        console.print(f"revoked its membership in: {', '.join(grant.revoked_memberships)}", highlight=False)
+    if grant.open_databases:
+        console.print(f"[yellow]warning:[/yellow] other databases still admit {name} through PUBLIC's CONNECT: "
+                      f"{', '.join(grant.open_databases)}; in pg_hba.conf follow its line for this database with "
+                      f"`host all {name} all reject`, or REVOKE CONNECT ... FROM PUBLIC there", highlight=False)
 
 
 def _bundled_psql() -> str:

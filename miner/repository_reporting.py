@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -32,20 +33,39 @@ STUDY_VIEWS: dict[str, str] = {
     "theme_lineage": "finished_at, job_id, theme_id",
     "llm_cost": "job_id, purpose, model",
 }
+CREATES_THRESHOLD = "006_reporting.sql"  # the migration that creates reporting_settings
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TIMEOUT = re.compile(r"^[0-9]{1,9}(ms|s|min|h)?$")
+DEFAULT_READER_TIMEOUT = "1min"
 
 
 class RoleNameError(ValueError):
     """A reader role name must be a plain lower-case SQL identifier."""
 
 
-def set_min_interviews_per_cell(conn: psycopg.Connection, k: int) -> None:
-    """Write the privacy threshold K the reporting views apply (only when it changed)."""
+def set_min_interviews_per_cell(conn: psycopg.Connection, k: int) -> int:
+    """Set the privacy threshold K the reporting views apply; returns the K it replaces.
+
+    Only `miner db set-threshold` calls this (and `set_initial_threshold` on a new database):
+    K is an operator's decision, never a side effect of a command's environment.
+    """
+    if k < 1:
+        raise ValueError(f"privacy threshold K must be at least 1, not {k}")
+    previous = conn.execute("SELECT min_interviews_per_cell FROM reporting_settings FOR UPDATE").fetchone()[0]
     conn.execute(
-        """UPDATE reporting_settings SET min_interviews_per_cell = %(k)s, updated_at = now()
+        """UPDATE reporting_settings SET min_interviews_per_cell = %(k)s, updated_at = now(),
+                  updated_by = current_user
            WHERE min_interviews_per_cell IS DISTINCT FROM %(k)s""",
         {"k": k},
     )
+    return previous
+
+
+def set_initial_threshold(conn: psycopg.Connection, applied: Sequence[str], k: int) -> None:
+    """K of a database this process just created: when `applied` (names of the migrations just run)
+    includes the one that creates reporting_settings, write `k` (MINER_MIN_INTERVIEWS_PER_CELL)."""
+    if CREATES_THRESHOLD in applied:
+        set_min_interviews_per_cell(conn, k)
 
 
 def min_interviews_per_cell(conn: psycopg.Connection) -> int:
@@ -65,40 +85,88 @@ def save_scrubbed_units(conn: psycopg.Connection, units: Sequence[Unit]) -> None
         )
 
 
-def grant_reader(conn: psycopg.Connection, role: str, password: str | None = None) -> bool:
+@dataclass(frozen=True)
+class ReaderGrant:
+    """What `grant_reader` did: whether it created the role, which role memberships it took away,
+    and which other databases of the server still admit the role (through PUBLIC's CONNECT)."""
+
+    created: bool
+    revoked_memberships: list[str]
+    open_databases: list[str]
+
+
+def grant_reader(conn: psycopg.Connection, role: str, password: str | None = None,
+                 statement_timeout: str = DEFAULT_READER_TIMEOUT) -> ReaderGrant:
     """Create (or fix) a login role that can SELECT the reporting views and nothing else.
 
-    Returns whether the role was created. Views added by later migrations are readable too
+    An existing role loses every role membership (pg_read_all_data...), every privilege on this
+    database's schemas, tables, sequences and functions, CONNECT and TEMP on other databases where
+    this role may revoke them, and its per-database settings. TEMP on this database is revoked from
+    PUBLIC, so no role without an explicit grant creates temp objects (miner uses none). Sessions
+    start read-only with `statement_timeout`. Views added by later migrations are readable too
     (default privileges of the role running this, which should be the one that migrates).
     """
     if not _ROLE_NAME.match(role):
         raise RoleNameError(f"role name {role!r}: use lower-case letters, digits and _")
+    if not _TIMEOUT.match(statement_timeout):
+        raise RoleNameError(f"statement timeout {statement_timeout!r}: use e.g. 500ms, 30s, 5min")
     ident, database = sql.Identifier(role), sql.Identifier(conn.info.dbname)
-    existing = conn.execute("SELECT rolsuper OR rolcreaterole OR rolname = current_user FROM pg_roles "
-                            "WHERE rolname = %s", (role,)).fetchone()
+    existing = conn.execute(
+        """SELECT rolsuper OR rolcreaterole OR rolname = current_user,
+                  EXISTS (SELECT 1 FROM pg_class WHERE relowner = r.oid)
+                  OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspowner = r.oid)
+                  OR EXISTS (SELECT 1 FROM pg_proc WHERE proowner = r.oid)
+                  OR EXISTS (SELECT 1 FROM pg_database WHERE datdba = r.oid)
+           FROM pg_roles r WHERE rolname = %s""", (role,)).fetchone()
     if existing is not None and existing[0]:
         raise RoleNameError(f"role {role!r} administers the database; pick a new name for a reader")
+    if existing is not None and existing[1]:
+        raise RoleNameError(f"role {role!r} owns objects (an owner reads them whatever is granted); "
+                            "pick a new name for a reader")
     created = existing is None
     secret = sql.SQL(" PASSWORD {}").format(sql.Literal(password)) if password else sql.SQL("")
     verb = "CREATE ROLE" if created else "ALTER ROLE"
-    conn.execute(sql.SQL(verb + " {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT{}").format(ident, secret))
-    statements = [
+    conn.execute(sql.SQL(verb + " {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION"
+                         " NOBYPASSRLS{}").format(ident, secret))
+    memberships = [name for (name,) in conn.execute(
+        """SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+           JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s ORDER BY 1""", (role,))]
+    for group in memberships:
+        conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), ident))
+    schemas = [name for (name,) in conn.execute(
+        """SELECT nspname FROM pg_namespace
+           WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp)' ORDER BY 1""")]
+    statements = [sql.SQL(s).format(schema=sql.Identifier(schema), role=ident) for schema in schemas for s in (
+        "REVOKE ALL ON SCHEMA {schema} FROM {role}",
+        "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}",
+        "REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM {role}",
+        "REVOKE ALL ON ALL ROUTINES IN SCHEMA {schema} FROM {role}",
+    )]
+    statements += [sql.SQL(s).format(role=ident, db=database, timeout=sql.Literal(statement_timeout)) for s in (
+        "REVOKE ALL ON DATABASE {db} FROM {role}",
+        "REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC",
         "GRANT CONNECT ON DATABASE {db} TO {role}",
-        # Whatever the role could do before, raw tables and sequences are now out of reach.
-        "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
-        "REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {role}",
-        "REVOKE CREATE ON SCHEMA public FROM {role}",
         "GRANT USAGE ON SCHEMA reporting TO {role}",
-        "REVOKE ALL ON ALL TABLES IN SCHEMA reporting FROM {role}",
         "GRANT SELECT ON ALL TABLES IN SCHEMA reporting TO {role}",
         "ALTER DEFAULT PRIVILEGES IN SCHEMA reporting GRANT SELECT ON TABLES TO {role}",
-        # Unqualified names find the reporting views first; a session starts read-only.
+        # Unqualified names find the reporting views first; a session starts read-only and is cut
+        # off after the timeout (in any database the role reaches: role-wide defaults too).
+        "ALTER ROLE {role} IN DATABASE {db} RESET ALL",
         "ALTER ROLE {role} IN DATABASE {db} SET search_path = reporting, public",
-        "ALTER ROLE {role} IN DATABASE {db} SET default_transaction_read_only = on",
-    ]
+        "ALTER ROLE {role} SET default_transaction_read_only = on",
+        "ALTER ROLE {role} SET statement_timeout = {timeout}",
+        "ALTER ROLE {role} SET idle_in_transaction_session_timeout = {timeout}",
+    )]
     for statement in statements:
-        conn.execute(sql.SQL(statement).format(role=ident, db=database))
-    return created
+        conn.execute(statement)
+    others = [name for (name,) in conn.execute(
+        "SELECT datname FROM pg_database WHERE datname <> current_database() AND datallowconn ORDER BY 1")]
+    for other in others:  # grants to the role itself (without the right to revoke: a warning, no error);
+        conn.execute(  # PUBLIC's CONNECT there is the server's business (pg_hba.conf)
+            sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(sql.Identifier(other), ident))
+    open_databases = [name for name in others if conn.execute(
+        "SELECT has_database_privilege(%s, %s, 'CONNECT')", (role, name)).fetchone()[0]]
+    return ReaderGrant(created, memberships, open_databases)
 
 
 def reporting_views(conn: psycopg.Connection) -> list[str]:

@@ -73,10 +73,10 @@ def lock_job(conn: psycopg.Connection, job_id: str) -> str:
 
 
 def published_job(conn: psycopg.Connection, study: str, excluding: str | None = None) -> str | None:
-    """The study's published job (latest succeeded), other than `excluding`."""
+    """The study's published job, other than `excluding` (the SQL view published_jobs defines which)."""
     row = conn.execute(
-        """SELECT job_id FROM jobs WHERE study = %s AND status = 'succeeded' AND job_id IS DISTINCT FROM %s
-           ORDER BY finished_at DESC, job_id LIMIT 1""",
+        """SELECT job_id FROM published_jobs WHERE study = %s AND job_id IS DISTINCT FROM %s
+           ORDER BY recency LIMIT 1""",
         (study, excluding),
     ).fetchone()
     return None if row is None else str(row[0])

@@ -55,12 +55,13 @@ class Settings(BaseSettings):
                                        "skips the endpoint")
     llm_scrub: bool = Field(True, description="scrub e-mails, phones, token URLs, keys... from answers sent")
     llm_min_model_answers: int = Field(3, description="answers a theme × model needs for a per-model sentence")
-    # Reporting (miner/report.py, schema `reporting`): written to reporting_settings by the CLI and workers.
+    # Reporting (schema `reporting`): the initial K of a new database.
+    min_interviews_per_cell: int = Field(5, ge=1, description="privacy threshold K a new database starts with "
+                                         "(a theme × model cell backed by fewer distinct interviews is suppressed in "
+                                         "the reporting views); afterwards only `miner db set-threshold K` changes K")
+
     @field_validator("database_url", "broker_url", "llm_base_url", "llm_model", "llm_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """Settings(database_url="  ") as well as an empty variable means unset."""
         return None if isinstance(value, str) and not value.strip() else value
-
-    min_interviews_per_cell: int = Field(5, ge=1, description="privacy threshold K: a theme × model cell "
-                                         "backed by fewer distinct interviews is suppressed in the reporting views")

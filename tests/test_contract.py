@@ -33,10 +33,28 @@ def test_contract_covers_the_issue_views(conn):
         assert name in views
 
 
-def test_reporting_theme_by_model_keeps_the_public_view_columns(conn):
-    public = [c.name for c in conn.execute("SELECT * FROM public.theme_by_model LIMIT 0").description]
-    reporting = [c["name"] for c in read_contract(conn)["views"]["theme_by_model"]["columns"]]
-    assert reporting[:len(public)] == public
+def sources(conn, view: str) -> set[str]:
+    """The relations a view reads."""
+    return {row[0] for row in conn.execute(
+        """SELECT DISTINCT d.refobjid::regclass::text FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid
+           WHERE w.ev_class = %s::regclass AND d.refobjid <> w.ev_class AND d.classid = 'pg_rewrite'::regclass
+             AND d.refclassid = 'pg_class'::regclass""", (view,))}
+
+
+def test_a_name_in_public_and_reporting_is_the_reporting_view(conn):
+    """One name, one meaning: public.X of a reporting view X reads reporting.X, column for column."""
+    shared = [name for (name,) in conn.execute(
+        """SELECT p.relname FROM pg_class p JOIN pg_class r USING (relname)
+           WHERE p.relnamespace = 'public'::regnamespace AND r.relnamespace = 'reporting'::regnamespace
+             AND p.relkind = 'v'""")]
+    assert "theme_by_model" in shared and len(shared) >= 9
+    for name in shared:
+        public = conn.execute(f"SELECT * FROM public.{name} LIMIT 0").description
+        reporting = conn.execute(f"SELECT * FROM reporting.{name} LIMIT 0").description
+        assert [(c.name, c.type_code) for c in public] == [(c.name, c.type_code) for c in reporting], name
+        # One reads the other and nothing else (llm_cost: reporting's reads public's).
+        assert sources(conn, f"public.{name}") == {f"reporting.{name}"} \
+            or sources(conn, f"reporting.{name}") == {name}, name
 
 
 def test_a_changed_column_is_reported():

@@ -17,7 +17,7 @@ from reporting_study import STUDY, analysed_study
 ROLE = f"miner_reader_{RUN_TAG}".lower()
 RAW = ("interviews", "units", "scrubbed_units", "quarantine", "llm_cache", "llm_calls", "ratings", "jobs",
        "theme_quotes", "reporting_settings", "schema_migrations",
-       # the owner's views over raw text and unsuppressed counts
+       # the owner's views over raw text and unsuppressed counts (public.theme_by_model: revoked by schema)
        "public.theme_answers", "public.theme_summary", "public.theme_by_model", "answer_dimensions",
        "interview_ratings", "reporting_cells")
 DENIED = (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction)
@@ -147,3 +147,77 @@ def test_views_show_the_scrubbed_copy_never_the_raw_text(conn, settings, embedde
     conn.execute("DELETE FROM scrubbed_units WHERE unit_id = %s", (unit_id,))
     assert conn.execute("SELECT answer FROM reporting.theme_evidence WHERE unit_id = %s", (unit_id,)).fetchone()[0] is None
     conn.rollback()
+
+
+# -- hardening (issue 13.4): an existing role, other databases, timeouts, temp objects ---------------
+
+@pytest.fixture
+def existing_role(database_url):
+    """A role that could read everything: member of pg_read_all_data, with its own grants, CONNECT on
+    another database. Dropped (with that database) afterwards."""
+    name, other = f"miner_old_{RUN_TAG}".lower(), f"miner_other_{RUN_TAG}".lower()
+    ident = sql.Identifier(name)
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+        admin.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(ident))
+        admin.execute(sql.SQL("GRANT SELECT ON interviews TO {}").format(ident))
+        admin.execute(sql.SQL("GRANT TEMPORARY ON DATABASE {} TO {}").format(
+            sql.Identifier(admin.info.dbname), ident))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(other)))
+        admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(other), ident))
+    yield name, other
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
+        admin.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+        admin.execute(sql.SQL("DROP ROLE {}").format(ident))
+
+
+def test_grant_reader_on_an_existing_role_takes_away_what_it_had(existing_role, database_url, miner_env):
+    name, other = existing_role
+    as_role = psycopg.conninfo.make_conninfo(database_url, user=name)
+    with psycopg.connect(as_role, autocommit=True) as before:
+        assert before.execute("SELECT count(*) FROM interviews").fetchone()[0] >= 0  # it could, before
+    result = CliRunner().invoke(app, ["db", "grant-reader", name, "--statement-timeout", "1s"], env=miner_env)
+    assert result.exit_code == 0, result.output
+    assert "pg_read_all_data" in result.output  # the membership it lost
+    assert other in result.output  # PUBLIC's CONNECT there still admits it: said, with what to do
+    with psycopg.connect(as_role, autocommit=True) as after:
+        assert after.execute("SELECT count(*) FROM reporting.themes").fetchone()[0] >= 0
+        for table in ("interviews", "units", "public.theme_answers"):
+            with pytest.raises(errors.InsufficientPrivilege):
+                after.execute(f"SELECT * FROM {table} LIMIT 1")
+        with pytest.raises(errors.InsufficientPrivilege):
+            after.execute("SET ROLE pg_read_all_data")
+        assert after.execute("SELECT pg_has_role(current_user, 'pg_read_all_data', 'MEMBER')").fetchone()[0] is False
+    # The grant of CONNECT it had on the other database is gone: closing PUBLIC's door locks it out.
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(other)))
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(psycopg.conninfo.make_conninfo(database_url, user=name, dbname=other)).close()
+
+
+def test_reader_cannot_create_temp_objects_even_read_write(reader):
+    with psycopg.connect(reader) as as_reader:
+        as_reader.execute("BEGIN READ WRITE")
+        with pytest.raises(errors.InsufficientPrivilege):
+            as_reader.execute("CREATE TEMP TABLE sneaky (x int)")
+        as_reader.rollback()
+        as_reader.execute("BEGIN READ WRITE")
+        with pytest.raises(errors.InsufficientPrivilege):
+            as_reader.execute("CREATE TEMP VIEW sneaky AS SELECT 1 AS x")
+        as_reader.rollback()
+
+
+def test_reader_sessions_have_a_statement_timeout(reader, existing_role, database_url, miner_env):
+    with psycopg.connect(reader, autocommit=True) as as_reader:
+        assert as_reader.execute("SHOW statement_timeout").fetchone()[0] == repository_reporting.DEFAULT_READER_TIMEOUT
+        assert as_reader.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+    name, _ = existing_role
+    assert CliRunner().invoke(app, ["db", "grant-reader", name, "--statement-timeout", "1s"], env=miner_env).exit_code == 0
+    with psycopg.connect(psycopg.conninfo.make_conninfo(database_url, user=name), autocommit=True) as short:
+        assert short.execute("SHOW statement_timeout").fetchone()[0] == "1s"
+        with pytest.raises(errors.QueryCanceled):
+            short.execute("SELECT pg_sleep(5)")
+    result = CliRunner().invoke(app, ["db", "grant-reader", name, "--statement-timeout", "1; DROP TABLE units"],
+                                env=miner_env)
+    assert result.exit_code == 2

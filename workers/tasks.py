@@ -102,8 +102,7 @@ def continue_job(conn: psycopg.Connection, job_id: str) -> str:
 def analyze(self, job_id: str) -> dict:
     """Start (or resume) a job: fix its units, then fan the embedding out."""
     with step_connection(job_id) as conn:
-        db.migrate(conn)
-        repository_reporting.set_min_interviews_per_cell(conn, settings.min_interviews_per_cell)
+        repository_reporting.set_initial_threshold(conn, db.migrate(conn), settings.min_interviews_per_cell)
         conn.commit()
         plan = steps.prepare(conn, job_id, _components())
         continue_job(conn, job_id)
