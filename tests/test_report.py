@@ -149,6 +149,7 @@ def _visible_leaves(driver):
 
 
 def test_explorer_expands_searches_and_opens_an_interview(report_path, conn):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -161,7 +162,7 @@ def test_explorer_expands_searches_and_opens_an_interview(report_path, conn):
         # Keyboard: focus the first area's summary and press Enter; its children show.
         summary = areas[0].find_element(By.TAG_NAME, "summary")
         driver.execute_script("arguments[0].focus()", summary)
-        summary.send_keys(Keys.ENTER)
+        ActionChains(driver).send_keys(Keys.ENTER).perform()
         assert areas[0].get_attribute("open") is not None
         assert any(c.is_displayed() for c in areas[0].find_elements(By.CSS_SELECTOR, ":scope > ul > li"))
         # Search a word from a quote: only themes holding it stay, opened, with the word marked.
@@ -187,7 +188,7 @@ def test_explorer_expands_searches_and_opens_an_interview(report_path, conn):
         highlighted = dialog.find_element(By.CSS_SELECTOR, ".turns li.quoted").text.lower()
         assert quoted.rstrip("…")[:60] in highlighted
         driver.save_screenshot(str(OUTPUT / "report-tree.png"))
-        dialog.send_keys(Keys.ESCAPE)
+        ActionChains(driver).send_keys(Keys.ESCAPE).perform()
         assert dialog.get_attribute("open") is None
         assert driver.switch_to.active_element == button  # focus returns to the quote
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]

@@ -251,3 +251,22 @@ def test_nightly_run_keeps_the_area_ids(jobs, conn):
     for node in second:
         if node.kind == "area" and node.node_id not in before.values():
             assert node.number > max(old_numbers)
+
+
+def test_transcripts_are_scrubbed_cut_and_numbered_like_units():
+    from miner.report import _json_script
+    from miner.report_tree import TURN_CHARS, scrubbed_transcripts
+
+    raw = {"i1": {"session_model": "m", "session": [{"role": "user", "content": [{"text": "call +1 415 555 0100"}]},
+                                                   {"role": "assistant", "content": "x" * (TURN_CHARS + 50)}],
+                  "interview": [{"role": "assistant", "content": "How was it?"}, {"role": "user", "content": ""},
+                                {"role": "assistant", "content": "Anything else?"},
+                                {"role": "user", "content": "mail jane.doe@example.com </script><b>"}]}}
+    out = scrubbed_transcripts(raw)["i1"]
+    assert "555" not in out["session"][0]["text"] and "[phone]" in out["session"][0]["text"]
+    assert len(out["session"][1]["text"]) <= TURN_CHARS + 2
+    answers = [t for t in out["interview"] if t["role"] == "user"]
+    assert [t["answer_index"] for t in answers] == [0, 1]  # an empty answer still counts, as in units
+    assert "[email]" in answers[1]["text"] and "jane.doe" not in answers[1]["text"]
+    embedded = str(_json_script(out))
+    assert "</script>" not in embedded and json.loads(embedded)["interview"][3]["text"].endswith("</script><b>")
