@@ -69,3 +69,14 @@ def test_unknown_format_or_study_fails_clearly(miner_env, tmp_path):
     assert bad_format.exit_code == 2 and "csv, parquet, json" in bad_format.output
     no_study = CliRunner().invoke(app, ["export", "--study", "no-such-study", "--out", str(tmp_path)], env=miner_env)
     assert no_study.exit_code == 2 and "no published job" in no_study.output
+
+
+@pytest.mark.parametrize("fmt", list(READERS))
+def test_the_theme_tree_exports_whole_in_every_format(exported, conn, fmt):
+    tree = READERS[fmt](exported[fmt] / f"theme_tree.{fmt}")
+    cells = READERS[fmt](exported[fmt] / f"theme_tree_by_model.{fmt}")
+    assert len(tree) == len(repository_reporting.read_view(conn, "theme_tree", STUDY)) > 0
+    assert set(tree["parent_id"].dropna()) <= set(tree["node_id"])  # every parent is in the file
+    assert set(cells["node_id"]) == set(tree["node_id"])
+    assert set(tree.loc[tree["kind"] == "theme", "theme_id"].astype(int)) == \
+        set(READERS[fmt](exported[fmt] / f"themes.{fmt}")["theme_id"])
