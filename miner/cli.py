@@ -421,10 +421,15 @@ def report(
 
     It reads the reporting views, so suppressed cells stay suppressed. Example: miner report --study pilot-2026 --out report.html
     """
-    from miner.report import QUOTES_PER_CARD, NothingToReportError, render_report
+    from dataclasses import replace
+
+    from miner import repository_tree
+    from miner.report import QUOTES_PER_CARD, NothingToReportError, quoted_interviews, render_report
 
     with services(read_only=True) as svc:
         data = repository_reporting.read_report_data(svc.conn, study, evidence_per_cell=2 * QUOTES_PER_CARD)  # spares for duplicates
+        # The explorer opens each quoted interview: only those, scrubbed when rendered.
+        data = replace(data, transcripts=repository_tree.read_transcripts(svc.conn, quoted_interviews(data)))
     try:
         html = render_report(data)
     except NothingToReportError as exc:

@@ -283,3 +283,5 @@ class ReportData:
     tables: dict[str, list[dict[str, Any]] | None]
     min_interviews_per_cell: int
     generated_at: datetime
+    # Raw records of the interviews the report quotes (repository_tree.read_transcripts); the report scrubs them.
+    transcripts: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -7,6 +7,7 @@ whose data doesn't exist yet says so instead of drawing an empty chart.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from typing import Any
@@ -15,6 +16,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from miner import report_charts as charts
+from miner import report_tree
+from miner.report_tree import explorer_nodes, scrubbed_transcripts
 from miner.records import ReportData
 
 logger = logging.getLogger(__name__)
@@ -58,17 +61,35 @@ def render_report(data: ReportData) -> str:
                            _missing(tables, "theme_history", "the study has one analysed run so far; the chart "
                                     "appears after the next nightly run")),
     }
+    cards = _theme_cards(tables, themes, colours)
+    quotes = {card["theme_id"]: card["quotes"] for card in cards}
     page = _environment().get_template("report.html.j2").render(
         data=data, study=study, sections=sections, colours=colours,
         plotly_js=Markup(plotly.offline.get_plotlyjs()),
         uses_prevalence=any(c.get("prevalence") is not None for c in cells),
-        differences=_key_differences(cells), cards=_theme_cards(tables, themes, colours),
+        differences=_key_differences(cells), cards=cards,
+        explorer=explorer_nodes(tables.get("theme_tree") or [], tables.get("theme_tree_by_model") or [], quotes),
+        explorer_note=_missing(tables, "theme_tree", "the published job has no theme tree (it ran before the tree "
+                               "existed; the next run draws it)"),
+        transcripts=_json_script(scrubbed_transcripts(data.transcripts)), transcript_ids=set(data.transcripts),
         cost=_cost(tables, study["job_id"]), runs=(tables.get("job_history") or [])[-RUNS_SHOWN:][::-1],
         quality=_quality(tables), suppressed_cells=sum(1 for c in cells if c["suppressed"]),
     )
     logger.info("report: study %s, %d themes, %d charts", data.study, len(themes),
                 sum(1 for s in sections.values() if s["html"]))
     return page
+
+
+def quoted_interviews(data: ReportData) -> list[str]:
+    """The interviews behind the quotes the report shows (the explorer links each to its transcript)."""
+    themes = data.tables.get("themes") or []
+    return report_tree.quoted_interviews({c["theme_id"]: c["quotes"] for c in _theme_cards(data.tables, themes, {})})
+
+
+def _json_script(value: Any) -> Markup:
+    """JSON safe inside <script type="application/json">: no '</script>' can end it early."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
 def _environment() -> Environment:

@@ -32,6 +32,8 @@ STUDY_VIEWS: dict[str, str] = {
     "theme_history": "finished_at, job_id, theme_id, session_model",
     "theme_lineage": "finished_at, job_id, theme_id",
     "llm_cost": "job_id, purpose, model",
+    "theme_tree": "position",
+    "theme_tree_by_model": "position, session_model",
 }
 CREATES_THRESHOLD = "006_reporting.sql"  # the migration that creates reporting_settings
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

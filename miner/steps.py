@@ -232,7 +232,10 @@ def aggregate(conn: psycopg.Connection, job_id: str, components: Components) -> 
         assigned = runs.load_assignments(conn, job_id)
         labels = _labels_of(units, assigned)
         runs.save_model_stats(conn, job_id, model_stats(units, labels))
-        return {"models": len({u.session_model for u in units})}
+        from miner.tree_step import save_theme_tree  # issue 15: the theme tree, from the same labels
+
+        tree = save_theme_tree(conn, job, units, labels, components)
+        return {"models": len({u.session_model for u in units}), **tree}
 
     return run_step(conn, job_id, "aggregate", body)
 

@@ -91,3 +91,14 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_neutralised(tmp_path)
     assert all(row[3] == "plain" for row in cells)
     frame = pd.read_csv(tmp_path / "theme_evidence.csv")  # numbers stay numbers, minus signs included
     assert frame["theme_id"].tolist() == [-1] * len(FORMULAS) and frame["share"].tolist() == [-0.25] * len(FORMULAS)
+
+
+@pytest.mark.parametrize("fmt", list(READERS))
+def test_the_theme_tree_exports_whole_in_every_format(exported, conn, fmt):
+    tree = READERS[fmt](exported[fmt] / f"theme_tree.{fmt}")
+    cells = READERS[fmt](exported[fmt] / f"theme_tree_by_model.{fmt}")
+    assert len(tree) == len(repository_reporting.read_view(conn, "theme_tree", STUDY)) > 0
+    assert set(tree["parent_id"].dropna()) <= set(tree["node_id"])  # every parent is in the file
+    assert set(cells["node_id"]) == set(tree["node_id"])
+    assert set(tree.loc[tree["kind"] == "theme", "theme_id"].astype(int)) == \
+        set(READERS[fmt](exported[fmt] / f"themes.{fmt}")["theme_id"])
