@@ -15,14 +15,14 @@ import csv
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from miner.components import Clusterer, Embedder
-from miner.opinion_units import split_spans
+from miner.opinion_units import Span, split_spans
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +101,14 @@ def score_opinions(gold: Sequence[frozenset[tuple[str, str]]], text_index: Seque
 
 
 def evaluate_opinions(data: OpinionTexts, embedder: Embedder, clusterer: Clusterer, stance,
-                      min_words: int | None = None) -> dict[str, float | int]:
+                      split: Callable[[str], list[Span]] = split_spans) -> dict[str, float | int]:
     """Split, embed, cluster and give each unit a stance as the product does; the scores
-    plus units, themes and seconds. `stance` has ``stances(texts, vectors) -> list[str]``."""
+    plus units, themes and seconds. `stance` has ``stances(texts, vectors) -> list[str]``;
+    `split` (answer → spans) is the product's splitter unless a benchmark swaps it."""
     started = time.perf_counter()
     text_index, unit_texts = [], []
     for i, text in enumerate(data.texts):
-        spans = split_spans(text) if min_words is None else split_spans(text, min_words)
-        for span in spans:
+        for span in split(text):
             text_index.append(i)
             unit_texts.append(text[span.start:span.end])
     vectors = embedder.embed(unit_texts) if unit_texts else np.zeros((0, 1), dtype=np.float32)

@@ -1,6 +1,6 @@
 """Opinion units: an answer split into spans that each carry one opinion.
 
-Offline split (:func:`split_opinions`): sentence boundaries, ";", and contrastive
+Offline split (:func:`split_opinions`): sentence boundaries, ";", commas, and contrastive
 conjunctions ("but", "although", "however", "though", "yet", "while", "whereas") start a
 new unit; a fragment shorter than ``MIN_WORDS`` words is joined to its neighbour. Each
 unit is a span ``answer[start:end]`` of the answer (char offsets), so it can be quoted.
@@ -25,6 +25,9 @@ from miner.records import Unit
 __all__ = ["OpinionUnit", "Span", "split_opinions", "split_spans", "is_no_opinion",
            "validate_quoted_units", "QuoteError"]
 
+# Commas also split (after the short-fragment rule, "quick, friendly and accurate" stays one
+# unit): measured on MAMS validation, BENCHMARKS.md § Opinions.
+SPLIT_AT_COMMAS = True
 MIN_WORDS = 3  # a unit of fewer words is too short to carry an opinion on its own
 
 STANCES = ("positive", "negative", "neutral")
@@ -78,9 +81,11 @@ def _trim(answer: str, start: int, end: int) -> Span | None:
     return Span(start, end) if end > start else None
 
 
-def _pieces(answer: str) -> list[Span]:
+def _pieces(answer: str, commas: bool) -> list[Span]:
     """Sentence and clause pieces, before short ones are joined."""
     cuts = {0, len(answer)}
+    if commas:
+        cuts.update(m.start() for m in re.finditer(r",(?=\s)", answer))
     for match in _SENTENCE_END.finditer(answer):
         cuts.add(match.end())
     for match in _CLAUSE_BREAK.finditer(answer):
@@ -102,10 +107,11 @@ def _drop_conjunction(answer: str, span: Span) -> Span:
     return span
 
 
-def split_spans(answer: str, min_words: int = MIN_WORDS) -> list[Span]:
+def split_spans(answer: str, min_words: int = MIN_WORDS, commas: bool = SPLIT_AT_COMMAS) -> list[Span]:
     """Char spans of the opinion units of one answer, in order; fragments of fewer than
-    `min_words` words are joined to the previous unit (to the next one when first)."""
-    pieces = _pieces(answer)
+    `min_words` words are joined to the previous unit (to the next one when first). With
+    `commas`, a comma followed by a space is a clause boundary too."""
+    pieces = _pieces(answer, commas)
     joined: list[Span] = []
     for piece in pieces:
         if joined and (_words(answer[piece.start:piece.end]) < min_words
@@ -116,13 +122,14 @@ def split_spans(answer: str, min_words: int = MIN_WORDS) -> list[Span]:
     return [_drop_conjunction(answer, span) for span in joined]
 
 
-def split_opinions(units: Sequence[Unit], min_words: int = MIN_WORDS) -> list[OpinionUnit]:
+def split_opinions(units: Sequence[Unit], min_words: int = MIN_WORDS,
+                   commas: bool = SPLIT_AT_COMMAS) -> list[OpinionUnit]:
     """Answer units → opinion units (no-opinion answers give none; see :func:`is_no_opinion`)."""
     out: list[OpinionUnit] = []
     for unit in units:
         if is_no_opinion(unit.answer):
             continue
-        for n, span in enumerate(split_spans(unit.answer, min_words)):
+        for n, span in enumerate(split_spans(unit.answer, min_words, commas)):
             out.append(OpinionUnit(f"{unit.unit_id}#{n}", unit.unit_id, unit.interview_id, unit.question,
                                    unit.answer[span.start:span.end], span.start, span.end))
     return out

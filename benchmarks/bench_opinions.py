@@ -1,0 +1,164 @@
+"""Opinion units → embed → cluster → stance on MAMS ACSA (../shared/data/mams_acsa_*.csv).
+
+Scored by miner.eval_opinions (themes mapped many-to-one to their most co-occurring gold
+category; micro pair-F1, category-F1, polarity accuracy on found categories). Choices are made
+on validation (and train), the chosen configuration and the reference rows are then run on
+test in the same process. Writes benchmarks/results/opinions.json and prints the markdown
+table for BENCHMARKS.md § Opinions.
+
+    python benchmarks/bench_opinions.py [--quick]   # --quick: validation grid only, no train
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from miner.cluster import ClusterParams, UmapHdbscanClusterer
+from miner.embed import SentenceTransformerEmbedder
+from miner.eval_opinions import evaluate_opinions, read_opinion_csv
+from miner.opinion_units import Span, split_spans
+from miner.stance import CombinedStance, VaderStance
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not DATA.exists():
+    DATA = Path("/work/shared/data")
+OUT = Path(__file__).resolve().parent / "results" / "opinions.json"
+
+
+class CachedEmbedder:
+    """Each distinct text embedded once per process (the grid re-embeds the same units)."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.cache = inner, inner.name, {}
+
+    def embed(self, texts):
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            self.cache.update(zip(missing, self.inner.embed(missing)))
+        return np.array([self.cache[t] for t in texts], dtype=np.float32)
+
+
+class KMeansTrueK:
+    name = "kmeans-true-k"
+
+    def __init__(self, k, seed=0):
+        self.k, self.seed = k, seed
+
+    def fit(self, vectors):
+        from sklearn.cluster import KMeans
+        return KMeans(self.k, n_init=10, random_state=self.seed).fit_predict(vectors)
+
+
+class CappedMcs(UmapHdbscanClusterer):
+    """HDBSCAN's min_cluster_size as a fraction of the units (at least 5)."""
+
+    def __init__(self, fraction, seed=42, refine="ward"):
+        self.fraction, self.seed, self.refine = fraction, seed, refine
+        self.name = f"umap-hdbscan mcs={fraction:.1%}·n {refine}"
+
+    def fit(self, vectors):
+        self.params = ClusterParams(seed=self.seed, refine=self.refine,
+                                    min_cluster_size=max(5, round(self.fraction * len(vectors))))
+        return super().fit(vectors)
+
+
+def whole(text):
+    return [Span(0, len(text))]
+
+
+def clauses(text):
+    return split_spans(text, commas=False)
+
+
+def clauses_commas(text):
+    return split_spans(text, commas=True)
+
+
+SPLITS = {"whole": whole, "clauses": clauses, "clauses+commas": clauses_commas}
+
+
+@dataclass
+class Row:
+    split: str
+    units: str
+    clusterer: str
+    stance: str
+    scores: dict
+
+
+def run(data_name, units, clusterer, stance, embedder):
+    data = read_opinion_csv(DATA / f"mams_acsa_{data_name}.csv")
+    scores = evaluate_opinions(data, embedder, clusterer, stance, split=SPLITS[units])
+    row = Row(data_name, units, clusterer.name, stance.name, scores)
+    print(json.dumps(row.__dict__), flush=True)
+    return row
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    embedder = CachedEmbedder(SentenceTransformerEmbedder())
+    vader = VaderStance(0.05)
+    vader.name = "vader t=0.05"
+    stances = [vader]
+    for t in (0.3, 0.5):
+        s = VaderStance(t)
+        s.name = f"vader t={t}"
+        stances.append(s)
+    combined = CombinedStance(embedder, threshold=0.1, weight=0.5)
+    combined.name = "vader+0.5·anchor t=0.1"
+    stances.append(combined)
+    rows: list[Row] = []
+    # Grid on validation: units × clusterer (stance fixed), then stance on the best.
+    clusterers = [UmapHdbscanClusterer(ClusterParams()), CappedMcs(0.01), CappedMcs(0.02), CappedMcs(0.01, refine="none")]
+    clusterers[0].name = "umap-hdbscan default"
+    for units in ("clauses", "clauses+commas"):
+        for clusterer in clusterers:
+            rows.append(run("validation", units, clusterer, vader, embedder))
+    fits = [r for r in rows if r.scores["themes"] <= 24]
+    best = max(fits, key=lambda r: r.scores["pair_f1"])
+    best_clusterer = next(c for c in clusterers if c.name == best.clusterer)
+    for stance in stances[1:]:
+        rows.append(run("validation", best.units, best_clusterer, stance, embedder))
+    best_stance = max((s for s in stances),
+                      key=lambda s: max((r.scores["pair_f1"] for r in rows if r.stance == s.name
+                                         and r.units == best.units and r.clusterer == best.clusterer), default=-1))
+    chosen = (best.units, best_clusterer, best_stance)
+    if not args.quick:
+        rows.append(run("train", *chosen, embedder))
+    for seed in (42, 1, 2):
+        c = chosen[1]
+        if hasattr(c, "fraction"):
+            c = CappedMcs(c.fraction, seed=seed, refine=c.refine)
+        else:
+            c = UmapHdbscanClusterer(ClusterParams(seed=seed))
+            c.name = f"umap-hdbscan default seed={seed}"
+        c.name += f" seed={seed}"
+        rows.append(run("test", chosen[0], c, chosen[2], embedder))
+    # Reference rows, same run: whole sentences and clause units with k-means told the true k + VADER.
+    rows.append(run("test", "whole", KMeansTrueK(8), vader, embedder))
+    rows.append(run("test", "clauses", KMeansTrueK(8), vader, embedder))
+    rows.append(run("test", "clauses+commas", KMeansTrueK(8), vader, embedder))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"chosen": {"units": chosen[0], "clusterer": chosen[1].name, "stance": chosen[2].name},
+                               "rows": [r.__dict__ for r in rows],
+                               "seconds": round(time.perf_counter() - started, 1)}, indent=1))
+    print("| split | units | clusterer | stance | pair-F1 | category-F1 | polarity acc | units | themes | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        s = r.scores
+        print(f"| {r.split} | {r.units} | {r.clusterer} | {r.stance} | {s['pair_f1']:.3f} | {s['category_f1']:.3f} | "
+              f"{s['polarity_accuracy']:.3f} | {s['units']} | {s['themes']} | {s['seconds']} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
