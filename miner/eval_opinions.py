@@ -121,3 +121,30 @@ def evaluate_opinions(data: OpinionTexts, embedder: Embedder, clusterer: Cluster
               "themes": len({t for t in themes.tolist() if t >= 0}), "seconds": round(seconds, 2)}
     logger.info("eval opinions: %d texts → %s", len(data.texts), result)
     return result
+
+
+def opinion_clusterer(seed: int) -> Clusterer:
+    """The clusterer opinion units get (see :data:`OPINION_MCS_FRACTION`)."""
+
+    return OpinionClusterer(seed)
+
+
+# Opinion units are many per answer and short, so HDBSCAN's min_cluster_size is set from the
+# number of units (a fraction, at least 5) rather than the cluster module's default rule;
+# measured on MAMS validation in BENCHMARKS.md § Opinions. None → the cluster module's default.
+OPINION_MCS_FRACTION: float | None = 0.01
+
+
+class OpinionClusterer:
+    """UMAP + HDBSCAN (+ Ward) from miner.cluster, with min_cluster_size from the unit count."""
+
+    name = "umap-hdbscan-opinions"
+
+    def __init__(self, seed: int = 42, fraction: float | None = OPINION_MCS_FRACTION):
+        self.seed, self.fraction = seed, fraction
+
+    def fit(self, vectors: np.ndarray) -> np.ndarray:
+        from miner.cluster import ClusterParams, cluster_vectors
+
+        mcs = None if self.fraction is None else max(5, round(self.fraction * len(vectors)))
+        return cluster_vectors(vectors, ClusterParams(seed=self.seed, min_cluster_size=mcs))

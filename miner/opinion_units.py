@@ -138,23 +138,49 @@ def split_opinions(units: Sequence[Unit], min_words: int = MIN_WORDS,
 # --- no-opinion answers ------------------------------------------------------------------
 
 # Whole answers that say nothing about the assistant (after lower-casing and stripping
-# punctuation); repeated words ("good good", "yes yes") count as the word once.
+# punctuation): any mix of up to 8 of these words ("yeah fine", "lol idk", "good good"), or
+# one of the phrases.
 _CONTENTLESS = frozenset("""
     yes no yeah yep yup nope nah na n/a none nothing idk dunno ok okay k fine good great bad meh
-    whatever lol lmao haha hmm hm um umm uh ai sure maybe nothing sometimes kinda sorta same
-    not sure no idea i dont know i don't know don't know dont know no comment no comments
-    not really yes and no kind of sort of i guess guess so i think so not much nothing much
-    its fine it's fine it was fine it is fine it was ok it was okay all good all fine
-    no opinion none really nothing really not applicable pass skip next
-    """.split("\n")) | frozenset(w for line in """
-    yes no yeah yep yup nope nah na idk dunno ok okay k fine meh whatever lol lmao haha hmm hm um
-    umm uh sure maybe none nothing ai oh good bad great nice cool
-    """.split() for w in [line])
+    whatever lol lmao haha hmm hm um umm uh ai oh sure maybe sometimes kinda sorta same nice cool
+    """.split())
+_CONTENTLESS_PHRASES = frozenset(line.strip() for line in """
+    not sure
+    no idea
+    i dont know
+    i don't know
+    don't know
+    dont know
+    no comment
+    no comments
+    not really
+    yes and no
+    kind of
+    sort of
+    i guess
+    guess so
+    i think so
+    not much
+    nothing much
+    it's fine
+    its fine
+    it was fine
+    it is fine
+    it was ok
+    it was okay
+    all good
+    no opinion
+    nothing really
+    not applicable
+    nothing to add
+    nothing else
+    """.strip().splitlines())
 _RATING_WORDS = frozenset("""
     i d say would give it a an rate rating the about around maybe probably like solid strong
     out of stars star points point overall so somewhere between and or rather quite fairly pretty
     very somewhat moderately mostly really extremely completely totally satisfied dissatisfied
-    unsatisfied happy unhappy neutral satisfaction level my is its it's was be im i'm am
+    unsatisfied happy unhappy neutral satisfaction level my is its it's was be im i'm am i'd give
+    i'll i'll gave would've
     """.split())
 
 
@@ -172,7 +198,7 @@ def is_no_opinion(answer: str) -> bool:
     if not _WORD.search(text):
         return True
     words = text.split()
-    if text in _CONTENTLESS or len(set(words)) == 1 and words[0] in _CONTENTLESS:
+    if text in _CONTENTLESS_PHRASES:
         return True
     if len(words) <= 8 and all(w in _CONTENTLESS for w in words):
         return True  # "yeah fine", "lol idk", "ok sure"

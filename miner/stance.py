@@ -14,6 +14,7 @@ one holds at least ``MAJORITY`` of the units, else mixed.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -28,14 +29,21 @@ MAJORITY = 0.6
 # valence on VADER's -4..4 scale. Added to its lexicon, so negation and "but" rules apply.
 ASSISTANT_LEXICON: dict[str, float] = {
     "verbose": -1.5, "wordy": -1.5, "rambled": -1.5, "rambling": -1.5, "long-winded": -1.5,
-    "outdated": -1.5, "inaccurate": -2.0, "incorrect": -2.0, "wrong": -2.0, "made-up": -2.0,
+    "outdated": -1.5, "inaccurate": -2.0, "incorrect": -2.0, "wrong": -2.0,
     "fabricated": -2.5, "hallucinated": -2.0, "invented": -1.0, "confusing": -1.5, "confused": -1.5,
     "irrelevant": -1.5, "slow": -1.5, "refused": -1.5, "unhelpful": -2.0, "clunky": -1.5,
+    "made-up": -2.0, "make-up": -2.0, "makes-up": -2.0, "too-long": -1.5, "too-slow": -1.8, "too-wordy": -1.8,
+    "too-verbose": -1.8, "too-cautious": -1.5, "long-winded": -1.5, "out-of-date": -1.5,
     "vague": -1.2, "generic": -1.0, "repetitive": -1.5, "lagged": -1.5,
     "accurate": 1.5, "concise": 1.5, "fast": 1.2, "quick": 1.2, "quickly": 1.0, "relevant": 1.2,
     "knowledgeable": 1.8, "efficient": 1.5, "insightful": 1.8, "clear": 1.2, "correct": 1.5,
     "informative": 1.5, "responsive": 1.2, "polite": 1.5, "tasty": 2.0, "delicious": 2.5, "attentive": 1.8,
 }
+
+
+# Multi-word complaints joined into one lexicon token before VADER sees them.
+_PHRASES = re.compile(r"\b(?:made up|make up|makes up|too long|too slow|too wordy|too verbose|too cautious|"
+                      r"long winded|out of date)\b", re.IGNORECASE)
 
 
 def stance_of_score(score: float, threshold: float) -> str:
@@ -57,7 +65,7 @@ class VaderStance:
         self.analyzer.lexicon.update(ASSISTANT_LEXICON if lexicon is None else lexicon)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        text_of = (t.replace("made up", "made-up").replace("make up", "made-up") for t in texts)
+        text_of = (_PHRASES.sub(lambda m: m.group(0).replace(" ", "-"), t) for t in texts)
         return np.array([self.analyzer.polarity_scores(t)["compound"] for t in text_of], dtype=float)
 
     def stances(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> list[str]:
