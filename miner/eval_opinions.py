@@ -130,13 +130,14 @@ def opinion_clusterer(seed: int) -> Clusterer:
 
 
 # Opinion units are many per answer and short, so HDBSCAN's min_cluster_size is set from the
-# number of units (a fraction, at least 5) rather than the cluster module's default rule;
+# number of units (a fraction, at least 5) rather than the cluster module's default rule, and
+# HDBSCAN's own clusters are kept (outliers to the nearest centroid) instead of the Ward re-cut;
 # measured on MAMS validation in BENCHMARKS.md § Opinions. None → the cluster module's default.
 OPINION_MCS_FRACTION: float | None = 0.01
 
 
 class OpinionClusterer:
-    """UMAP + HDBSCAN (+ Ward) from miner.cluster, with min_cluster_size from the unit count."""
+    """UMAP + HDBSCAN from miner.cluster, min_cluster_size from the unit count, no Ward re-cut."""
 
     name = "umap-hdbscan-opinions"
 
@@ -147,4 +148,4 @@ class OpinionClusterer:
         from miner.cluster import ClusterParams, cluster_vectors
 
         mcs = None if self.fraction is None else max(5, round(self.fraction * len(vectors)))
-        return cluster_vectors(vectors, ClusterParams(seed=self.seed, min_cluster_size=mcs))
+        return cluster_vectors(vectors, ClusterParams(seed=self.seed, min_cluster_size=mcs, refine="none"))
