@@ -101,10 +101,55 @@ def run(data_name, units, clusterer, stance, embedder):
     return row
 
 
+def stance_checks() -> dict:
+    """VADER thresholds on the held-out phrasings of tests/test_stance.py, and HALIE: Spearman of
+    each interview's mean unit compound score with the person's own helpfulness rating."""
+    import csv
+
+    from scipy.stats import spearmanr
+
+    from miner.opinion_units import is_no_opinion
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_stance import HELD_OUT
+
+    out: dict = {"held_out": {}}
+    vader = VaderStance()
+    scores = vader.scores([t for t, _ in HELD_OUT])
+    for t in (0.05, 0.2, 0.3, 0.5):
+        got = [("positive" if s > t else "negative" if s < -t else "neutral") for s in scores]
+        out["held_out"][str(t)] = f"{sum(g == w for g, (_, w) in zip(got, HELD_OUT))}/{len(HELD_OUT)}"
+    gold = {r["id"]: float(r["helpfulness"]) for r in csv.DictReader(open(DATA / "halie_crossword_ratings.csv"))
+            if r["helpfulness"]}
+    means, ratings, units, no_opinion = [], [], 0, 0
+    for line in open(DATA / "halie_crossword.jsonl", encoding="utf-8"):
+        record = json.loads(line)
+        texts = []
+        for message in record["interview"]:
+            if message["role"] != "user" or not isinstance(message["content"], str):
+                continue
+            if is_no_opinion(message["content"]):
+                no_opinion += 1
+                continue
+            texts += [message["content"][s.start:s.end] for s in split_spans(message["content"])]
+        units += len(texts)
+        if texts and record.get("id") in gold:
+            means.append(float(vader.scores(texts).mean()))
+            ratings.append(gold[record["id"]])
+    out["halie"] = {"interviews": len(means), "units": units, "no_opinion_answers": no_opinion,
+                    "spearman_mean_unit_vader_vs_helpfulness": round(float(spearmanr(means, ratings)[0]), 3)}
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--stance-only", action="store_true", help="only the stance checks (seconds)")
     args = parser.parse_args(argv)
+    if args.stance_only:
+        (OUT.parent / "opinions_stance.json").write_text(json.dumps(stance_checks(), indent=1))
+        return 0
     started = time.perf_counter()
     embedder = CachedEmbedder(SentenceTransformerEmbedder())
     vader = VaderStance(0.05)
