@@ -6,7 +6,7 @@ on validation (and train), the chosen configuration and the reference rows are t
 test in the same process. Writes benchmarks/results/opinions.json and prints the markdown
 table for BENCHMARKS.md § Opinions.
 
-    python benchmarks/bench_opinions.py [--quick]   # --quick: validation grid only, no train
+    python benchmarks/bench_opinions.py [--quick]   # --quick: no train row; writes opinions_quick.json
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 from miner.cluster import ClusterParams, UmapHdbscanClusterer
 from miner.embed import SentenceTransformerEmbedder
-from miner.eval_opinions import evaluate_opinions, read_opinion_csv
+from miner.eval_opinions import OpinionClusterer, evaluate_opinions, read_opinion_csv
 from miner.opinion_units import Span, split_spans
 from miner.stance import CombinedStance, VaderStance
 
@@ -93,10 +93,10 @@ class Row:
     scores: dict
 
 
-def run(data_name, units, clusterer, stance, embedder):
+def run(data_name, units, clusterer, stance, embedder, aspect=False):
     data = read_opinion_csv(DATA / f"mams_acsa_{data_name}.csv")
-    scores = evaluate_opinions(data, embedder, clusterer, stance, split=SPLITS[units])
-    row = Row(data_name, units, clusterer.name, stance.name, scores)
+    scores = evaluate_opinions(data, embedder, clusterer, stance, split=SPLITS[units], aspect=aspect)
+    row = Row(data_name, units + (" (aspect vectors)" if aspect else ""), clusterer.name, stance.name, scores)
     print(json.dumps(row.__dict__), flush=True)
     return row
 
@@ -177,28 +177,43 @@ def main(argv=None):
     best_stance = max((s for s in stances),
                       key=lambda s: max((r.scores["pair_f1"] for r in rows if r.stance == s.name
                                          and r.units == best.units and r.clusterer == best.clusterer), default=-1))
-    chosen = (best.units, best_clusterer, best_stance)
+    # Units clustered by their text without sentiment words (stance.aspect_text), HDBSCAN "leaf".
+    leaf = OpinionClusterer(42)
+    leaf.name = "opinion clusterer (mcs=1.5%·n leaf none)"
+    aspect_rows = [run("validation", "clauses+commas", leaf, s, embedder, aspect=True) for s in (vader, stances[2])]
+    rows += aspect_rows
+    best_aspect = max(aspect_rows, key=lambda r: r.scores["pair_f1"])
+    if best_aspect.scores["pair_f1"] > max(r.scores["pair_f1"] for r in rows if r not in aspect_rows):
+        chosen_stance = next(s for s in stances if s.name == best_aspect.stance)
+        chosen = ("clauses+commas", leaf, chosen_stance, True)
+    else:
+        chosen = (best.units, best_clusterer, best_stance, False)
     if not args.quick:
-        rows.append(run("train", *chosen, embedder))
+        rows.append(run("train", *chosen[:3], embedder, aspect=chosen[3]))
     for seed in (42, 1, 2):
         c = chosen[1]
-        if hasattr(c, "fraction"):
+        if isinstance(c, OpinionClusterer):
+            c = OpinionClusterer(seed)
+            c.name = f"opinion clusterer (mcs=1.5%·n leaf none)"
+        elif hasattr(c, "fraction"):
             c = CappedMcs(c.fraction, seed=seed, refine=c.refine)
         else:
             c = UmapHdbscanClusterer(ClusterParams(seed=seed))
-            c.name = f"umap-hdbscan default seed={seed}"
+            c.name = "umap-hdbscan default"
         c.name += f" seed={seed}"
-        rows.append(run("test", chosen[0], c, chosen[2], embedder))
+        rows.append(run("test", chosen[0], c, chosen[2], embedder, aspect=chosen[3]))
     # The product default (VaderStance(), threshold 0.05, chosen on held-out phrasings and HALIE)
     # on test with the chosen units and clusterer, when MAMS validation preferred another stance.
     if chosen[2] is not vader:
-        rows.append(run("test", chosen[0], chosen[1], vader, embedder))
+        rows.append(run("test", chosen[0], chosen[1], vader, embedder, aspect=chosen[3]))
     # Reference rows, same run: whole sentences and clause units with k-means told the true k + VADER.
     rows.append(run("test", "whole", KMeansTrueK(8), vader, embedder))
     rows.append(run("test", "clauses", KMeansTrueK(8), vader, embedder))
     rows.append(run("test", "clauses+commas", KMeansTrueK(8), vader, embedder))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"chosen": {"units": chosen[0], "clusterer": chosen[1].name, "stance": chosen[2].name},
+    out = OUT.with_name("opinions_quick.json") if args.quick else OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"chosen": {"units": chosen[0], "clusterer": chosen[1].name, "stance": chosen[2].name,
+                                          "aspect_vectors": chosen[3]},
                                "rows": [r.__dict__ for r in rows],
                                "seconds": round(time.perf_counter() - started, 1)}, indent=1))
     print("| split | units | clusterer | stance | pair-F1 | category-F1 | polarity acc | units | themes | s |")

@@ -101,10 +101,13 @@ def score_opinions(gold: Sequence[frozenset[tuple[str, str]]], text_index: Seque
 
 
 def evaluate_opinions(data: OpinionTexts, embedder: Embedder, clusterer: Clusterer, stance,
-                      split: Callable[[str], list[Span]] = split_spans) -> dict[str, float | int]:
+                      split: Callable[[str], list[Span]] = split_spans,
+                      aspect: bool = True) -> dict[str, float | int]:
     """Split, embed, cluster and give each unit a stance as the product does; the scores
     plus units, themes and seconds. `stance` has ``stances(texts, vectors) -> list[str]``;
-    `split` (answer → spans) is the product's splitter unless a benchmark swaps it."""
+    `split` (answer → spans) is the product's splitter unless a benchmark swaps it. With
+    `aspect` (and a stance that has ``aspect_text``) units are clustered by their text without
+    sentiment words; the stance still reads the whole unit."""
     started = time.perf_counter()
     text_index, unit_texts = [], []
     for i, text in enumerate(data.texts):
@@ -112,7 +115,10 @@ def evaluate_opinions(data: OpinionTexts, embedder: Embedder, clusterer: Cluster
             text_index.append(i)
             unit_texts.append(text[span.start:span.end])
     vectors = embedder.embed(unit_texts) if unit_texts else np.zeros((0, 1), dtype=np.float32)
-    themes = clusterer.fit(vectors)
+    if aspect and hasattr(stance, "aspect_text") and unit_texts:
+        themes = clusterer.fit(embedder.embed([stance.aspect_text(t) for t in unit_texts]))
+    else:
+        themes = clusterer.fit(vectors)
     stances = stance.stances(unit_texts, vectors)
     seconds = time.perf_counter() - started
     scores = score_opinions(data.gold, text_index, themes.tolist(), stances)
@@ -130,10 +136,11 @@ def opinion_clusterer(seed: int) -> Clusterer:
 
 
 # Opinion units are many per answer and short, so HDBSCAN's min_cluster_size is set from the
-# number of units (a fraction, at least 5) rather than the cluster module's default rule, and
-# HDBSCAN's own clusters are kept (outliers to the nearest centroid) instead of the Ward re-cut;
-# measured on MAMS validation in BENCHMARKS.md § Opinions. None → the cluster module's default.
-OPINION_MCS_FRACTION: float | None = 0.01
+# number of units (a fraction, at least 5) rather than the cluster module's default rule, its
+# "leaf" selection keeps fine clusters (on aspect vectors "eom" collapsed to 2), and HDBSCAN's
+# own clusters are kept (outliers to the nearest centroid) instead of the Ward re-cut; measured
+# on MAMS validation in BENCHMARKS.md § Opinions. None → the cluster module's default.
+OPINION_MCS_FRACTION: float | None = 0.015
 
 
 class OpinionClusterer:
@@ -141,11 +148,12 @@ class OpinionClusterer:
 
     name = "umap-hdbscan-opinions"
 
-    def __init__(self, seed: int = 42, fraction: float | None = OPINION_MCS_FRACTION):
-        self.seed, self.fraction = seed, fraction
+    def __init__(self, seed: int = 42, fraction: float | None = OPINION_MCS_FRACTION, selection: str = "leaf"):
+        self.seed, self.fraction, self.selection = seed, fraction, selection
 
     def fit(self, vectors: np.ndarray) -> np.ndarray:
         from miner.cluster import ClusterParams, cluster_vectors
 
         mcs = None if self.fraction is None else max(5, round(self.fraction * len(vectors)))
-        return cluster_vectors(vectors, ClusterParams(seed=self.seed, min_cluster_size=mcs, refine="none"))
+        return cluster_vectors(vectors, ClusterParams(seed=self.seed, min_cluster_size=mcs, refine="none",
+                                                      cluster_selection_method=self.selection))

@@ -46,6 +46,10 @@ _PHRASES = re.compile(r"\b(?:made up|make up|makes up|too long|too slow|too word
                       r"long winded|out of date)\b", re.IGNORECASE)
 
 
+_ASPECT_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+_MODIFIERS = frozenset("not no never n't very too really so extremely quite pretty".split())
+
+
 def stance_of_score(score: float, threshold: float) -> str:
     return "positive" if score > threshold else "negative" if score < -threshold else "neutral"
 
@@ -70,6 +74,14 @@ class VaderStance:
 
     def stances(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> list[str]:
         return [stance_of_score(s, self.threshold) for s in self.scores(texts)]
+
+    def aspect_text(self, text: str) -> str:
+        """The unit without its sentiment words, negations and intensifiers ("the food was
+        not good" → "the food was"): embedded for clustering, so units group by what they are
+        about and not by whether they praise or complain (stance is the unit's own, kept apart)."""
+        kept = [w for w in _ASPECT_WORD.findall(text)
+                if abs(self.analyzer.lexicon.get(w.lower(), 0.0)) < 0.5 and w.lower() not in _MODIFIERS]
+        return " ".join(kept) or text
 
 
 class AnchorStance:
