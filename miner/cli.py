@@ -516,6 +516,41 @@ def eval_clusters(
     console.print(table)
 
 
+@eval_app.command("opinions")
+def eval_opinions(
+    csv_path: Path = typer.Argument(..., help="CSV of texts with gold category:polarity pairs", exists=True,
+                                    dir_okay=False),
+    text_column: str = typer.Option("text", "--text-column"),
+    opinions_column: str = typer.Option("opinions", "--opinions-column",
+                                        help="gold pairs, category:polarity joined by ';'"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="clustering seed (default MINER_SEED)"),
+    as_json: bool = typer.Option(False, "--json", help="print the scores as one JSON line"),
+) -> None:
+    """Score opinion units → embed → cluster → stance against gold (category, polarity) pairs.
+
+    Themes are mapped to the gold category they co-occur with most. Example:
+    miner eval opinions mams_acsa_test.csv --json
+    """
+    from miner.components import embedder_from_settings
+    from miner.eval_opinions import OpinionDataError, evaluate_opinions, opinion_clusterer, read_opinion_csv
+    from miner.stance import VaderStance
+
+    settings = Settings() if seed is None else Settings(seed=seed)
+    try:
+        data = read_opinion_csv(csv_path, text_column, opinions_column)
+    except OpinionDataError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    scores = evaluate_opinions(data, embedder_from_settings(settings), opinion_clusterer(settings.seed),
+                               VaderStance())
+    if as_json:
+        typer.echo(json.dumps(scores))
+        return
+    table = Table("texts", *scores.keys())
+    table.add_row(str(len(data.texts)), *[f"{v:.3f}" if isinstance(v, float) else str(v) for v in scores.values()])
+    console.print(table)
+
+
 @eval_app.command("ratings")
 def eval_ratings(
     study: str = typer.Option(..., "--study", help="study whose inferred ratings to measure"),

@@ -1,0 +1,159 @@
+"""`miner eval opinions`: score opinion units → embed → cluster → stance on texts with gold
+``category:polarity`` pairs (format of MAMS ACSA, ../shared/data/mams_acsa_*.csv).
+
+Scoring (the data README's): each theme is mapped to the gold category its units' texts
+carry most often (many themes may map to one category); a text's predicted pairs are
+(category of its unit's theme, unit's stance), one polarity per category (the units' most
+common stance there; a tie is "mixed", which matches no gold polarity). Micro P/R/F1 over
+(text, category, polarity) triples; category-F1 over (text, category); polarity accuracy over
+categories found in both.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from miner.components import Clusterer, Embedder
+from miner.opinion_units import Span, split_spans
+
+logger = logging.getLogger(__name__)
+
+POLARITIES = ("positive", "negative", "neutral")
+
+
+class OpinionDataError(ValueError):
+    """The CSV lacks a column or a row's gold pairs are malformed."""
+
+
+@dataclass(frozen=True)
+class OpinionTexts:
+    texts: list[str]
+    gold: list[frozenset[tuple[str, str]]]  # per text: {(category, polarity)}
+
+
+def read_opinion_csv(path: Path, text_column: str = "text", opinions_column: str = "opinions") -> OpinionTexts:
+    """Texts and their gold ``category:polarity;…`` sets from a CSV with a header row."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in (text_column, opinions_column) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise OpinionDataError(f"{path}: no column {', '.join(missing)} (columns: {reader.fieldnames})")
+        texts, gold = [], []
+        for row_number, row in enumerate(reader, start=2):
+            text = row[text_column] or ""
+            if not text.strip():
+                raise OpinionDataError(f"{path}: row {row_number} has an empty {text_column!r}")
+            pairs = set()
+            for item in (row[opinions_column] or "").split(";"):
+                if not item.strip():
+                    continue
+                category, sep, polarity = item.strip().rpartition(":")
+                if not sep or not category or polarity not in POLARITIES:
+                    raise OpinionDataError(f"{path}: row {row_number} {opinions_column!r}: {item.strip()!r} is not "
+                                           f"category:polarity with polarity one of {', '.join(POLARITIES)}")
+                pairs.add((category, polarity))
+            texts.append(text)
+            gold.append(frozenset(pairs))
+    return OpinionTexts(texts, gold)
+
+
+def _f1(predicted: set, gold: set) -> tuple[float, float, float]:
+    hits = len(predicted & gold)
+    precision = hits / len(predicted) if predicted else 0.0
+    recall = hits / len(gold) if gold else 0.0
+    return precision, recall, 2 * precision * recall / (precision + recall) if hits else 0.0
+
+
+def score_opinions(gold: Sequence[frozenset[tuple[str, str]]], text_index: Sequence[int],
+                   themes: Sequence[int], stances: Sequence[str]) -> dict[str, float]:
+    """Pair-F1, category-F1 and polarity accuracy of units (text index, theme, stance) against
+    per-text gold pairs; themes mapped many-to-one to their most co-occurring gold category."""
+    cooccur: dict[int, Counter] = defaultdict(Counter)
+    for i, theme in zip(text_index, themes):
+        for category, _ in gold[i]:
+            cooccur[theme][category] += 1
+    category_of = {t: c.most_common(1)[0][0] for t, c in cooccur.items() if c}
+    votes: dict[tuple[int, str], Counter] = defaultdict(Counter)
+    for i, theme, stance in zip(text_index, themes, stances):
+        if theme in category_of:
+            votes[(i, category_of[theme])][stance] += 1
+    predicted: dict[tuple[int, str], str] = {}
+    for key, counter in votes.items():
+        (top, n), *rest = counter.most_common(2)
+        predicted[key] = "mixed" if rest and rest[0][1] == n else top
+    gold_pairs = {(i, c, p) for i, pairs in enumerate(gold) for c, p in pairs}
+    gold_polarity = {(i, c): p for i, c, p in gold_pairs}
+    pred_pairs = {(i, c, p) for (i, c), p in predicted.items()}
+    p, r, pair_f1 = _f1(pred_pairs, gold_pairs)
+    _, _, category_f1 = _f1(set(predicted), set(gold_polarity))
+    found = [key for key in predicted if key in gold_polarity]
+    polarity_accuracy = sum(predicted[k] == gold_polarity[k] for k in found) / len(found) if found else 0.0
+    return {"pair_precision": p, "pair_recall": r, "pair_f1": pair_f1, "category_f1": category_f1,
+            "polarity_accuracy": polarity_accuracy}
+
+
+def evaluate_opinions(data: OpinionTexts, embedder: Embedder, clusterer: Clusterer, stance,
+                      split: Callable[[str], list[Span]] = split_spans,
+                      aspect: bool = True) -> dict[str, float | int]:
+    """Split, embed, cluster and give each unit a stance as the product does; the scores
+    plus units, themes and seconds. `stance` has ``stances(texts, vectors) -> list[str]``;
+    `split` (answer → spans) is the product's splitter unless a benchmark swaps it. With
+    `aspect` (and a stance that has ``aspect_text``) units are clustered by their text without
+    sentiment words; the stance still reads the whole unit."""
+    started = time.perf_counter()
+    text_index, unit_texts = [], []
+    for i, text in enumerate(data.texts):
+        for span in split(text):
+            text_index.append(i)
+            unit_texts.append(text[span.start:span.end])
+    vectors = embedder.embed(unit_texts) if unit_texts else np.zeros((0, 1), dtype=np.float32)
+    if aspect and hasattr(stance, "aspect_text") and unit_texts:
+        themes = clusterer.fit(embedder.embed([stance.aspect_text(t) for t in unit_texts]))
+    else:
+        themes = clusterer.fit(vectors)
+    stances = stance.stances(unit_texts, vectors)
+    seconds = time.perf_counter() - started
+    scores = score_opinions(data.gold, text_index, themes.tolist(), stances)
+    result = {"pair_f1": round(scores["pair_f1"], 4), "category_f1": round(scores["category_f1"], 4),
+              "polarity_accuracy": round(scores["polarity_accuracy"], 4), "units": len(unit_texts),
+              "themes": len({t for t in themes.tolist() if t >= 0}), "seconds": round(seconds, 2)}
+    logger.info("eval opinions: %d texts → %s", len(data.texts), result)
+    return result
+
+
+def opinion_clusterer(seed: int) -> Clusterer:
+    """The clusterer opinion units get (see :data:`OPINION_MCS_FRACTION`)."""
+
+    return OpinionClusterer(seed)
+
+
+# Opinion units are many per answer and short, so HDBSCAN's min_cluster_size is set from the
+# number of units (a fraction, at least 5) rather than the cluster module's default rule, its
+# "leaf" selection keeps fine clusters (on aspect vectors "eom" collapsed to 2), and HDBSCAN's
+# own clusters are kept (outliers to the nearest centroid) instead of the Ward re-cut; measured
+# on MAMS validation in BENCHMARKS.md § Opinions. None → the cluster module's default.
+OPINION_MCS_FRACTION: float | None = 0.015
+
+
+class OpinionClusterer:
+    """UMAP + HDBSCAN from miner.cluster, min_cluster_size from the unit count, no Ward re-cut."""
+
+    name = "umap-hdbscan-opinions"
+
+    def __init__(self, seed: int = 42, fraction: float | None = OPINION_MCS_FRACTION, selection: str = "leaf"):
+        self.seed, self.fraction, self.selection = seed, fraction, selection
+
+    def fit(self, vectors: np.ndarray) -> np.ndarray:
+        from miner.cluster import ClusterParams, cluster_vectors
+
+        mcs = None if self.fraction is None else max(5, round(self.fraction * len(vectors)))
+        return cluster_vectors(vectors, ClusterParams(seed=self.seed, min_cluster_size=mcs, refine="none",
+                                                      cluster_selection_method=self.selection))

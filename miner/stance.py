@@ -1,0 +1,126 @@
+"""Stance of opinion units: positive, negative or neutral, offline.
+
+:class:`VaderStance` (the default, chosen by measurement in BENCHMARKS.md § Opinions) scores a
+unit with VADER's lexicon and rules (negation, "but", intensifiers, all-caps) plus a few
+complaint words about assistants VADER lacks ("made up", "verbose", "outdated"); the compound
+score above ``threshold`` is positive, below ``-threshold`` negative, else neutral.
+:class:`AnchorStance` uses the embedding-anchor estimator of miner/ratings.py;
+:class:`CombinedStance` adds the two (anchor raw rescaled to VADER's range). Each has
+``stances(texts, vectors) -> list[str]``.
+
+:func:`theme_stance` turns unit stances into a theme's: positive / negative / neutral when
+one holds at least ``MAJORITY`` of the units, else mixed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from miner.components import Embedder, NotInstalledError
+
+__all__ = ["VaderStance", "AnchorStance", "CombinedStance", "theme_stance", "stance_of_score"]
+
+MAJORITY = 0.6
+# Words and phrases people use about assistants that VADER's lexicon scores 0 (or wrongly);
+# valence on VADER's -4..4 scale. Added to its lexicon, so negation and "but" rules apply.
+ASSISTANT_LEXICON: dict[str, float] = {
+    "verbose": -1.5, "wordy": -1.5, "rambled": -1.5, "rambling": -1.5, "long-winded": -1.5,
+    "outdated": -1.5, "inaccurate": -2.0, "incorrect": -2.0, "wrong": -2.0,
+    "fabricated": -2.5, "hallucinated": -2.0, "invented": -1.0, "confusing": -1.5, "confused": -1.5,
+    "irrelevant": -1.5, "slow": -1.5, "refused": -1.5, "unhelpful": -2.0, "clunky": -1.5,
+    "made-up": -2.0, "make-up": -2.0, "makes-up": -2.0, "too-long": -1.5, "too-slow": -1.8, "too-wordy": -1.8,
+    "too-verbose": -1.8, "too-cautious": -1.5, "long-winded": -1.5, "out-of-date": -1.5,
+    "vague": -1.2, "generic": -1.0, "repetitive": -1.5, "lagged": -1.5,
+    "accurate": 1.5, "concise": 1.5, "fast": 1.2, "quick": 1.2, "quickly": 1.0, "relevant": 1.2,
+    "knowledgeable": 1.8, "efficient": 1.5, "insightful": 1.8, "clear": 1.2, "correct": 1.5,
+    "informative": 1.5, "responsive": 1.2, "polite": 1.5, "tasty": 2.0, "delicious": 2.5, "attentive": 1.8,
+}
+
+
+# Multi-word complaints joined into one lexicon token before VADER sees them.
+_PHRASES = re.compile(r"\b(?:made up|make up|makes up|too long|too slow|too wordy|too verbose|too cautious|"
+                      r"long winded|out of date)\b", re.IGNORECASE)
+
+
+_ASPECT_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+_MODIFIERS = frozenset("not no never n't very too really so extremely quite pretty".split())
+
+
+def stance_of_score(score: float, threshold: float) -> str:
+    return "positive" if score > threshold else "negative" if score < -threshold else "neutral"
+
+
+class VaderStance:
+    """VADER compound score of each unit's text (vectors unused)."""
+
+    name = "vader"
+
+    def __init__(self, threshold: float = 0.05, lexicon: dict[str, float] | None = None):
+        try:
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        except ImportError as exc:
+            raise NotInstalledError("pip install vaderSentiment") from exc
+        self.threshold = threshold
+        self.analyzer = SentimentIntensityAnalyzer()
+        self.analyzer.lexicon.update(ASSISTANT_LEXICON if lexicon is None else lexicon)
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        text_of = (_PHRASES.sub(lambda m: m.group(0).replace(" ", "-"), t) for t in texts)
+        return np.array([self.analyzer.polarity_scores(t)["compound"] for t in text_of], dtype=float)
+
+    def stances(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> list[str]:
+        return [stance_of_score(s, self.threshold) for s in self.scores(texts)]
+
+    def aspect_text(self, text: str) -> str:
+        """The unit without its sentiment words, negations and intensifiers ("the food was
+        not good" → "the food was"): embedded for clustering, so units group by what they are
+        about and not by whether they praise or complain (stance is the unit's own, kept apart)."""
+        kept = [w for w in _ASPECT_WORD.findall(text)
+                if abs(self.analyzer.lexicon.get(w.lower(), 0.0)) < 0.5 and w.lower() not in _MODIFIERS]
+        return " ".join(kept) or text
+
+
+class AnchorStance:
+    """The embedding-anchor estimator of miner/ratings.py: tanh-scaled praise-minus-complaint."""
+
+    name = "anchor"
+
+    def __init__(self, embedder: Embedder, threshold: float = 0.3):
+        from miner.ratings import AnchorSentiment
+
+        self.estimator = AnchorSentiment(embedder)
+        self.threshold = threshold
+
+    def scores(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        # to_scale is 1..5 with 3 neutral; (x - 3) / 2 puts it on VADER's -1..1.
+        return (self.estimator.to_scale(self.estimator.raw(vectors)) - 3.0) / 2.0
+
+    def stances(self, texts: Sequence[str], vectors: np.ndarray) -> list[str]:
+        return [stance_of_score(s, self.threshold) for s in self.scores(texts, vectors)]
+
+
+class CombinedStance:
+    """VADER compound + ``weight`` × the anchor score, one threshold."""
+
+    name = "vader+anchor"
+
+    def __init__(self, embedder: Embedder, threshold: float = 0.1, weight: float = 0.5):
+        self.vader = VaderStance()
+        self.anchor = AnchorStance(embedder)
+        self.threshold, self.weight = threshold, weight
+
+    def stances(self, texts: Sequence[str], vectors: np.ndarray) -> list[str]:
+        score = self.vader.scores(texts) + self.weight * self.anchor.scores(texts, vectors)
+        return [stance_of_score(s, self.threshold) for s in score]
+
+
+def theme_stance(stances: Sequence[str], majority: float = MAJORITY) -> str:
+    """A theme's stance from its units': the one held by ≥ `majority` of them, else mixed."""
+    if not stances:
+        return "neutral"
+    stance, count = Counter(stances).most_common(1)[0]
+    return stance if count / len(stances) >= majority else "mixed"

@@ -1,0 +1,83 @@
+"""`miner eval opinions` on a small file with known answers, and the scoring rule itself."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from miner.cli import app
+from miner.eval_opinions import OpinionDataError, read_opinion_csv, score_opinions
+
+SPEED = {"positive": ["it answered really fast", "the replies came quickly and smoothly", "super quick, great responses",
+                      "it was fast and efficient"],
+         "negative": ["it was painfully slow", "the replies were far too slow", "waiting for answers was awful and slow",
+                      "it lagged terribly on every reply"]}
+SOURCES = {"negative": ["it made up the sources", "the citations it gave were fake", "the references were fabricated",
+                        "half of the sources were invented and wrong"],
+           "positive": ["the sources were accurate and reliable", "its citations were correct and helpful",
+                        "the references were excellent", "the sources it cited were trustworthy"]}
+
+
+@pytest.fixture(scope="module")
+def opinions_csv(tmp_path_factory):
+    rng = random.Random(3)
+    path = tmp_path_factory.mktemp("eval") / "opinions.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "review", "gold"])
+        # A third of the texts speak of speed only, a third of sources only, a third of both: themes
+        # are mapped to categories by co-occurrence, which texts holding every category cannot tell.
+        for i in range(42):
+            speed, sources = rng.choice(["positive", "negative"]), rng.choice(["positive", "negative"])
+            said_speed, said_sources = rng.choice(SPEED[speed]).capitalize(), rng.choice(SOURCES[sources])
+            if i % 3 == 0:
+                writer.writerow([i, f"{said_speed}.", f"speed:{speed}"])
+            elif i % 3 == 1:
+                writer.writerow([i, f"{said_sources.capitalize()}.", f"sources:{sources}"])
+            else:
+                writer.writerow([i, f"{said_speed}, but {said_sources}.", f"speed:{speed};sources:{sources}"])
+    return path
+
+
+def test_eval_opinions_json_on_known_answers(opinions_csv):
+    result = CliRunner().invoke(app, ["eval", "opinions", str(opinions_csv), "--text-column", "review",
+                                      "--opinions-column", "gold", "--json"])
+    assert result.exit_code == 0, result.output
+    found = re.findall(r"\{.*\}", result.output)  # stderr (a progress bar) shares the output here
+    assert found, result.output
+    scores = json.loads(found[-1])
+    assert set(scores) == {"pair_f1", "category_f1", "polarity_accuracy", "units", "themes", "seconds"}
+    assert scores["units"] == 56  # two opinions in the texts that say both, split at "but"
+    assert 2 <= scores["themes"] <= 12
+    assert scores["category_f1"] >= 0.9  # speed and sources units never share a theme
+    assert scores["polarity_accuracy"] >= 0.8 and scores["pair_f1"] >= 0.7
+    assert all(0.0 <= scores[k] <= 1.0 for k in ("pair_f1", "category_f1", "polarity_accuracy"))
+
+
+def test_bad_gold_names_the_row(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("text,opinions\nit was fast,speed:positive\nit was slow,speed:terrible\n", encoding="utf-8")
+    with pytest.raises(OpinionDataError, match=r"row 3 .*speed:terrible"):
+        read_opinion_csv(path)
+    result = CliRunner().invoke(app, ["eval", "opinions", str(path)])
+    assert result.exit_code == 2 and "row 3" in result.output
+    with pytest.raises(OpinionDataError, match="no column review"):
+        read_opinion_csv(path, text_column="review")
+
+
+def test_scoring_maps_themes_many_to_one():
+    gold = [frozenset({("food", "positive"), ("staff", "negative")}),
+            frozenset({("food", "negative")}),
+            frozenset({("staff", "negative")})]
+    # theme 0 co-occurs with food twice, staff once → food; theme 1 → staff; theme 2 → food too
+    scores = score_opinions(gold, [0, 0, 1, 2, 1], [0, 1, 0, 1, 2],
+                            ["positive", "negative", "negative", "neutral", "negative"])
+    # predicted: text 0 {food:positive, staff:negative}, text 1 {food:negative}, text 2 {staff:neutral}
+    assert scores["category_f1"] == 1.0
+    assert scores["polarity_accuracy"] == 0.75
+    assert scores["pair_f1"] == pytest.approx(0.75)

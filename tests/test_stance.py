@@ -1,0 +1,68 @@
+"""Stance of opinion units on held-out phrasings (written for this test, not taken from the
+sentiment anchors, the sample generator or any benchmark set), and theme stance / labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from miner.stance import VaderStance, theme_stance
+
+HELD_OUT = [
+    ("it made up the sources", "negative"),
+    ("the citations it gave me did not exist", "negative"),
+    ("the replies were way too long", "negative"),
+    ("it kept refusing to answer simple questions", "negative"),
+    ("the information was out of date", "negative"),
+    ("it did not help direct me in any of the right ways", "negative"),
+    ("honestly it was useless for the harder clues", "negative"),
+    ("it wasn't accurate at all", "negative"),
+    ("it answered quickly and to the point", "positive"),
+    ("really helpful for brainstorming", "positive"),
+    ("it understood exactly what I meant", "positive"),
+    ("the explanations were clear and friendly", "positive"),
+    ("sometimes it gave me the right answer", "positive"),
+    ("it saved me a lot of time", "positive"),
+    ("I asked it about crossword clues", "neutral"),
+    ("I used it mostly in the evening", "neutral"),
+    ("it suggested three words for each clue", "neutral"),
+]
+
+
+def test_stance_on_held_out_phrasings():
+    stance = VaderStance()
+    got = stance.stances([text for text, _ in HELD_OUT])
+    wrong = [(text, want, have) for (text, want), have in zip(HELD_OUT, got) if want != have]
+    # A lexicon is not perfect. Measured: 13 of 17 right at the default threshold (BENCHMARKS.md
+    # § Opinions), one with the opposite sign ("honestly it was useless ..." scores +0.05).
+    assert len(wrong) <= 4, wrong
+    assert len([w for w in wrong if {w[1], w[2]} == {"positive", "negative"}]) <= 1, wrong
+
+
+def test_negation_flips_stance():
+    stance = VaderStance()
+    assert stance.stances(["it was helpful", "it was not helpful", "it was not bad at all"]) == [
+        "positive", "negative", "positive"]
+
+
+@pytest.mark.parametrize("stances,expected", [
+    (["negative"] * 8 + ["neutral"] * 2, "negative"),
+    (["positive"] * 7 + ["negative"] * 3, "positive"),
+    (["positive"] * 5 + ["negative"] * 5, "mixed"),
+    (["neutral"] * 3, "neutral"),
+    ([], "neutral"),
+])
+def test_theme_stance_by_unit_shares(stances, expected):
+    assert theme_stance(stances) == expected
+
+
+def test_opinion_label_is_a_phrase_with_the_stance():
+    from miner.embed import SentenceTransformerEmbedder
+    from miner.opinion_label import label_opinion_theme
+
+    embedder = SentenceTransformerEmbedder()
+    texts = ["the answers were way too long", "it rambled on, far too long", "responses too long and wordy",
+             "too long, I had to scroll", "way too long for a simple question"]
+    label = label_opinion_theme(texts, embedder.embed(texts), VaderStance().stances(texts), embedder)
+    assert label.stance == "negative"
+    assert "long" in label.phrase and len(label.phrase.split()) <= 6
+    assert label.label == f"{label.phrase} (negative)"
