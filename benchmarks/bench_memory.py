@@ -78,18 +78,15 @@ def rss_bytes() -> int:
 
 
 def child(url: str, study: str) -> dict:
-    """Runs in the measured process: one job, start to end, as `miner analyze --inline` would."""
-    from miner.components import clusterer_from_settings
+    """Runs in the measured process: one job, start to end, as `pipeline.run_job` runs it."""
+    from miner.components import Components
     from miner.embed import SentenceTransformerEmbedder
-    from miner.label import ExtractiveLabeller
     from miner.pipeline import run_job
     from miner.settings import Settings
-    from miner.steps import Components
 
     embedder = SentenceTransformerEmbedder()
     embedder.embed(["warm up"])
-    components = Components(embedder=embedder, clusterer=clusterer_from_settings(Settings()),
-                            labeller=ExtractiveLabeller())
+    components = Components.from_settings(Settings(), embedder=embedder)
     baseline = rss_bytes()
     samples: list[tuple[float, int]] = []
     done = threading.Event()

@@ -22,7 +22,7 @@ import numpy as np
 import psycopg
 
 from miner import repository
-from miner.components import Embedder
+from miner.protocols import Embedder
 from miner.dimensions import PrototypeClassifier, classify_questions
 from miner.embed import embed_units
 from miner.ratings import AnchorSentiment, explicit_ratings, rate_interviews

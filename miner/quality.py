@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from miner.components import Embedder
+from miner.protocols import Embedder
 from miner.ingest import text_of
 from miner.ratings import asks_for_rating, parse_rating
 from miner.records import Interview, QualityVerdict, Unit

@@ -101,6 +101,16 @@ class Job:
 
 
 @dataclass(frozen=True)
+class JobPlan:
+    """What a job's first step fixes for the others, and (once clustered) the units its themes were fit on."""
+
+    embed_chunks: int | None
+    embed_chunk_size: int | None
+    previous_job_id: str | None  # the published job whose theme ids this one carries on
+    base_units: int | None = None
+
+
+@dataclass(frozen=True)
 class ThemeOpinion:
     """What the LLM said about a theme besides its label; `fallback` says why it did not, when not."""
 

@@ -64,15 +64,26 @@ def load_quarantine(conn: psycopg.Connection, study: str) -> list[dict[str, Any]
         ).fetchall()
 
 
+_INTERVIEW_COLUMNS = "interview_id, study, session_model, interview_model, record, source_file, source_position, external_id"
+
+
 def load_interviews(conn: psycopg.Connection, study: str) -> list[Interview]:
     """All interviews of a study, in a stable order."""
     with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(f"SELECT {_INTERVIEW_COLUMNS} FROM interviews WHERE study = %s ORDER BY interview_id",
+                           (study,)).fetchall()
+    return [Interview(**row) for row in rows]
+
+
+def load_job_interviews(conn: psycopg.Connection, job_id: str) -> list[Interview]:
+    """The interviews of a job's fixed units (its snapshot), in the same order as load_interviews."""
+    with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            """SELECT interview_id, study, session_model, interview_model, record, source_file,
-                      source_position, external_id
-               FROM interviews WHERE study = %s ORDER BY interview_id""",
-            (study,),
-        ).fetchall()
+            f"""SELECT {_INTERVIEW_COLUMNS} FROM interviews
+                WHERE interview_id IN (SELECT u.interview_id FROM job_units j JOIN units u USING (unit_id)
+                                       WHERE j.job_id = %s)
+                ORDER BY interview_id""",
+            (job_id,)).fetchall()
     return [Interview(**row) for row in rows]
 
 

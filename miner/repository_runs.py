@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from miner.records import Theme, ThemeModelStat, Unit
+from miner.records import JobPlan, Theme, ThemeModelStat, Unit
 from miner.repository import load_embeddings
 from miner.registry import ThemeEvent
 
@@ -57,14 +57,41 @@ def done_steps(conn: psycopg.Connection, job_id: str) -> dict[str, dict[str, Any
     return dict(rows.fetchall())
 
 
-def set_job_plan(conn: psycopg.Connection, job_id: str, embed_chunks: int, previous_job_id: str | None) -> None:
-    conn.execute("UPDATE jobs SET embed_chunks = %s, previous_job_id = %s WHERE job_id = %s",
-                 (embed_chunks, previous_job_id, job_id))
+def set_job_plan(conn: psycopg.Connection, job_id: str, plan: JobPlan) -> None:
+    conn.execute("UPDATE jobs SET embed_chunks = %s, embed_chunk_size = %s, previous_job_id = %s WHERE job_id = %s",
+                 (plan.embed_chunks, plan.embed_chunk_size, plan.previous_job_id, job_id))
 
 
-def job_plan(conn: psycopg.Connection, job_id: str) -> tuple[int | None, str | None]:
-    row = conn.execute("SELECT embed_chunks, previous_job_id FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
-    return row[0], None if row[1] is None else str(row[1])
+def job_plan(conn: psycopg.Connection, job_id: str) -> JobPlan:
+    """What the job's `units` step fixed (embed chunks, the job it builds on) and its clustering base."""
+    row = conn.execute("SELECT embed_chunks, embed_chunk_size, previous_job_id, base_units FROM jobs WHERE job_id = %s",
+                       (job_id,)).fetchone()
+    return JobPlan(row[0], row[1], None if row[2] is None else str(row[2]), row[3])
+
+
+def set_base_units(conn: psycopg.Connection, job_id: str, base_units: int) -> None:
+    conn.execute("UPDATE jobs SET base_units = %s WHERE job_id = %s", (base_units, job_id))
+
+
+def add_job_counts(conn: psycopg.Connection, job_id: str, counts: dict[str, Any], summed: dict[str, int]) -> None:
+    """Merge a step's counts into the job's: `counts` replace keys, `summed` add to them (fanned-out steps)."""
+    conn.execute(
+        """UPDATE jobs SET counts = counts || %(counts)s || (
+               SELECT coalesce(jsonb_object_agg(a.key, coalesce((counts ->> a.key)::bigint, 0) + a.value::bigint),
+                               '{}'::jsonb)
+               FROM jsonb_each_text(%(summed)s) a)
+           WHERE job_id = %(job)s""",
+        {"counts": Jsonb(counts), "summed": Jsonb(summed), "job": job_id},
+    )
+
+
+def try_lock_step(conn: psycopg.Connection, key: str) -> bool:
+    """Take the session-level advisory lock of one step of one job; False when another session holds it."""
+    return conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()[0]
+
+
+def unlock_step(conn: psycopg.Connection, key: str) -> None:
+    conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 
 
 def lock_job(conn: psycopg.Connection, job_id: str) -> str:

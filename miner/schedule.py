@@ -46,7 +46,7 @@ def cancel_job(conn: psycopg.Connection, job_id: str) -> None:
 
 def reopen_job(conn: psycopg.Connection, job_id: str) -> str:
     """Make a failed, cancelled or stalled job runnable again; returns the first unfinished step."""
-    from miner.steps import first_unfinished
+    from miner.jobs import first_unfinished
 
     job = repository.get_job(conn, job_id)
     if job is None:

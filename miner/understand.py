@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from miner.components import Embedder
+from miner.protocols import Embedder
 from miner.dimensions import (DEFAULT_THRESHOLD, DimensionLabel, PrototypeClassifier, classify_questions,
                               load_prototypes, question_sentences)
 from miner.quality import QualityOptions, judge_quality

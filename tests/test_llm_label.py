@@ -15,14 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import RUN_TAG, start_worker, wait_for_job
-from miner import repository, steps
+from miner import jobs, repository, steps
 from miner.cli import app
 from miner.ingest import to_interview
-from miner.label import ExtractiveLabeller
 from miner.llm import LLMOptions
 from miner.label_guard import INSTRUCTIONS_LABEL, label_problem, near_same
-from miner.pipeline import Components
+from miner.components import Components
 from miner.sample import generate_sample
+from miner.settings import Settings
 from openai_server import (Fault, OpenAIServer, gullible_reply, is_schema, request_data, schema_name,
                            smart_reply, stubborn_gullible_reply)
 
@@ -71,8 +71,8 @@ def components(embedder, server, model: str, k: int = THEMES, **options) -> Comp
     settings = dict(model=model, max_concurrency=4, max_retries=2, backoff_initial=0.01, backoff_max=0.05,
                     max_tokens=200, failure_threshold=3)
     client = openai.OpenAI(base_url=server.base_url, api_key="test", timeout=2.0, max_retries=0)
-    return Components(embedder=embedder, clusterer=KMeansClusterer(k), labeller=ExtractiveLabeller(),
-                      llm_client=client, llm_options=LLMOptions(**{**settings, **options}))
+    return Components.from_settings(Settings(), embedder=embedder, clusterer=KMeansClusterer(k), llm_client=client,
+                                    llm_options=LLMOptions(**{**settings, **options}))
 
 
 def ingest(conn, study: str, records) -> None:
@@ -85,12 +85,10 @@ def analyse(conn, study: str, parts: Components, params: dict | None = None) -> 
     The whole job runs in the worker test below."""
     job_id = repository.create_job(conn, study, params=params)
     conn.commit()
-    plan = steps.prepare(conn, job_id, parts)
-    for chunk in range(plan["chunks"]):
-        steps.embed_chunk(conn, job_id, chunk, parts)
-    for step in (steps.cluster, steps.label, steps.aggregate):
-        step(conn, job_id, parts)
-    steps.publish(conn, job_id)
+    for step in steps.STEPS:
+        if step.name != "understand":
+            for part in jobs.parts_of(conn, job_id, step):
+                jobs.run_step(conn, job_id, step.name, parts, part)
     job = repository.get_job(conn, job_id)
     assert job.status == "succeeded", job.error
     return job_id, job.counts

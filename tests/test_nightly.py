@@ -10,13 +10,11 @@ import pytest
 
 from miner import repository
 from miner import repository_runs as runs
-from miner.components import clusterer_from_settings
+from miner.components import Components
 from miner.ingest import to_interview
-from miner.label import ExtractiveLabeller
 from miner.pipeline import run_job
 from miner.sample import generate_sample
 from miner.schedule import create_nightly_jobs
-from miner.steps import Components
 
 STUDY = "nightly"
 NEW_OPINION = {"wants_voice_mode": [
@@ -44,8 +42,7 @@ def nightly_job(conn, components, force=False) -> str:
 @pytest.fixture(scope="module")
 def runs_over_time(database_url, settings, embedder):
     """Nightly run on 300 interviews, again on the same data, then after 10% new interviews."""
-    components = Components(embedder=embedder, clusterer=clusterer_from_settings(settings),
-                            labeller=ExtractiveLabeller())
+    components = Components.from_settings(settings, embedder=embedder)
     old = generate_sample(300, seed=21)
     new = generate_sample(30, seed=22, extra_themes=NEW_OPINION)
     with psycopg.connect(database_url) as conn:

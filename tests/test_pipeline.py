@@ -9,10 +9,9 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from miner import repository
-from miner.components import clusterer_from_settings
+from miner.components import Components
 from miner.ingest import to_interview
-from miner.label import ExtractiveLabeller
-from miner.pipeline import Components, NoUnitsError, run_job
+from miner.pipeline import NoUnitsError, run_job
 from miner.sample import generate_sample
 
 STUDY = "planted"
@@ -24,8 +23,7 @@ def planted_study(database_url, settings, embedder):
     import psycopg
 
     samples = generate_sample(300, seed=0)
-    components = Components(embedder=embedder, clusterer=clusterer_from_settings(settings),
-                            labeller=ExtractiveLabeller())
+    components = Components.from_settings(settings, embedder=embedder)
     with psycopg.connect(database_url) as conn:
         repository.save_interviews(conn, [to_interview(s.record, STUDY, "sample.jsonl", n)
                                           for n, s in enumerate(samples, start=1)])
@@ -123,7 +121,7 @@ def test_theme_summary_has_three_distinct_quotes(conn, planted_study):
 def test_job_without_answers_fails_with_clear_error(conn, settings, embedder):
     job_id = repository.create_job(conn, "no-such-study")
     conn.commit()
-    components = Components(embedder=embedder, clusterer=clusterer_from_settings(settings), labeller=ExtractiveLabeller())
+    components = Components.from_settings(settings, embedder=embedder)
     with pytest.raises(NoUnitsError):
         run_job(conn, job_id, components)
     job = repository.get_job(conn, job_id)
