@@ -8,8 +8,18 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Message:
+    """One turn of a chat or an interview, its content as plain text."""
+
+    role: str  # user | assistant (or whatever else the log says)
+    text: str
+
+
+@dataclass(frozen=True)
 class Interview:
-    """One validated interview log, as stored."""
+    """One validated interview log, parsed once at ingest (miner.ingest.interview_from_record).
+
+    Stages read the typed fields; `record` is the input as given, kept only to be stored."""
 
     interview_id: str
     study: str
@@ -19,6 +29,12 @@ class Interview:
     source_file: str
     source_position: int
     external_id: str | None = None
+    session: tuple[Message, ...] = ()    # the chat with the session model (may be empty)
+    interview: tuple[Message, ...] = ()  # interviewer questions (assistant) and the user's answers (user)
+    session_start: datetime | None = None
+    session_end: datetime | None = None
+    interview_start: datetime | None = None
+    interview_end: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from miner.ingest import interview_from_record
 from miner.records import Interview, Job, Rejected, Unit
 from miner.records import CachedReply, LLMCall, ThemeModelSentence, ThemeOpinion
 from miner.records import QualityVerdict, Rating, UnitInsight
@@ -72,7 +73,7 @@ def load_interviews(conn: psycopg.Connection, study: str) -> list[Interview]:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(f"SELECT {_INTERVIEW_COLUMNS} FROM interviews WHERE study = %s ORDER BY interview_id",
                            (study,)).fetchall()
-    return [Interview(**row) for row in rows]
+    return [interview_from_record(row.pop("record"), **row) for row in rows]
 
 
 def load_job_interviews(conn: psycopg.Connection, job_id: str) -> list[Interview]:
@@ -84,7 +85,7 @@ def load_job_interviews(conn: psycopg.Connection, job_id: str) -> list[Interview
                                        WHERE j.job_id = %s)
                 ORDER BY interview_id""",
             (job_id,)).fetchall()
-    return [Interview(**row) for row in rows]
+    return [interview_from_record(row.pop("record"), **row) for row in rows]
 
 
 def count_interviews(conn: psycopg.Connection, study: str) -> int:
@@ -349,35 +350,3 @@ def save_insights(conn: psycopg.Connection, job_id: str, run: dict[str, Any], in
         for sql, params in rows.items():
             if params:
                 cur.executemany(sql, params)
-
-
-def model_ratings(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
-    """The model_ratings view for one study."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT session_model, dimension, mean, ci_low, ci_high, n, n_explicit, rating_estimator
-               FROM model_ratings WHERE study = %s ORDER BY dimension, session_model""",
-            (study,),
-        ).fetchall()
-
-
-def theme_prevalence(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
-    """The theme_prevalence view for one study."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT theme_id, label, session_model, interviews_with, interviews, prevalence, ci_low, ci_high,
-                      rest_prevalence, difference, cohens_h, p_value, p_adjusted, significant, more_common,
-                      correction
-               FROM theme_prevalence WHERE study = %s ORDER BY theme_id, session_model""",
-            (study,),
-        ).fetchall()
-
-
-def quality_exclusions(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
-    """The quality_exclusions view for one study: interviews per reason, 'any' = all excluded."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT reason, interviews, share, excluded_from_statistics FROM quality_exclusions
-               WHERE study = %s ORDER BY reason""",
-            (study,),
-        ).fetchall()

@@ -223,7 +223,7 @@ def save_theme_events(conn: psycopg.Connection, study: str, job_id: str, events:
         )
 
 
-def apply_theme_events(conn: psycopg.Connection, study: str, job_id: str) -> None:
+def apply_theme_events(conn: psycopg.Connection, job_id: str) -> None:
     """Fold a job's lineage events into the registry (at publish time)."""
     conn.execute(
         """INSERT INTO theme_registry (study, theme_id, born_job, last_job)

@@ -214,7 +214,7 @@ def publish(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
     """Make the job the study's published result, atomically; fold its lineage into the registry."""
     if runs.lock_job(conn, job.job_id) == "cancelled":
         raise JobCancelled(f"job {job.job_id} was cancelled")
-    runs.apply_theme_events(conn, job.study, job.job_id)
+    runs.apply_theme_events(conn, job.job_id)
     repository.update_job(conn, job.job_id, status="succeeded", stage="done", progress=1.0)
     return Outcome(repository.get_job(conn, job.job_id).counts)
 
