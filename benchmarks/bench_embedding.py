@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import psycopg  # noqa: E402
 
-from miner import db, repository  # noqa: E402
+from miner import db, repository, repository_jobs  # noqa: E402
 from miner.ingest import to_interview  # noqa: E402
 from miner.records import Interview  # noqa: E402
 from miner.sample import generate_sample  # noqa: E402
@@ -190,7 +190,7 @@ def section_markdown() -> str:
         out += ["### Embedding in the pipeline (`bench_embedding.py`)", "",
                 f"{p['answers']:,} distinct answers ({p['interviews']:,} interviews, {p['units']:,} answer units), "
                 f"in one process. Raw = one `SentenceTransformer.encode` call over all of them. Pipeline, cold = "
-                f"a new job's embed steps (`jobs.run_step(..., "embed", ...)`, {p['embed_chunk']:,} units a chunk: cache lookup, "
+                f"a new job's embed steps (`jobs.run_step(..., 'embed', ...)`, {p['embed_chunk']:,} units a chunk: cache lookup, "
                 f"`embed_units`, saving vectors to Postgres) after emptying the cache. Run in the order raw, cold, "
                 f"raw, cold, ..., raw ({p.get('repeats', 1)} cold runs), and each side's figure is over all its runs, "
                 f"so that drifting load from other processes hits both sides alike. Warm = the same study's next "
@@ -335,7 +335,7 @@ def embed_phase(url: str, study: str, components) -> dict:
     from miner import jobs
 
     with psycopg.connect(url) as conn:
-        job_id = repository.create_job(conn, study)
+        job_id = repository_jobs.create_job(conn, study)
         conn.commit()
         start = time.perf_counter()
         plan = jobs.run_step(conn, job_id, "units", components)

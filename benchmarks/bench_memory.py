@@ -42,7 +42,7 @@ from bench_embedding import (  # noqa: E402
 import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
-from miner import repository  # noqa: E402
+from miner import repository, repository_jobs  # noqa: E402
 from miner.units import split_units  # noqa: E402
 
 STUDY = "bench-memory"
@@ -99,7 +99,7 @@ def child(url: str, study: str) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     with psycopg.connect(url) as conn:
-        job_id = repository.create_job(conn, study)
+        job_id = repository_jobs.create_job(conn, study)
         conn.commit()
         start = time.perf_counter()
         counts = run_job(conn, job_id, components)

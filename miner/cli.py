@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from miner import db, repository, repository_reporting
+from miner import db, repository, repository_jobs, repository_reporting
 from miner.embedded import EmbeddedServers, resolve_urls
 from miner.settings import Settings
 
@@ -122,7 +122,7 @@ def analyze(
         params = {"correction": correction, "include_low_quality": include_low_quality}
         if budget is not None:
             params["token_budget"] = budget
-        job_id = repository.create_job(svc.conn, study, params=params)
+        job_id = repository_jobs.create_job(svc.conn, study, params=params)
         svc.conn.commit()  # the worker must find the row
         enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
         typer.echo(job_id)
@@ -138,7 +138,7 @@ def wait_for_job(conn, job_id: str, poll_seconds: float = 0.5) -> str:
         task = bar.add_task("queued", total=1.0)
         while True:
             conn.rollback()  # a fresh snapshot each poll
-            job = repository.get_job(conn, job_id)
+            job = repository_jobs.get_job(conn, job_id)
             bar.update(task, completed=job.progress, description=f"{job.status}: {job.stage or '-'}")
             if job.status in ("succeeded", "failed", "cancelled"):
                 break
@@ -157,7 +157,7 @@ def jobs(ctx: typer.Context, study: Optional[str] = typer.Option(None, help="onl
     if ctx.invoked_subcommand is not None:
         return
     with services() as svc:
-        rows = repository.list_jobs(svc.conn, study)
+        rows = repository_jobs.list_jobs(svc.conn, study)
     table = Table("study", "kind", "status", "stage", "progress", "created")
     table.add_column("job", no_wrap=True, min_width=36)  # the full id, for `miner jobs show`
     for j in rows:
@@ -173,7 +173,7 @@ def jobs_show(job_id: str) -> None:
     Example: miner jobs show 5f0c…
     """
     with services() as svc:
-        job = repository.get_job(svc.conn, job_id)
+        job = repository_jobs.get_job(svc.conn, job_id)
         cost = [] if job is None else repository.llm_cost(svc.conn, job_id)
     if job is None:
         console.print(f"[red]no job {job_id}[/red]")
@@ -338,7 +338,7 @@ def demo(
         console.print(f"ingested {sample_path}: stored {summary.stored}, duplicates {summary.duplicates}, "
                       f"quarantined {summary.quarantined}")
         with worker_process(svc) as log_path:
-            job_id = repository.create_job(svc.conn, study)
+            job_id = repository_jobs.create_job(svc.conn, study)
             svc.conn.commit()
             enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
             console.print(f"queued job {job_id}; worker log: {log_path}")

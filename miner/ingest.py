@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from miner.records import Interview, Message, Rejected
+from miner.records import Interview, Rejected, interview_from_record, message_text
 
 logger = logging.getLogger(__name__)
 
@@ -182,11 +182,7 @@ def _describe(error: jsonschema.ValidationError, total: int) -> str:
     return message + (f" (and {total - 1} more problems)" if total > 1 else "")
 
 
-def text_of(content: str | list[dict[str, Any]]) -> str:
-    """Message content as plain text; list content is a sequence of {text} parts."""
-    if isinstance(content, str):
-        return content
-    return "\n".join(part["text"] for part in content)
+text_of = message_text  # message content as plain text
 
 
 def record_hash(record: dict[str, Any]) -> str:
@@ -202,29 +198,3 @@ def to_interview(record: Any, study: str, source_file: str, position: int) -> In
     interview_id = hashlib.sha256(f"{study}\n{record_hash(record)}".encode()).hexdigest()[:32]
     return interview_from_record(record, interview_id=interview_id, study=study, source_file=source_file,
                                  source_position=position, external_id=None if external_id is None else str(external_id))
-
-
-def interview_from_record(record: dict[str, Any], *, interview_id: str, study: str, source_file: str,
-                          source_position: int, external_id: str | None, **_: Any) -> Interview:
-    """The typed Interview of a validated record (or of a stored one): messages as (role, text),
-    timestamps as datetimes (None when absent or unreadable). The one reader of the record's keys."""
-    def messages(key: str) -> tuple[Message, ...]:
-        return tuple(Message(m["role"], text_of(m["content"])) for m in record.get(key) or ())
-
-    return Interview(
-        interview_id=interview_id, study=study, session_model=record["sessionModel"],
-        interview_model=record["interviewModel"], record=record, source_file=source_file,
-        source_position=source_position, external_id=external_id,
-        session=messages("session"), interview=messages("interview"),
-        session_start=_timestamp(record.get("sessionStart")), session_end=_timestamp(record.get("sessionEnd")),
-        interview_start=_timestamp(record.get("interviewStart")), interview_end=_timestamp(record.get("interviewEnd")),
-    )
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -37,6 +37,39 @@ class Interview:
     interview_end: datetime | None = None
 
 
+def message_text(content: str | list[dict[str, Any]]) -> str:
+    """Message content as plain text; list content is a sequence of {text} parts."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(part["text"] for part in content)
+
+
+def interview_from_record(record: dict[str, Any], *, interview_id: str, study: str, source_file: str,
+                          source_position: int, external_id: str | None, **_: Any) -> Interview:
+    """The typed Interview of a validated record (or of a stored one): messages as (role, text),
+    timestamps as datetimes (None when absent or unreadable). The one reader of the record's keys."""
+    def messages(key: str) -> tuple[Message, ...]:
+        return tuple(Message(m["role"], message_text(m["content"])) for m in record.get(key) or ())
+
+    return Interview(
+        interview_id=interview_id, study=study, session_model=record["sessionModel"],
+        interview_model=record["interviewModel"], record=record, source_file=source_file,
+        source_position=source_position, external_id=external_id,
+        session=messages("session"), interview=messages("interview"),
+        session_start=_timestamp(record.get("sessionStart")), session_end=_timestamp(record.get("sessionEnd")),
+        interview_start=_timestamp(record.get("interviewStart")), interview_end=_timestamp(record.get("interviewEnd")),
+    )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Rejected:
     """A record that failed validation, bound for the quarantine table."""

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from miner import repository
+from miner import repository, repository_jobs
 from miner import repository_reporting as reporting
 from miner import repository_runs as runs
 from miner.components import Components
@@ -72,10 +72,10 @@ def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
     # The reporting views show only this scrubbed copy of the text (schemas/migrations/006).
     reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
                                          for u in found])
-    runs.save_job_units(conn, job.job_id, sorted(u.unit_id for u in found))
+    repository_jobs.save_job_units(conn, job.job_id, sorted(u.unit_id for u in found))
     plan = JobPlan(embed_chunks=math.ceil(len(found) / parts.embed_chunk), embed_chunk_size=parts.embed_chunk,
-                   previous_job_id=runs.published_job(conn, job.study, excluding=job.job_id))
-    runs.set_job_plan(conn, job.job_id, plan)
+                   previous_job_id=repository_jobs.published_job(conn, job.study, excluding=job.job_id))
+    repository_jobs.set_job_plan(conn, job.job_id, plan)
     return Outcome({"interviews": len(interviews), "units": len(found), "chunks": plan.embed_chunks,
                     "chunk_size": plan.embed_chunk_size, "previous_job": plan.previous_job_id},
                    counts={"interviews": len(interviews), "units": len(found)})
@@ -83,8 +83,8 @@ def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
 
 def embed(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Embed the answers of one chunk of the job's units that the cache lacks (miner.embed)."""
-    size = runs.job_plan(conn, job.job_id).embed_chunk_size
-    chunk = runs.load_job_units(conn, job.job_id, offset=(part or 0) * size, limit=size)
+    size = repository_jobs.job_plan(conn, job.job_id).embed_chunk_size
+    chunk = repository_jobs.load_job_units(conn, job.job_id, offset=(part or 0) * size, limit=size)
     embedded = _embed_missing(conn, chunk, parts.embedder)[1]
     return Outcome({"embedded": embedded}, summed={"embedded": embedded})
 
@@ -100,17 +100,17 @@ def _embed_missing(conn: psycopg.Connection, units: list[Unit], embedder: Embedd
 def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Theme ids for the job's answers: cluster (miner.cluster) or, nightly, fold in (miner.nightly),
     matched to the published job's ids (miner.registry). Writes assignments and lineage events."""
-    units = runs.load_job_units(conn, job.job_id)
+    units = repository_jobs.load_job_units(conn, job.job_id)
     # Embeds whatever an embed step left undone, so a lost or doubled chunk can't hurt.
     vectors, late = _embed_missing(conn, units, parts.embedder)
-    plan = runs.job_plan(conn, job.job_id)
+    plan = repository_jobs.job_plan(conn, job.job_id)
     previous = runs.load_assignments(conn, plan.previous_job_id) if plan.previous_job_id else {}
     next_id = runs.next_theme_id(conn, job.study)
     active = runs.active_themes(conn, job.study)
     unit_ids = [u.unit_id for u in units]
     if job.kind == "nightly" and previous:
         # Jobs published before base_units was a column measured growth from their own size.
-        base = runs.job_plan(conn, plan.previous_job_id).base_units or len(previous)
+        base = repository_jobs.job_plan(conn, plan.previous_job_id).base_units or len(previous)
         result = fold_in(unit_ids, vectors, previous, next_id, base, parts.clusterer, parts.nightly or NightlyParams(),
                          active or None)
         labels, events, detail = result.labels, result.events, dict(result.counts)
@@ -122,7 +122,7 @@ def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
         events, detail, base_units = match.events, {"mode": "full"}, len(units)
     runs.save_assignments(conn, job.job_id, {u: (int(t) if t >= 0 else None) for u, t in zip(unit_ids, labels)})
     runs.save_theme_events(conn, job.study, job.job_id, events)
-    runs.set_base_units(conn, job.job_id, base_units)
+    repository_jobs.set_base_units(conn, job.job_id, base_units)
     counts = {k: detail[k] for k in ("mode", "new_units", "assigned_new", "born", "growth") if k in detail}
     return Outcome({**detail, "base_units": base_units, "late_embedded": late}, counts=counts,
                    summed={"embedded": late})
@@ -130,7 +130,7 @@ def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
 
 def _job_arrays(conn: psycopg.Connection, job_id: str, embedder: Embedder) -> tuple[list[Unit], np.ndarray, np.ndarray]:
     """The job's units, their vectors and theme ids (-1 = unassigned), aligned."""
-    units = runs.load_job_units(conn, job_id)
+    units = repository_jobs.load_job_units(conn, job_id)
     cached = runs.load_vectors(conn, embedder.name, units)
     vectors = np.vstack([cached[u.answer_hash] for u in units])
     assigned = runs.load_assignments(conn, job_id)
@@ -212,11 +212,11 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
 
 def publish(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Make the job the study's published result, atomically; fold its lineage into the registry."""
-    if runs.lock_job(conn, job.job_id) == "cancelled":
+    if repository_jobs.lock_job(conn, job.job_id) == "cancelled":
         raise JobCancelled(f"job {job.job_id} was cancelled")
     runs.apply_theme_events(conn, job.job_id)
-    repository.update_job(conn, job.job_id, status="succeeded", stage="done", progress=1.0)
-    return Outcome(repository.get_job(conn, job.job_id).counts)
+    repository_jobs.update_job(conn, job.job_id, status="succeeded", stage="done", progress=1.0)
+    return Outcome(repository_jobs.get_job(conn, job.job_id).counts)
 
 
 # The job, in order. Inserting a step is one line here; the pipeline, the Celery tasks, resume and

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import psycopg
 
-from miner import repository
+from miner import repository, repository_jobs
 from miner.components import Components
 from miner.ingest import to_interview
 from miner.llm import LLMOptions
@@ -41,7 +41,7 @@ def analysed_study(database_url: str, settings, embedder) -> list[str]:
         for number, (start, end) in enumerate(batches):
             repository.save_interviews(conn, [to_interview(s.record, STUDY, "sample.jsonl", n)
                                               for n, s in enumerate(samples[start:end], start=start + 1)])
-            job_id = repository.create_job(conn, STUDY, kind="analyze" if number == 0 else "nightly")
+            job_id = repository_jobs.create_job(conn, STUDY, kind="analyze" if number == 0 else "nightly")
             conn.commit()
             run_job(conn, job_id, parts)
             jobs.append(job_id)

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from conftest import start_worker, wait_for_job
 from miner.cli import app
 from miner.pipeline import run_job
-from miner import repository
+from miner import repository_jobs
 from miner.sample import generate_sample, write_jsonl
 from miner.settings import Settings
 from miner.components import Components
@@ -104,7 +104,7 @@ def rerun_in_process(database_url, env, study) -> str:
                            if k.startswith("MINER_") and k not in ("MINER_HOME",)})
     comps = Components.from_settings(settings)
     with psycopg.connect(database_url) as conn:
-        job_id = repository.create_job(conn, study)
+        job_id = repository_jobs.create_job(conn, study)
         conn.commit()
         run_job(conn, job_id, comps)
     return job_id

@@ -8,7 +8,7 @@ from collections import Counter
 import psycopg
 import pytest
 
-from miner import repository
+from miner import repository, repository_jobs
 from miner import repository_runs as runs
 from miner.components import Components
 from miner.ingest import to_interview
@@ -86,7 +86,7 @@ def test_planted_new_opinion_is_born_as_a_new_theme(database_url, runs_over_time
     with psycopg.connect(database_url) as conn:
         born = {r[0] for r in conn.execute("SELECT theme_id FROM theme_lineage WHERE job_id = %s AND event = 'born'", (third,))}
         old_ids = {r[0] for r in conn.execute("SELECT theme_id FROM themes WHERE job_id = %s", (runs_over_time["second"],))}
-        counts = repository.get_job(conn, third).counts
+        counts = repository_jobs.get_job(conn, third).counts
     planted_units = [f"{to_interview(s.record, STUDY, 'x', 0).interview_id}:{i}"
                      for s in runs_over_time["new"] for i, t in enumerate(s.answer_themes) if t == "wants_voice_mode"]
     assert len(planted_units) >= 8

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from miner import repository
+from miner import repository, repository_jobs
 from miner.components import Components
 from miner.ingest import to_interview
 from miner.pipeline import NoUnitsError, run_job
@@ -29,7 +29,7 @@ def planted_study(database_url, settings, embedder):
                                           for n, s in enumerate(samples, start=1)])
         jobs = []
         for _ in range(2):
-            job_id = repository.create_job(conn, STUDY)
+            job_id = repository_jobs.create_job(conn, STUDY)
             conn.commit()
             run_job(conn, job_id, components)
             jobs.append(job_id)
@@ -100,7 +100,7 @@ def test_theme_by_model_view_columns_and_latest_job(conn, planted_study):
 
 def test_rerun_reuses_embeddings_and_gives_same_themes(conn, planted_study):
     _, first, second = planted_study
-    counts = {job: repository.get_job(conn, job).counts for job in (first, second)}
+    counts = {job: repository_jobs.get_job(conn, job).counts for job in (first, second)}
     assert counts[first]["embedded"] > 0
     assert counts[second]["embedded"] == 0
     assert assignments(conn, first) == assignments(conn, second)
@@ -119,10 +119,10 @@ def test_theme_summary_has_three_distinct_quotes(conn, planted_study):
 
 
 def test_job_without_answers_fails_with_clear_error(conn, settings, embedder):
-    job_id = repository.create_job(conn, "no-such-study")
+    job_id = repository_jobs.create_job(conn, "no-such-study")
     conn.commit()
     components = Components.from_settings(settings, embedder=embedder)
     with pytest.raises(NoUnitsError):
         run_job(conn, job_id, components)
-    job = repository.get_job(conn, job_id)
+    job = repository_jobs.get_job(conn, job_id)
     assert job.status == "failed" and "no answers to analyse" in job.error

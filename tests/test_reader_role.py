@@ -10,7 +10,7 @@ from psycopg import errors, sql
 from typer.testing import CliRunner
 
 from conftest import RUN_TAG
-from miner import repository, repository_reporting, schedule
+from miner import repository, repository_jobs, repository_reporting, schedule
 from miner.cli import app
 from reporting_study import STUDY, analysed_study
 
@@ -131,7 +131,7 @@ def test_views_show_the_scrubbed_copy_never_the_raw_text(conn, settings, embedde
     first_answer["content"] = "Mail me at jane.doe@example.com or call +44 20 7946 0958, it was fine."
     interview = to_interview(record, "scrub-check", "scrub.jsonl", 1)
     repository.save_interviews(conn, [interview])
-    job_id = repository.create_job(conn, "scrub-check")
+    job_id = repository_jobs.create_job(conn, "scrub-check")
     conn.commit()
     jobs.run_step(conn, job_id, "units", Components.from_settings(settings, embedder=embedder))
     schedule.cancel_job(conn, job_id)  # only its first step was needed; leave no job running

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from miner.ingest import interview_from_record
-from miner.records import Interview, Rating, Unit
+from miner.records import Interview, Rating, Unit, interview_from_record
 from miner.stats import (StatsOptions, adjust_pvalues, bootstrap_mean_ci, cohens_h, dimension_correlations,
                          engagement, rating_stats, theme_prevalence, theme_sentiment, wilson_interval)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from miner import db, pipeline, repository
+from miner import db, pipeline, repository, repository_jobs
 from miner.components import Components
 from miner.ingest import ingest_files
 from miner.sample import PLANTED_SHARES, generate_sample, write_jsonl
@@ -36,7 +36,7 @@ def analysed(database_url, settings, embedder, tmp_path_factory):
     components = Components.from_settings(settings, embedder=embedder)
     with db.connect(database_url) as conn:
         store_ingest(conn, STUDY, ingest_files([Path(path)], STUDY, settings.max_record_bytes))
-        job_id = repository.create_job(conn, STUDY)
+        job_id = repository_jobs.create_job(conn, STUDY)
         conn.commit()
         counts = pipeline.run_job(conn, job_id, components)
     return samples, job_id, counts
@@ -152,7 +152,7 @@ def test_a_job_with_an_llm_makes_one_rating_call_per_interview(database_url, set
             settings, embedder=embedder, llm_client=client, llm_options=LLMOptions(model="job-model", max_retries=0),
             label_options=LabelOptions())
         store_ingest(conn, study, ingest_files([Path(path)], study, settings.max_record_bytes))
-        job_id = repository.create_job(conn, study)
+        job_id = repository_jobs.create_job(conn, study)
         conn.commit()
         counts = pipeline.run_job(conn, job_id, components)
         rating_requests = sum(schema_name(body) == "InterviewRatingReply" for body in server.requests)

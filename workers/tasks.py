@@ -21,8 +21,7 @@ from celery import Task, group
 from celery.exceptions import Ignore
 
 from miner import db, jobs, schedule
-from miner import repository_runs as runs
-from miner import repository_reporting
+from miner import repository_jobs, repository_reporting
 from miner.components import Components
 from miner.steps import STEPS
 from workers.app import app, database_url, settings
@@ -76,7 +75,7 @@ def continue_job(conn: psycopg.Connection, job_id: str, after: str | None = None
     are queued already and nothing is sent."""
     # Under the job's row lock, so two parts finishing together see each other.
     with conn.transaction():
-        runs.lock_job(conn, job_id)
+        repository_jobs.lock_job(conn, job_id)
         name, missing = jobs.first_unfinished(conn, job_id)
     if name == jobs.DONE or name == after:
         return name
@@ -126,8 +125,8 @@ def watchdog() -> list[str]:
     """Re-drive jobs with no step activity for MINER_STALL_SECONDS from their first unfinished step."""
     resumed = []
     with db.connect(database_url) as conn:
-        for job_id in runs.stalled_jobs(conn, settings.stall_seconds):
-            runs.touch_job(conn, job_id)
+        for job_id in repository_jobs.stalled_jobs(conn, settings.stall_seconds):
+            repository_jobs.touch_job(conn, job_id)
             conn.commit()
             resumed.append(f"{job_id}:{continue_job(conn, job_id)}")
     if resumed:
