@@ -433,12 +433,13 @@ def eval_clusters(
 
     Outliers count as one cluster in the scores. Example: miner eval clusters banking77_test.csv --json
     """
-    from miner.components import clusterer_from_settings, embedder_from_settings
+    from miner.components import Components
     from miner.eval_clusters import evaluate_clusters, read_labelled_csv
 
     settings = Settings() if seed is None else Settings(seed=seed)
     data = read_labelled_csv(csv_path, text_column, label_column)
-    scores = evaluate_clusters(data, embedder_from_settings(settings), clusterer_from_settings(settings))
+    parts = Components.from_settings(settings, llm_client=None)  # clustering only: no LLM
+    scores = evaluate_clusters(data, parts.embedder, parts.clusterer)
     if as_json:
         typer.echo(json.dumps(scores))
         return
@@ -464,14 +465,15 @@ def eval_ratings(
     --gold the CSV's `id` column is joined to each log's own `id`.
     Example: miner eval ratings --study halie --gold halie_crossword_ratings.csv --gold-column helpfulness
     """
-    from miner.components import embedder_from_settings
+    from miner.components import Components
     from miner.eval_ratings import GoldDataError, evaluate_ratings, read_gold
 
     with services() as svc:
+        parts = Components.from_settings(svc.settings, **({"llm_client": None} if offline else {}))
         try:
             gold_values = None if gold is None else read_gold(gold, gold_column)
-            result = evaluate_ratings(svc.conn, study, embedder_from_settings(svc.settings), gold_values,
-                                      dimension, llm=None if offline else _rating_llm(svc))
+            result = evaluate_ratings(svc.conn, study, parts.embedder, gold_values, dimension,
+                                      llm=_rating_llm(svc, parts), scrub=svc.settings.llm_scrub)
         except GoldDataError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2)
@@ -491,17 +493,14 @@ def eval_ratings(
     console.print(f"Kendall's tau of the model ranking: {result.kendall_tau}", highlight=False)
 
 
-def _rating_llm(svc: Services):
+def _rating_llm(svc: Services, parts):
     """A miner.llm.LLM for the configured endpoint, or None (offline estimator)."""
-    from miner.components import llm_client_from_settings, llm_options_from_settings
-
-    client = llm_client_from_settings(svc.settings)
-    if client is None:
+    if parts.llm_client is None:
         return None
     from miner.llm import LLM, PostgresStore
 
-    options = llm_options_from_settings(svc.settings)
-    return LLM(client, options, PostgresStore(svc.conn, None), token_budget=options.token_budget)
+    return LLM(parts.llm_client, parts.llm_options, PostgresStore(svc.conn, None),
+               token_budget=parts.llm_options.token_budget)
 
 
 @contextmanager

@@ -224,8 +224,6 @@ def label_themes(themes: Sequence[Theme], units: Sequence[Unit], vectors: np.nda
     # Before reverting duplicates: extractive labels come from unscrubbed text and must not be sent.
     sentences = _model_sentences(updated, stats, prompts, llm, labeller, counts)
     updated = _revert_duplicates(updated, themes, opinions, labeller, counts)
-    if on_progress:
-        on_progress(1.0)
     counts["llm_scrubbed"] = sum(prompts.scrubbed.values())
     logger.info("llm_label: %d themes labelled by %s, %d kept extractive, %d per-model sentences",
                 counts["llm_themes_labelled"], labeller, counts["llm_themes_fallback"], len(sentences))

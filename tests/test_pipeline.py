@@ -110,12 +110,15 @@ def test_rerun_reuses_embeddings_and_gives_same_themes(conn, planted_study):
 
 def test_theme_summary_has_three_distinct_quotes(conn, planted_study):
     rows = repository.theme_summary(conn, STUDY)
+    assert len(rows) >= 5, "the planted study came back with (almost) no themes"
     for row in rows:
         assert row["labeller"] == "extractive"
         assert row["keywords"] and row["label"]
         quotes = [q for q in row["quotes"] if q is not None]
-        assert len(quotes) == min(3, row["answers"]) or len(set(quotes)) == len(quotes)
+        assert 0 < len(quotes) <= min(3, row["answers"])
         assert len({q.casefold() for q in quotes}) == len(quotes)
+        if row["answers"] >= 10:  # enough different answers to pick three from
+            assert len(quotes) == 3
 
 
 def test_job_without_answers_fails_with_clear_error(conn, settings, embedder):
