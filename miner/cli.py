@@ -272,7 +272,7 @@ def schedule() -> None:
 
     Example: miner schedule
     """
-    from miner.repository_runs import last_nightly
+    from miner.repository_jobs import last_nightly
 
     with services() as svc:
         rows = last_nightly(svc.conn)
