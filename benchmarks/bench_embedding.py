@@ -5,7 +5,7 @@ the issue asks for 10,000, about 5-10 minutes on 2 free cores, far more on a sha
 
 In one process, on the same N distinct sample answers (miner.sample, whole interviews):
 raw ``SentenceTransformer.encode`` (before and after the pipeline run, to average out other
-load on the machine), then the job's embed steps (``steps.embed_chunk`` over a prepared job:
+load on the machine), then the job's embed steps (``jobs.run_step(..., "embed", ..., chunk)`` after the job's units step:
 ``embed_units`` + cache lookup + saving vectors to Postgres) with a cold cache, then the same
 study's job again with the cache warm. Writes benchmarks/results/embedding.json and the
 ``## Embedding and jobs`` section of BENCHMARKS.md (with the other results of that section,
@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import psycopg  # noqa: E402
 
-from miner import db, repository  # noqa: E402
+from miner import db, repository, repository_jobs  # noqa: E402
 from miner.ingest import to_interview  # noqa: E402
 from miner.records import Interview  # noqa: E402
 from miner.sample import generate_sample  # noqa: E402
@@ -190,7 +190,7 @@ def section_markdown() -> str:
         out += ["### Embedding in the pipeline (`bench_embedding.py`)", "",
                 f"{p['answers']:,} distinct answers ({p['interviews']:,} interviews, {p['units']:,} answer units), "
                 f"in one process. Raw = one `SentenceTransformer.encode` call over all of them. Pipeline, cold = "
-                f"a new job's embed steps (`steps.embed_chunk`, {p['embed_chunk']:,} units a chunk: cache lookup, "
+                f"a new job's embed steps (`jobs.run_step(..., 'embed', ...)`, {p['embed_chunk']:,} units a chunk: cache lookup, "
                 f"`embed_units`, saving vectors to Postgres) after emptying the cache. Run in the order raw, cold, "
                 f"raw, cold, ..., raw ({p.get('repeats', 1)} cold runs), and each side's figure is over all its runs, "
                 f"so that drifting load from other processes hits both sides alike. Warm = the same study's next "
@@ -331,17 +331,17 @@ def interviews_for_answers(target: int, seed: int, study: str) -> list[Interview
 
 
 def embed_phase(url: str, study: str, components) -> dict:
-    """A new job of the study: prepare, then its embed steps timed (what the workers' embed tasks do)."""
-    from miner import steps
+    """A new job of the study: its units step, then its embed steps timed (what the workers' embed tasks do)."""
+    from miner import jobs
 
     with psycopg.connect(url) as conn:
-        job_id = repository.create_job(conn, study)
+        job_id = repository_jobs.create_job(conn, study)
         conn.commit()
         start = time.perf_counter()
-        plan = steps.prepare(conn, job_id, components)
+        plan = jobs.run_step(conn, job_id, "units", components)
         prepare_seconds = time.perf_counter() - start
         wall, cpu = time.perf_counter(), cpu_seconds()
-        embedded = sum(steps.embed_chunk(conn, job_id, chunk, components)["embedded"] for chunk in range(plan["chunks"]))
+        embedded = sum(jobs.run_step(conn, job_id, "embed", components, chunk)["embedded"] for chunk in range(plan["chunks"]))
         wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     return {"job_id": job_id, "chunks": plan["chunks"], "embedded": embedded, "seconds": round(wall, 3),
             "cpu_seconds": round(cpu, 3), "answers_per_s": round(embedded / wall, 2) if embedded else None,
@@ -349,11 +349,9 @@ def embed_phase(url: str, study: str, components) -> dict:
 
 
 def run(answers: int, seed: int, embed_chunk: int, repeats: int) -> dict:
-    from miner.components import clusterer_from_settings
+    from miner.components import Components
     from miner.embed import SentenceTransformerEmbedder
-    from miner.label import ExtractiveLabeller
     from miner.settings import Settings
-    from miner.steps import Components
 
     report = {"benchmark": "embedding", "machine": machine()}
     study = "bench-embedding"
@@ -364,8 +362,7 @@ def run(answers: int, seed: int, embed_chunk: int, repeats: int) -> dict:
 
     raw_model = load_raw_model()
     embedder = SentenceTransformerEmbedder(batch_size=BATCH_SIZE)
-    components = Components(embedder=embedder, clusterer=clusterer_from_settings(Settings()),
-                            labeller=ExtractiveLabeller(), embed_chunk=embed_chunk)
+    components = Components.from_settings(Settings(), embedder=embedder, embed_chunk=embed_chunk)
     warm_up = texts[:128]  # load weights and allocate once, outside every timed run
     raw_model.encode(warm_up, batch_size=BATCH_SIZE, show_progress_bar=False)
     embedder.embed(warm_up)

@@ -42,7 +42,7 @@ from bench_embedding import (  # noqa: E402
 import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
-from miner import repository  # noqa: E402
+from miner import repository, repository_jobs  # noqa: E402
 from miner.units import split_units  # noqa: E402
 
 STUDY = "bench-memory"
@@ -78,18 +78,15 @@ def rss_bytes() -> int:
 
 
 def child(url: str, study: str) -> dict:
-    """Runs in the measured process: one job, start to end, as `miner analyze --inline` would."""
-    from miner.components import clusterer_from_settings
+    """Runs in the measured process: one job, start to end, as `pipeline.run_job` runs it."""
+    from miner.components import Components
     from miner.embed import SentenceTransformerEmbedder
-    from miner.label import ExtractiveLabeller
     from miner.pipeline import run_job
     from miner.settings import Settings
-    from miner.steps import Components
 
     embedder = SentenceTransformerEmbedder()
     embedder.embed(["warm up"])
-    components = Components(embedder=embedder, clusterer=clusterer_from_settings(Settings()),
-                            labeller=ExtractiveLabeller())
+    components = Components.from_settings(Settings(), embedder=embedder)
     baseline = rss_bytes()
     samples: list[tuple[float, int]] = []
     done = threading.Event()
@@ -102,7 +99,7 @@ def child(url: str, study: str) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     with psycopg.connect(url) as conn:
-        job_id = repository.create_job(conn, study)
+        job_id = repository_jobs.create_job(conn, study)
         conn.commit()
         start = time.perf_counter()
         counts = run_job(conn, job_id, components)

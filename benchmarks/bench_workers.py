@@ -47,7 +47,7 @@ from bench_embedding import (  # noqa: E402
 
 import psycopg  # noqa: E402
 
-from miner import repository, schedule  # noqa: E402
+from miner import repository_jobs, schedule  # noqa: E402
 from miner.units import split_units  # noqa: E402
 from workers.queue import enqueue_analysis, ping_workers  # noqa: E402
 
@@ -103,7 +103,7 @@ def run_job_through_workers(url: str, env: dict[str, str], study: str, kind: str
             created = dict(schedule.create_nightly_jobs(conn))
             job_id = created[study]
         else:
-            job_id = repository.create_job(conn, study)
+            job_id = repository_jobs.create_job(conn, study)
             conn.commit()
     enqueue_analysis(env["MINER_BROKER_URL"], env["MINER_QUEUE"], job_id)
     deadline = time.monotonic() + timeout

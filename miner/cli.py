@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from miner import db, repository, repository_reporting
+from miner import db, repository, repository_jobs, repository_reporting
 from miner.cli_errors import connect_or_fail, fail, first_line, operator_errors, parse_job_id
 from miner.embedded import EmbeddedServers, resolve_urls
 from miner.settings import Settings
@@ -129,7 +129,7 @@ def analyze(
         params = {"correction": correction, "include_low_quality": include_low_quality}
         if budget is not None:
             params["token_budget"] = budget
-        job_id = repository.create_job(svc.conn, study, params=params)
+        job_id = repository_jobs.create_job(svc.conn, study, params=params)
         svc.conn.commit()  # the worker must find the row
         typer.echo(job_id)  # before enqueueing: whatever happens next, the operator has the id
         enqueue_or_fail(svc, job_id)
@@ -149,7 +149,7 @@ def enqueue_or_fail(svc: Services, job_id: str) -> None:
         enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
     except (KombuError, RedisError, OSError) as exc:
         reason = f"could not be queued, the broker is unreachable: {first_line(exc)}"
-        repository.update_job(svc.conn, job_id, status="failed", error=reason)
+        repository_jobs.update_job(svc.conn, job_id, status="failed", error=reason)
         svc.conn.commit()
         raise fail(f"job {job_id} {reason} (MINER_BROKER_URL); once it is up: miner jobs retry {job_id}") from None
 
@@ -171,7 +171,7 @@ def wait_for_job(conn, job_id: str, svc: Services | None = None, poll_seconds: f
             task = bar.add_task("queued", total=1.0)
             while True:
                 conn.rollback()  # a fresh snapshot each poll
-                job = repository.get_job(conn, job_id)
+                job = repository_jobs.get_job(conn, job_id)
                 bar.update(task, completed=job.progress, description=f"{job.status}: {job.stage or '-'}")
                 if job.status in ("succeeded", "failed", "cancelled"):
                     break
@@ -215,7 +215,7 @@ def jobs(ctx: typer.Context, study: Optional[str] = typer.Option(None, help="onl
     if ctx.invoked_subcommand is not None:
         return
     with services(read_only=True) as svc:
-        rows = repository.list_jobs(svc.conn, study)
+        rows = repository_jobs.list_jobs(svc.conn, study)
     table = Table("study", "kind", "status", "stage", "progress", "created")
     table.add_column("job", no_wrap=True, min_width=36)  # the full id, for `miner jobs show`
     for j in rows:
@@ -232,7 +232,7 @@ def jobs_show(job_id: str) -> None:
     """
     job_id = parse_job_id(job_id)
     with services(read_only=True) as svc:
-        job = repository.get_job(svc.conn, job_id)
+        job = repository_jobs.get_job(svc.conn, job_id)
         cost = [] if job is None else repository.llm_cost(svc.conn, job_id)
     if job is None:
         raise fail(f"no job {job_id}")
@@ -331,7 +331,7 @@ def schedule() -> None:
 
     Example: miner schedule
     """
-    from miner.repository_runs import last_nightly
+    from miner.repository_jobs import last_nightly
 
     with services(read_only=True) as svc:
         rows = last_nightly(svc.conn)
@@ -398,7 +398,7 @@ def demo(
         console.print(f"ingested {sample_path}: stored {summary.stored}, duplicates {summary.duplicates}, "
                       f"quarantined {summary.quarantined}")
         with worker_process(svc) as log_path:
-            job_id = repository.create_job(svc.conn, study)
+            job_id = repository_jobs.create_job(svc.conn, study)
             svc.conn.commit()
             enqueue_analysis(svc.broker_url, svc.settings.queue, job_id)
             console.print(f"queued job {job_id}; worker log: {log_path}")
@@ -501,12 +501,13 @@ def eval_clusters(
 
     Outliers count as one cluster in the scores. Example: miner eval clusters banking77_test.csv --json
     """
-    from miner.components import clusterer_from_settings, embedder_from_settings
+    from miner.components import Components
     from miner.eval_clusters import evaluate_clusters, read_labelled_csv
 
     settings = Settings() if seed is None else Settings(seed=seed)
     data = read_labelled_csv(csv_path, text_column, label_column)
-    scores = evaluate_clusters(data, embedder_from_settings(settings), clusterer_from_settings(settings))
+    parts = Components.from_settings(settings, llm_client=None)  # clustering only: no LLM
+    scores = evaluate_clusters(data, parts.embedder, parts.clusterer)
     if as_json:
         typer.echo(json.dumps(scores))
         return
@@ -567,14 +568,15 @@ def eval_ratings(
     --gold the CSV's `id` column is joined to each log's own `id`.
     Example: miner eval ratings --study halie --gold halie_crossword_ratings.csv --gold-column helpfulness
     """
-    from miner.components import embedder_from_settings
+    from miner.components import Components
     from miner.eval_ratings import GoldDataError, evaluate_ratings, read_gold
 
     with services() as svc:
+        parts = Components.from_settings(svc.settings, **({"llm_client": None} if offline else {}))
         try:
             gold_values = None if gold is None else read_gold(gold, gold_column)
-            result = evaluate_ratings(svc.conn, study, embedder_from_settings(svc.settings), gold_values,
-                                      dimension, llm=None if offline else _rating_llm(svc))
+            result = evaluate_ratings(svc.conn, study, parts.embedder, gold_values, dimension,
+                                      llm=_rating_llm(svc, parts), scrub=svc.settings.llm_scrub)
         except GoldDataError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2)
@@ -594,17 +596,14 @@ def eval_ratings(
     console.print(f"Kendall's tau of the model ranking: {result.kendall_tau}", highlight=False)
 
 
-def _rating_llm(svc: Services):
+def _rating_llm(svc: Services, parts):
     """A miner.llm.LLM for the configured endpoint, or None (offline estimator)."""
-    from miner.components import llm_client_from_settings, llm_options_from_settings
-
-    client = llm_client_from_settings(svc.settings)
-    if client is None:
+    if parts.llm_client is None:
         return None
     from miner.llm import LLM, PostgresStore
 
-    options = llm_options_from_settings(svc.settings)
-    return LLM(client, options, PostgresStore(svc.conn, None), token_budget=options.token_budget)
+    return LLM(parts.llm_client, parts.llm_options, PostgresStore(svc.conn, None),
+               token_budget=parts.llm_options.token_budget)
 
 
 @contextmanager

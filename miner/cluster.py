@@ -22,9 +22,9 @@ settings. Heavy imports (umap, hdbscan, sklearn) are done inside functions so
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
-
 import numpy as np
+
+from miner.protocols import Clusterer
 
 __all__ = [
     "ClusterParams",
@@ -79,13 +79,6 @@ def min_cluster_size_for(n: int) -> int:
     hundreds of tiny themes. HDBSCAN then decides the number of clusters.
     """
     return max(10, int(round(max(n, 0) / 1000)))
-
-
-@runtime_checkable
-class Clusterer(Protocol):
-    name: str
-
-    def fit(self, vectors: np.ndarray) -> np.ndarray: ...
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

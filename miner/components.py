@@ -1,37 +1,58 @@
-"""Contracts of the pluggable components, and the one place that maps settings to them."""
+"""The one place that maps settings to components: `Components.from_settings(settings)`.
+
+The contracts themselves are in miner.protocols; implementations are imported only when chosen,
+so naming a component never loads a library another one needs.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from miner.protocols import (Chat, ChatCompletions, Clusterer, Embedder, Labeller, LLMClient,  # noqa: F401
+                             NotInstalledError)
 
 if TYPE_CHECKING:
     from miner.llm import LLMOptions
     from miner.llm_label import LabelOptions
+    from miner.nightly import NightlyParams
     from miner.settings import Settings
+    from miner.understand import UnderstandOptions
+
+DEFAULT_EMBED_CHUNK = 2000
 
 
-class NotInstalledError(ImportError):
-    """An optional dependency is missing; the message says what to pip install."""
+@dataclass(frozen=True)
+class Components:
+    """What a job needs besides the database. None options mean the defaults of their module."""
 
+    embedder: Embedder
+    clusterer: Clusterer
+    labeller: Labeller
+    llm_client: LLMClient | None = None  # None = extractive labels and offline ratings only
+    llm_options: LLMOptions | None = None
+    label_options: LabelOptions | None = None
+    understand_options: UnderstandOptions | None = None
+    nightly: NightlyParams | None = None
+    embed_chunk: int = DEFAULT_EMBED_CHUNK
 
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into L2-normalised float32 vectors; `name` is stored with every vector."""
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Components:
+        """Every component named by MINER_* settings; `overrides` replace some (tests: a small embedder)."""
+        from miner.label import ExtractiveLabeller
+        from miner.understand import UnderstandOptions
 
-    name: str
-
-    def embed(self, texts: list[str]) -> np.ndarray: ...
-
-
-@runtime_checkable
-class Clusterer(Protocol):
-    """Assigns each vector a cluster label (-1 = outlier)."""
-
-    name: str
-
-    def fit(self, vectors: np.ndarray) -> np.ndarray: ...
+        parts = cls(
+            embedder=embedder_from_settings(settings) if "embedder" not in overrides else overrides["embedder"],
+            clusterer=clusterer_from_settings(settings),
+            labeller=ExtractiveLabeller(),
+            llm_client=llm_client_from_settings(settings) if "llm_client" not in overrides else None,
+            llm_options=llm_options_from_settings(settings),
+            label_options=label_options_from_settings(settings),
+            understand_options=UnderstandOptions(llm_scrub=settings.llm_scrub),
+            embed_chunk=settings.embed_chunk,
+        )
+        return replace(parts, **overrides)
 
 
 def embedder_from_settings(settings: Settings) -> Embedder:
@@ -50,21 +71,6 @@ def clusterer_from_settings(settings: Settings) -> Clusterer:
     if settings.clusterer not in kinds:
         raise ValueError(f"unknown MINER_CLUSTERER {settings.clusterer!r}; choose from {sorted(kinds)}")
     return kinds[settings.clusterer](ClusterParams(seed=settings.seed))
-
-
-class ChatCompletions(Protocol):
-    def create(self, **request: Any) -> Any: ...
-
-
-class Chat(Protocol):
-    completions: ChatCompletions
-
-
-@runtime_checkable
-class LLMClient(Protocol):
-    """The slice of `openai.OpenAI` the LLM layer calls: `client.chat.completions.create(...)`."""
-
-    chat: Chat
 
 
 def llm_client_from_settings(settings: Settings) -> LLMClient | None:

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +18,14 @@ _MIGRATION_LOCK = 7_311_540
 def connect(url: str, **kwargs) -> psycopg.Connection:
     """A psycopg connection; the caller commits."""
     return psycopg.connect(url, **kwargs)
+
+
+def create_database(conn: psycopg.Connection, name: str) -> bool:
+    """Create a database on the server (autocommit connection) unless it exists; returns whether it did."""
+    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None:
+        return False
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return True
 
 
 def migration_files() -> list[Path]:

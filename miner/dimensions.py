@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from miner.components import Embedder
+from miner.protocols import Embedder
 
 logger = logging.getLogger(__name__)
 

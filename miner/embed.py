@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from miner.components import Embedder, NotInstalledError
+from miner.protocols import Embedder, NotInstalledError
 from miner.records import Unit
 
 logger = logging.getLogger(__name__)

@@ -29,6 +29,8 @@ class EmbeddedServers:
     def start_postgres(self) -> str:
         import psycopg
 
+        from miner.db import create_database
+
         self.home.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
@@ -37,8 +39,7 @@ class EmbeddedServers:
             server = pgserver.get_server(self.home.resolve() / "postgres", cleanup_mode="stop")
         self._handles.append(server)
         with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
-                conn.execute(f"CREATE DATABASE {DATABASE}")
+            create_database(conn, DATABASE)
         self.database_url = server.get_uri(DATABASE)
         logger.info("embedded PostgreSQL at %s", self.database_url)
         return self.database_url

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from miner.components import Clusterer, Embedder
+from miner.protocols import Clusterer, Embedder
 from miner.metrics import clustering_scores
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import numpy as np
 import psycopg
 
 from miner import repository
-from miner.components import Embedder
+from miner.protocols import Embedder
 from miner.dimensions import PrototypeClassifier, classify_questions
 from miner.embed import embed_units
 from miner.ratings import AnchorSentiment, explicit_ratings, rate_interviews
@@ -81,7 +81,7 @@ def _spearman(pairs: list[tuple[float, float]]) -> float | None:
 
 
 def evaluate_ratings(conn: psycopg.Connection, study: str, embedder: Embedder, gold: dict[str, float] | None = None,
-                     dimension: str = "overall", llm=None) -> RatingEvaluation:
+                     dimension: str = "overall", llm=None, scrub: bool = True) -> RatingEvaluation:
     """Compare inferred ratings with the study's explicit ones (hidden) or with `gold` (external id → rating)."""
     interviews = repository.load_interviews(conn, study)
     units = split_units(interviews)
@@ -142,7 +142,7 @@ def _infer(units: list[Unit], dimensions, vectors: np.ndarray, estimator: Anchor
     if llm is not None:
         from miner.llm_rate import rate_with_llm
 
-        rated = rate_with_llm(shown, llm)
+        rated = rate_with_llm(shown, llm, scrub=scrub)
         ratings = [r for r in ratings if r.interview_id not in rated]
         ratings += [r for result in rated.values() for r in result.ratings]
     inferred: dict[str, dict[str, float]] = defaultdict(dict)

@@ -20,7 +20,7 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 from miner import decode
-from miner.records import Interview, Rejected
+from miner.records import Interview, Rejected, interview_from_record, message_text
 
 logger = logging.getLogger(__name__)
 
@@ -189,11 +189,7 @@ def _describe(error: jsonschema.ValidationError, total: int) -> str:
     return message + (f" (and {total - 1} more problems)" if total > 1 else "")
 
 
-def text_of(content: str | list[dict[str, Any]]) -> str:
-    """Message content as plain text; list content is a sequence of {text} parts."""
-    if isinstance(content, str):
-        return content
-    return "\n".join(part["text"] for part in content)
+text_of = message_text  # message content as plain text
 
 
 def record_hash(record: dict[str, Any]) -> str:
@@ -207,13 +203,5 @@ def to_interview(record: Any, study: str, source_file: str, position: int) -> In
     validate_record(record)
     external_id = record.get("id")
     interview_id = hashlib.sha256(f"{study}\n{record_hash(record)}".encode()).hexdigest()[:32]
-    return Interview(
-        interview_id=interview_id,
-        study=study,
-        session_model=record["sessionModel"],
-        interview_model=record["interviewModel"],
-        record=record,
-        source_file=source_file,
-        source_position=position,
-        external_id=None if external_id is None else str(external_id),
-    )
+    return interview_from_record(record, interview_id=interview_id, study=study, source_file=source_file,
+                                 source_position=position, external_id=None if external_id is None else str(external_id))

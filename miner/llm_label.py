@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -192,8 +192,7 @@ def _label_request(theme: Theme, prompts: _Prompts) -> tuple[JsonRequest, list[t
 
 
 def label_themes(themes: Sequence[Theme], units: Sequence[Unit], vectors: np.ndarray, labels: np.ndarray,
-                 stats: Sequence[ThemeModelStat], llm: LLM, options: LabelOptions | None = None,
-                 on_progress: Callable[[float], None] | None = None) -> LLMLabels:
+                 stats: Sequence[ThemeModelStat], llm: LLM, options: LabelOptions | None = None) -> LLMLabels:
     """LLM labels, summaries, polarity and per-model sentences for themes; extractive where it fails."""
     prompts = _Prompts(units, vectors, labels, options or LabelOptions())
     labeller = f"llm:{llm.options.model}"
@@ -219,18 +218,12 @@ def label_themes(themes: Sequence[Theme], units: Sequence[Unit], vectors: np.nda
             counts["llm_themes_fallback"] += 1
             logger.warning("llm_label: theme %d keeps its extractive label (%s: %s)",
                            theme.theme_id, result.outcome, result.error)
-    if on_progress:
-        on_progress(0.5)
 
     updated = _relabel_duplicates(updated, answers_of, llm, labeller, counts)
-    if on_progress:
-        on_progress(0.7)
 
     # Before reverting duplicates: extractive labels come from unscrubbed text and must not be sent.
     sentences = _model_sentences(updated, stats, prompts, llm, labeller, counts)
     updated = _revert_duplicates(updated, themes, opinions, labeller, counts)
-    if on_progress:
-        on_progress(1.0)
     counts["llm_scrubbed"] = sum(prompts.scrubbed.values())
     logger.info("llm_label: %d themes labelled by %s, %d kept extractive, %d per-model sentences",
                 counts["llm_themes_labelled"], labeller, counts["llm_themes_fallback"], len(sentences))

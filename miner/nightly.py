@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from miner.components import Clusterer
+from miner.protocols import Clusterer
 from miner.registry import ThemeEvent, match_themes
 from miner.themes import number_clusters
 

@@ -1,7 +1,7 @@
-"""The analysis job in one process: the steps of miner.steps in order.
+"""The analysis job in one process: every step of miner.steps.STEPS in order.
 
 Workers run the same steps as separate tasks (workers/tasks.py); this is the short path for
-notebooks, tests and `miner analyze --inline`.
+notebooks, tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -10,25 +10,23 @@ import logging
 
 import psycopg
 
-from miner import steps
-from miner.steps import Components, JobCancelled, NoUnitsError  # noqa: F401  (the public names)
+from miner import jobs
+from miner.components import Components
+from miner.steps import STEPS, JobCancelled, NoUnitsError  # noqa: F401  (the public names)
 
 logger = logging.getLogger(__name__)
 
 
 def run_job(conn: psycopg.Connection, job_id: str, components: Components) -> dict:
-    """Run (or resume) a job to the end; marks it failed and re-raises on error."""
+    """Run (or resume) a job to the end; returns its counts. Marks it failed and re-raises on error."""
     try:
-        plan = steps.prepare(conn, job_id, components)
-        for chunk in range(plan["chunks"]):
-            steps.embed_chunk(conn, job_id, chunk, components)
-        steps.cluster(conn, job_id, components)
-        steps.label(conn, job_id, components)
-        steps.aggregate(conn, job_id, components)
-        steps.understand(conn, job_id, components)
-        return steps.publish(conn, job_id)
+        detail: dict = {}
+        for step in STEPS:
+            for part in jobs.parts_of(conn, job_id, step):
+                detail = jobs.run_step(conn, job_id, step.name, components, part)
+        return detail
     except JobCancelled:
         raise
     except Exception as exc:
-        steps.mark_failed(conn, job_id, exc)
+        jobs.mark_failed(conn, job_id, exc)
         raise

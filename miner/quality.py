@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from miner.components import Embedder
-from miner.ingest import text_of
+from miner.protocols import Embedder
 from miner.ratings import asks_for_rating, parse_rating
 from miner.records import Interview, QualityVerdict, Unit
 
@@ -68,9 +67,9 @@ def is_low_effort(answer: str) -> bool:
 def _answers(interview: Interview) -> list[tuple[str, str]]:
     """(question, answer) for every user turn of the interview, empty answers included."""
     pairs, question = [], []
-    for message in interview.record["interview"]:
-        text = text_of(message["content"]).strip()
-        if message["role"] == "user":
+    for message in interview.interview:
+        text = message.text.strip()
+        if message.role == "user":
             pairs.append(("\n".join(question), text))
             question = []
         elif text:
@@ -100,7 +99,7 @@ def judge_quality(interviews: Sequence[Interview], units: Sequence[Unit], vector
     `llm_judgements` maps interviews the LLM judged low effort to its reason."""
     opinion = opinion_vectors.mean(axis=0)
     opinion = opinion / (np.linalg.norm(opinion) or 1.0)
-    logs_chats = any(interview.record.get("session") for interview in interviews)
+    logs_chats = any(interview.session for interview in interviews)
     unit_index = {u.unit_id: i for i, u in enumerate(units)}
     questions = sorted({u.question for u in units})
     question_vectors = dict(zip(questions, embedder.embed(questions))) if questions else {}
@@ -110,8 +109,8 @@ def judge_quality(interviews: Sequence[Interview], units: Sequence[Unit], vector
     verdicts = []
     for interview in interviews:
         pairs = _answers(interview)
-        session = interview.record.get("session") or []
-        chat = _squash(" ".join(text_of(m["content"]) for m in session))
+        session = interview.session
+        chat = _squash(" ".join(m.text for m in session))
         low_effort = sum(is_low_effort(answer) for _, answer in pairs)
         copied = _copied(pairs, chat, options.pasted_min_chars)
         unrelated = substantive = 0

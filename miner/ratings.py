@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from miner.components import Embedder
+from miner.protocols import Embedder
 from miner.dimensions import DimensionLabel
 from miner.records import Rating, Unit
 

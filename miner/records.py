@@ -8,8 +8,18 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Message:
+    """One turn of a chat or an interview, its content as plain text."""
+
+    role: str  # user | assistant (or whatever else the log says)
+    text: str
+
+
+@dataclass(frozen=True)
 class Interview:
-    """One validated interview log, as stored."""
+    """One validated interview log, parsed once at ingest (miner.ingest.interview_from_record).
+
+    Stages read the typed fields; `record` is the input as given, kept only to be stored."""
 
     interview_id: str
     study: str
@@ -19,6 +29,45 @@ class Interview:
     source_file: str
     source_position: int
     external_id: str | None = None
+    session: tuple[Message, ...] = ()    # the chat with the session model (may be empty)
+    interview: tuple[Message, ...] = ()  # interviewer questions (assistant) and the user's answers (user)
+    session_start: datetime | None = None
+    session_end: datetime | None = None
+    interview_start: datetime | None = None
+    interview_end: datetime | None = None
+
+
+def message_text(content: str | list[dict[str, Any]]) -> str:
+    """Message content as plain text; list content is a sequence of {text} parts."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(part["text"] for part in content)
+
+
+def interview_from_record(record: dict[str, Any], *, interview_id: str, study: str, source_file: str,
+                          source_position: int, external_id: str | None, **_: Any) -> Interview:
+    """The typed Interview of a validated record (or of a stored one): messages as (role, text),
+    timestamps as datetimes (None when absent or unreadable). The one reader of the record's keys."""
+    def messages(key: str) -> tuple[Message, ...]:
+        return tuple(Message(m["role"], message_text(m["content"])) for m in record.get(key) or ())
+
+    return Interview(
+        interview_id=interview_id, study=study, session_model=record["sessionModel"],
+        interview_model=record["interviewModel"], record=record, source_file=source_file,
+        source_position=source_position, external_id=external_id,
+        session=messages("session"), interview=messages("interview"),
+        session_start=_timestamp(record.get("sessionStart")), session_end=_timestamp(record.get("sessionEnd")),
+        interview_start=_timestamp(record.get("interviewStart")), interview_end=_timestamp(record.get("interviewEnd")),
+    )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -98,6 +147,16 @@ class Job:
     error: str | None = None
     counts: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What a job's first step fixes for the others, and (once clustered) the units its themes were fit on."""
+
+    embed_chunks: int | None
+    embed_chunk_size: int | None
+    previous_job_id: str | None  # the published job whose theme ids this one carries on
+    base_units: int | None = None
 
 
 @dataclass(frozen=True)

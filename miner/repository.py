@@ -1,13 +1,13 @@
-"""Every SQL query the library runs: small named functions over a psycopg connection.
-
-Writes are upserts keyed on natural ids, so running a stage twice leaves the same rows.
-Functions never commit; the caller owns the transaction.
+"""SQL for a study's input and what the stages store: interviews, quarantine, units, the embedding
+cache, theme views, the LLM cache and ledger, and the understanding tables. Jobs and their steps are
+in repository_jobs, per-job themes and the registry in repository_runs, the reader's contract in
+repository_reporting. Small named functions over a connection; writes are upserts keyed on natural
+ids, so running a stage twice leaves the same rows; they never commit (the caller owns the transaction).
 """
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from miner.records import Interview, Job, Rejected, Unit
+from miner.records import Interview, Rejected, Unit, interview_from_record
 from miner.records import CachedReply, LLMCall, ThemeModelSentence, ThemeOpinion
 from miner.records import QualityVerdict, Rating, UnitInsight
 
@@ -64,16 +64,27 @@ def load_quarantine(conn: psycopg.Connection, study: str) -> list[dict[str, Any]
         ).fetchall()
 
 
+_INTERVIEW_COLUMNS = "interview_id, study, session_model, interview_model, record, source_file, source_position, external_id"
+
+
 def load_interviews(conn: psycopg.Connection, study: str) -> list[Interview]:
     """All interviews of a study, in a stable order."""
     with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(f"SELECT {_INTERVIEW_COLUMNS} FROM interviews WHERE study = %s ORDER BY interview_id",
+                           (study,)).fetchall()
+    return [interview_from_record(row.pop("record"), **row) for row in rows]
+
+
+def load_job_interviews(conn: psycopg.Connection, job_id: str) -> list[Interview]:
+    """The interviews of a job's fixed units (its snapshot), in the same order as load_interviews."""
+    with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            """SELECT interview_id, study, session_model, interview_model, record, source_file,
-                      source_position, external_id
-               FROM interviews WHERE study = %s ORDER BY interview_id""",
-            (study,),
-        ).fetchall()
-    return [Interview(**row) for row in rows]
+            f"""SELECT {_INTERVIEW_COLUMNS} FROM interviews
+                WHERE interview_id IN (SELECT u.interview_id FROM job_units j JOIN units u USING (unit_id)
+                                       WHERE j.job_id = %s)
+                ORDER BY interview_id""",
+            (job_id,)).fetchall()
+    return [interview_from_record(row.pop("record"), **row) for row in rows]
 
 
 def count_interviews(conn: psycopg.Connection, study: str) -> int:
@@ -125,61 +136,6 @@ def save_embeddings(conn: psycopg.Connection, model: str, vectors: dict[str, np.
                ON CONFLICT (answer_hash, model) DO NOTHING""",
             [(h, model, v.shape[0], np.asarray(v, dtype="<f4").tobytes()) for h, v in vectors.items()],
         )
-
-
-def create_job(conn: psycopg.Connection, study: str, kind: str = "analyze",
-               params: dict[str, Any] | None = None) -> str:
-    """A new queued job; returns its id."""
-    job_id = str(uuid.uuid4())
-    conn.execute(
-        "INSERT INTO jobs (job_id, study, kind, params) VALUES (%s, %s, %s, %s)",
-        (job_id, study, kind, Jsonb(params or {})),
-    )
-    return job_id
-
-
-def _job(row: dict[str, Any]) -> Job:
-    return Job(**{**row, "job_id": str(row["job_id"])})
-
-
-_JOB_COLUMNS = "job_id, study, kind, status, stage, progress, created_at, finished_at, error, counts, params"
-
-
-def get_job(conn: psycopg.Connection, job_id: str) -> Job | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
-    return None if row is None else _job(row)
-
-
-def list_jobs(conn: psycopg.Connection, study: str | None = None, limit: int = 50) -> list[Job]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE %(study)s::text IS NULL OR study = %(study)s
-                ORDER BY created_at DESC LIMIT %(limit)s""",
-            {"study": study, "limit": limit},
-        ).fetchall()
-    return [_job(r) for r in rows]
-
-
-def update_job(conn: psycopg.Connection, job_id: str, *, status: str | None = None,
-               stage: str | None = None, progress: float | None = None, error: str | None = None,
-               counts: dict[str, Any] | None = None) -> None:
-    """Move a job along; timestamps follow the status."""
-    conn.execute(
-        """UPDATE jobs SET
-               status = coalesce(%(status)s, status),
-               stage = coalesce(%(stage)s, stage),
-               progress = coalesce(%(progress)s, progress),
-               error = coalesce(%(error)s, error),
-               counts = counts || coalesce(%(counts)s, '{}'::jsonb),
-               started_at = CASE WHEN %(status)s = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
-               finished_at = CASE WHEN %(status)s IN ('succeeded', 'failed', 'cancelled') THEN now()
-                                  ELSE finished_at END
-           WHERE job_id = %(job_id)s""",
-        {"job_id": job_id, "status": status, "stage": stage,
-         "progress": None if progress is None else min(max(progress, 0.0), 1.0),
-         "error": error, "counts": None if counts is None else Jsonb(counts)},
-    )
 
 
 def theme_by_model(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
@@ -338,35 +294,3 @@ def save_insights(conn: psycopg.Connection, job_id: str, run: dict[str, Any], in
         for sql, params in rows.items():
             if params:
                 cur.executemany(sql, params)
-
-
-def model_ratings(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
-    """The model_ratings view for one study."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT session_model, dimension, mean, ci_low, ci_high, n, n_explicit, rating_estimator
-               FROM model_ratings WHERE study = %s ORDER BY dimension, session_model""",
-            (study,),
-        ).fetchall()
-
-
-def theme_prevalence(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
-    """The theme_prevalence view for one study."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT theme_id, label, session_model, interviews_with, interviews, prevalence, ci_low, ci_high,
-                      rest_prevalence, difference, cohens_h, p_value, p_adjusted, significant, more_common,
-                      correction
-               FROM theme_prevalence WHERE study = %s ORDER BY theme_id, session_model""",
-            (study,),
-        ).fetchall()
-
-
-def quality_exclusions(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
-    """The quality_exclusions view for one study: interviews per reason, 'any' = all excluded."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT reason, interviews, share, excluded_from_statistics FROM quality_exclusions
-               WHERE study = %s ORDER BY reason""",
-            (study,),
-        ).fetchall()

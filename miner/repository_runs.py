@@ -1,107 +1,18 @@
-"""SQL for job runs: job steps, job unit snapshots, per-job themes/assignments and the theme
-registry. (repository.py grew past its size; this is its second half, same rules: small named
-functions over a connection, parameterized, upserts, no commits.)"""
+"""SQL for what a job finds: per-job assignments, themes and quotes, theme × model counts, the
+cached vectors of its units, and the theme registry (stable ids, lineage). Small named functions
+over a connection, parameterized, upserts, no commits."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from miner.records import Theme, ThemeModelStat, Unit
 from miner.repository import load_embeddings
 from miner.registry import ThemeEvent
-
-
-def step_status(conn: psycopg.Connection, job_id: str, step: str) -> tuple[str, dict[str, Any]] | None:
-    """(status, detail) of a job's step, or None if it never started."""
-    row = conn.execute("SELECT status, detail FROM job_steps WHERE job_id = %s AND step = %s", (job_id, step)).fetchone()
-    return None if row is None else (row[0], row[1])
-
-
-def start_step(conn: psycopg.Connection, job_id: str, step: str) -> None:
-    conn.execute(
-        """INSERT INTO job_steps (job_id, step, status) VALUES (%s, %s, 'running')
-           ON CONFLICT (job_id, step) DO UPDATE SET status = 'running', attempts = job_steps.attempts + 1,
-               started_at = now(), finished_at = NULL""",
-        (job_id, step),
-    )
-    conn.execute(
-        """UPDATE jobs SET status = 'running', stage = %s, heartbeat_at = now(),
-               started_at = coalesce(started_at, now()), error = NULL
-           WHERE job_id = %s AND status IN ('queued', 'running', 'failed')""",
-        (step.split(":")[0], job_id),
-    )
-
-
-def finish_step(conn: psycopg.Connection, job_id: str, step: str, detail: dict[str, Any], progress: float) -> None:
-    # clock_timestamp(), not now(): this transaction began when the step's body did, so now() would
-    # record the step's start as its finish.
-    conn.execute(
-        """UPDATE job_steps SET status = 'done', finished_at = clock_timestamp(), detail = %s
-           WHERE job_id = %s AND step = %s""",
-        (Jsonb(detail), job_id, step),
-    )
-    conn.execute(
-        "UPDATE jobs SET progress = greatest(progress, %s), heartbeat_at = now() WHERE job_id = %s",
-        (min(max(progress, 0.0), 1.0), job_id),
-    )
-
-
-def done_steps(conn: psycopg.Connection, job_id: str) -> dict[str, dict[str, Any]]:
-    rows = conn.execute("SELECT step, detail FROM job_steps WHERE job_id = %s AND status = 'done'", (job_id,))
-    return dict(rows.fetchall())
-
-
-def set_job_plan(conn: psycopg.Connection, job_id: str, embed_chunks: int, previous_job_id: str | None) -> None:
-    conn.execute("UPDATE jobs SET embed_chunks = %s, previous_job_id = %s WHERE job_id = %s",
-                 (embed_chunks, previous_job_id, job_id))
-
-
-def job_plan(conn: psycopg.Connection, job_id: str) -> tuple[int | None, str | None]:
-    row = conn.execute("SELECT embed_chunks, previous_job_id FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
-    return row[0], None if row[1] is None else str(row[1])
-
-
-def lock_job(conn: psycopg.Connection, job_id: str) -> str:
-    """Lock the job's row for this transaction; returns its status."""
-    return conn.execute("SELECT status FROM jobs WHERE job_id = %s FOR UPDATE", (job_id,)).fetchone()[0]
-
-
-def published_job(conn: psycopg.Connection, study: str, excluding: str | None = None) -> str | None:
-    """The study's published job, other than `excluding` (the SQL view published_jobs defines which)."""
-    row = conn.execute(
-        """SELECT job_id FROM published_jobs WHERE study = %s AND job_id IS DISTINCT FROM %s
-           ORDER BY recency LIMIT 1""",
-        (study, excluding),
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def save_job_units(conn: psycopg.Connection, job_id: str, unit_ids: Sequence[str]) -> None:
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO job_units (job_id, position, unit_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            [(job_id, position, unit_id) for position, unit_id in enumerate(unit_ids)],
-        )
-
-
-def load_job_units(conn: psycopg.Connection, job_id: str, offset: int = 0, limit: int | None = None) -> list[Unit]:
-    """A job's units in their fixed order (optionally one slice of it)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            """SELECT u.unit_id, u.interview_id, u.study, u.session_model, u.answer_index, u.question,
-                      u.answer, u.answer_hash
-               FROM job_units j JOIN units u USING (unit_id)
-               WHERE j.job_id = %s AND j.position >= %s AND (%s::int IS NULL OR j.position < %s + %s::int)
-               ORDER BY j.position""",
-            (job_id, offset, limit, offset, limit),
-        ).fetchall()
-    return [Unit(**row) for row in rows]
 
 
 def load_assignments(conn: psycopg.Connection, job_id: str) -> dict[str, int | None]:
@@ -196,7 +107,7 @@ def save_theme_events(conn: psycopg.Connection, study: str, job_id: str, events:
         )
 
 
-def apply_theme_events(conn: psycopg.Connection, study: str, job_id: str) -> None:
+def apply_theme_events(conn: psycopg.Connection, job_id: str) -> None:
     """Fold a job's lineage events into the registry (at publish time)."""
     conn.execute(
         """INSERT INTO theme_registry (study, theme_id, born_job, last_job)
@@ -211,59 +122,3 @@ def apply_theme_events(conn: psycopg.Connection, study: str, job_id: str) -> Non
            WHERE e.job_id = %(job)s AND e.event = 'retired' AND r.study = e.study AND r.theme_id = e.theme_id""",
         {"job": job_id},
     )
-
-
-def studies_needing_nightly(conn: psycopg.Connection) -> list[str]:
-    """Studies with interviews that their published job has not seen (or with no published job)."""
-    rows = conn.execute(
-        """SELECT DISTINCT i.study FROM interviews i
-           LEFT JOIN latest_jobs l USING (study)
-           WHERE l.job_id IS NULL OR NOT EXISTS (
-               SELECT 1 FROM job_units ju JOIN units u USING (unit_id)
-               WHERE ju.job_id = l.job_id AND u.interview_id = i.interview_id)
-           ORDER BY 1"""
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def active_job(conn: psycopg.Connection, study: str) -> str | None:
-    row = conn.execute("SELECT job_id FROM jobs WHERE study = %s AND status IN ('queued', 'running') LIMIT 1",
-                       (study,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def stalled_jobs(conn: psycopg.Connection, seconds: int) -> list[str]:
-    """Jobs queued or running with no step activity for `seconds` (a lost message, a dead worker)."""
-    rows = conn.execute(
-        """SELECT job_id FROM jobs
-           WHERE status IN ('queued', 'running')
-             AND coalesce(heartbeat_at, created_at) < now() - make_interval(secs => %s)
-           ORDER BY created_at""",
-        (seconds,),
-    ).fetchall()
-    return [str(r[0]) for r in rows]
-
-
-def last_nightly(conn: psycopg.Connection) -> list[dict[str, Any]]:
-    """Per study, its latest nightly job."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT DISTINCT ON (study) study, job_id, status, created_at, finished_at, counts, error
-               FROM jobs WHERE kind = 'nightly' ORDER BY study, created_at DESC"""
-        ).fetchall()
-
-
-def touch_job(conn: psycopg.Connection, job_id: str) -> None:
-    conn.execute("UPDATE jobs SET heartbeat_at = now() WHERE job_id = %s", (job_id,))
-
-
-def set_job_status(conn: psycopg.Connection, job_id: str, status: str, allowed_from: Sequence[str]) -> bool:
-    """Move a job to `status` if it is in one of `allowed_from`; returns whether it moved."""
-    row = conn.execute(
-        """UPDATE jobs SET status = %s, error = CASE WHEN %s = 'queued' THEN NULL ELSE error END,
-               finished_at = CASE WHEN %s IN ('cancelled', 'failed') THEN now() ELSE NULL END,
-               heartbeat_at = now()
-           WHERE job_id = %s AND status = ANY(%s) RETURNING job_id""",
-        (status, status, status, job_id, list(allowed_from)),
-    ).fetchone()
-    return row is not None

@@ -6,8 +6,7 @@ import logging
 
 import psycopg
 
-from miner import repository
-from miner import repository_runs as runs
+from miner import repository_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +21,13 @@ def create_nightly_jobs(conn: psycopg.Connection, force: bool = False) -> list[t
     A study whose previous job is still queued or running is left alone for tonight.
     """
     if force:
-        studies = [r[0] for r in conn.execute("SELECT DISTINCT study FROM interviews ORDER BY 1")]
+        studies = repository_jobs.studies_with_interviews(conn)
     else:
-        studies = runs.studies_needing_nightly(conn)
+        studies = repository_jobs.studies_needing_nightly(conn)
     created = []
     for study in studies:
-        if runs.active_job(conn, study) is None:
-            created.append((study, repository.create_job(conn, study, kind="nightly")))
+        if repository_jobs.active_job(conn, study) is None:
+            created.append((study, repository_jobs.create_job(conn, study, kind="nightly")))
     conn.commit()
     logger.info("nightly: %d studies → %d jobs", len(studies), len(created))
     return created
@@ -36,23 +35,23 @@ def create_nightly_jobs(conn: psycopg.Connection, force: bool = False) -> list[t
 
 def cancel_job(conn: psycopg.Connection, job_id: str) -> None:
     """Stop a queued or running job: its remaining steps do nothing, nothing gets published."""
-    if repository.get_job(conn, job_id) is None:
+    if repository_jobs.get_job(conn, job_id) is None:
         raise LookupError(f"no job {job_id}")
-    if not runs.set_job_status(conn, job_id, "cancelled", ("queued", "running")):
-        raise JobStateError(f"job {job_id} is {repository.get_job(conn, job_id).status}; only a queued or "
+    if not repository_jobs.set_job_status(conn, job_id, "cancelled", ("queued", "running")):
+        raise JobStateError(f"job {job_id} is {repository_jobs.get_job(conn, job_id).status}; only a queued or "
                             "running job can be cancelled")
     conn.commit()
 
 
 def reopen_job(conn: psycopg.Connection, job_id: str) -> str:
     """Make a failed, cancelled or stalled job runnable again; returns the first unfinished step."""
-    from miner.steps import first_unfinished
+    from miner.jobs import first_unfinished
 
-    job = repository.get_job(conn, job_id)
+    job = repository_jobs.get_job(conn, job_id)
     if job is None:
         raise LookupError(f"no job {job_id}")
     if job.status == "succeeded":
         raise JobStateError(f"job {job_id} already succeeded")
-    runs.set_job_status(conn, job_id, "queued", ("failed", "cancelled", "running", "queued"))
+    repository_jobs.set_job_status(conn, job_id, "queued", ("failed", "cancelled", "running", "queued"))
     conn.commit()
     return first_unfinished(conn, job_id)[0]

@@ -24,7 +24,6 @@ from typing import Literal
 
 import numpy as np
 
-from miner.ingest import text_of
 from miner.records import (DimensionCorrelation, Interview, ModelEngagement, ModelRating, Rating,
                            ThemePrevalence, ThemeSentiment, ThemeTest, Unit)
 
@@ -111,12 +110,12 @@ def cohens_h(p1: float, p2: float) -> float:
     return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
 
 
-def _seconds(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
         return None
     try:
-        delta = datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(start.replace("Z", "+00:00"))
-    except (ValueError, TypeError):
+        delta = end - start
+    except TypeError:  # one with a time zone, one without
         return None
     seconds = delta.total_seconds()
     return seconds if seconds >= 0 else None
@@ -145,16 +144,14 @@ def engagement(interviews: Sequence[Interview], units: Sequence[Unit], excluded:
         rounds, turn_words = [], {"user": [0, 0], "assistant": [0, 0]}
         session_seconds, interview_seconds = [], []
         for interview in group:
-            session = interview.record.get("session") or []
-            rounds.append(sum(m["role"] == "user" for m in session))
-            for message in session:
-                if message["role"] in turn_words:
-                    turn_words[message["role"]][0] += _words(text_of(message["content"]))
-                    turn_words[message["role"]][1] += 1
-            record = interview.record
-            if (s := _seconds(record.get("sessionStart"), record.get("sessionEnd"))) is not None:
+            rounds.append(sum(m.role == "user" for m in interview.session))
+            for message in interview.session:
+                if message.role in turn_words:
+                    turn_words[message.role][0] += _words(message.text)
+                    turn_words[message.role][1] += 1
+            if (s := _seconds(interview.session_start, interview.session_end)) is not None:
                 session_seconds.append(s)
-            if (s := _seconds(record.get("interviewStart"), record.get("interviewEnd"))) is not None:
+            if (s := _seconds(interview.interview_start, interview.interview_end)) is not None:
                 interview_seconds.append(s)
 
         def per_turn(role: str) -> float | None:

@@ -1,6 +1,6 @@
 """The theme tree inside a job: load the job's themes and vectors, build and name the tree
-(miner.tree, miner.tree_label) and save it (miner.repository_tree). Called at the end of the
-aggregate step (miner.steps), on the step's connection and in its transaction."""
+(miner.tree, miner.tree_label) and save it (miner.repository_tree). Called by the `tree` step
+(miner.steps), on the step's connection and in its transaction."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from miner import repository, repository_tree
+from miner import repository, repository_jobs, repository_tree
 from miner import repository_runs as runs
 from miner.records import Job, Unit
 from miner.themes import members_by_theme
@@ -20,13 +20,11 @@ from miner.tree import build_tree, centroids_of, name_nodes, node_stats
 logger = logging.getLogger(__name__)
 
 
-def save_theme_tree(conn: psycopg.Connection, job: Job, units: list[Unit], labels: np.ndarray,
+def save_theme_tree(conn: psycopg.Connection, job: Job, units: list[Unit], vectors: np.ndarray, labels: np.ndarray,
                     components: Any) -> dict[str, Any]:
     """Build, name and store the job's theme tree; returns counts for the step's detail."""
-    cached = runs.load_vectors(conn, components.embedder.name, units)
-    vectors = np.vstack([cached[u.answer_hash] for u in units]) if units else np.zeros((0, 0))
     theme_ids, centroids, sizes = centroids_of(labels, vectors)
-    _, previous_job = runs.job_plan(conn, job.job_id)
+    previous_job = repository_jobs.job_plan(conn, job.job_id).previous_job_id
     previous = repository_tree.load_tree(conn, previous_job) if previous_job else []
     nodes = build_tree(theme_ids, centroids, sizes, previous, repository_tree.next_node_numbers(conn, job.study))
     documents = {t: [units[i].answer for i in members] for t, members in members_by_theme(labels).items()}
@@ -40,19 +38,16 @@ def save_theme_tree(conn: psycopg.Connection, job: Job, units: list[Unit], label
 
 
 def _llm_names(conn: psycopg.Connection, job: Job, nodes, units: list[Unit], components: Any):
-    from miner.llm import LLM, PostgresStore
+    from miner.llm import LLM, LLMOptions, PostgresStore
     from miner.tree_label import label_nodes
 
-    budget = job.params.get("token_budget", components.llm_options.token_budget)
+    options = components.llm_options or LLMOptions(model="")
+    budget = job.params.get("token_budget", options.token_budget)
     if budget is not None:  # one budget per job: what earlier steps spent is gone
         budget = max(0, budget - sum(row["billed_tokens"] for row in repository.llm_cost(conn, job.job_id)))
     # No repair round: at most one request per parent node.
-    llm = LLM(components.llm_client, replace(components.llm_options, repair_attempts=0),
+    llm = LLM(components.llm_client, replace(options, repair_attempts=0),
               PostgresStore(conn, job.job_id), token_budget=budget)
     answers = {u.unit_id: u.answer for u in units}
-    try:
-        with conn.transaction():  # a savepoint: a failed write must not abort the step's transaction
-            return label_nodes(nodes, runs.load_themes(conn, job.job_id), answers, llm)
-    except Exception:  # a broken LLM must not cost the tree: it keeps its extractive names
-        logger.exception("job %s: LLM naming of the theme tree failed; keeping extractive names", job.job_id)
-        return nodes, {"tree_llm_failed": sum(n.kind != "theme" for n in nodes)}
+    # The LLM's failures are values (its ledger; extractive names kept); an exception is a bug.
+    return label_nodes(nodes, runs.load_themes(conn, job.job_id), answers, llm)

@@ -9,13 +9,12 @@ low-quality interviews unless `include_low_quality`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from miner.components import Embedder
+from miner.protocols import Embedder
 from miner.dimensions import (DEFAULT_THRESHOLD, DimensionLabel, PrototypeClassifier, classify_questions,
                               load_prototypes, question_sentences)
 from miner.quality import QualityOptions, judge_quality
@@ -77,23 +76,18 @@ def texts_to_embed(units: Sequence[Unit]) -> set[str]:
 
 def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit], vectors: np.ndarray,
                           labels: np.ndarray, embedder: Embedder, options: UnderstandOptions = UnderstandOptions(),
-                          llm=None, on_progress: Callable[[str], None] | None = None,
-                          savepoint: Callable[[], AbstractContextManager] | None = None,
-                          known_vectors: dict[str, np.ndarray] | None = None) -> Understanding:
+                          llm=None, known_vectors: dict[str, np.ndarray] | None = None) -> Understanding:
     """Dimensions, ratings, quality verdicts and statistics for one study's units.
 
-    `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline.
-    `savepoint` (e.g. `conn.transaction`) wraps the LLM calls, so that a failed write of their
-    ledger rolls back only them and the caller's transaction stays usable.
+    `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline (its
+    failures are outcomes, not exceptions: an exception here is a bug or a database error).
     """
-    progress = on_progress or (lambda stage: None)
     embedder = _OnceEmbedder(embedder, known_vectors)
     estimator = AnchorSentiment(embedder)
     classifier = PrototypeClassifier(embedder, threshold=options.dimension_threshold)
     by_question = classify_questions([u.question for u in units], classifier)
     dimensions = {u.unit_id: by_question[u.question] for u in units}
     sources = {u.unit_id: "prototype" for u in units}
-    progress("ratings")
 
     # Offline first: the LLM's answers replace it interview by interview where they arrive.
     ratings, sentiment = rate_interviews(units, dimensions, vectors, estimator)
@@ -102,23 +96,16 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
     if llm is not None and units:
         from miner.llm_rate import rate_with_llm
 
-        try:
-            with savepoint() if savepoint else nullcontext():
-                rated = rate_with_llm(units, llm, scrub=options.llm_scrub)
-        except Exception:  # a broken LLM stage must not lose the ratings: the offline ones stay
-            logger.exception("understand: LLM rating failed; keeping the offline ratings")
-            rated = {}
+        rated = rate_with_llm(units, llm, scrub=options.llm_scrub)
         if rated:
             ratings = _merge_llm(units, dimensions, sources, ratings, rated)
             llm_judgements = {i: r.quality_reason or "judged low effort" for i, r in rated.items() if r.low_effort}
             rating_estimator = f"llm:{llm.options.model}" + (" + " + estimator.name if len(rated) < len(
                 {u.interview_id for u in units}) else "")
-    progress("quality")
 
     verdicts = judge_quality(interviews, units, vectors, embedder, estimator.anchor_vectors(), options.quality,
                              llm_judgements)
     excluded = set() if options.include_low_quality else {v.interview_id for v in verdicts if v.low_quality}
-    progress("stats")
     statistics = compute_statistics(interviews, units, labels, ratings, sentiment, excluded, options.stats)
 
     insights = [UnitInsight(u.unit_id, dimensions[u.unit_id].dimension, dimensions[u.unit_id].confidence,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from miner.ingest import text_of
 from miner.records import Interview, Unit
 
 logger = logging.getLogger(__name__)
@@ -22,9 +21,9 @@ def split_units(interviews: list[Interview]) -> list[Unit]:
     for interview in interviews:
         question_parts: list[str] = []
         answer_index = 0
-        for message in interview.record["interview"]:
-            text = text_of(message["content"]).strip()
-            if message["role"] != "user":
+        for message in interview.interview:
+            text = message.text.strip()
+            if message.role != "user":
                 question_parts.append(text)
                 continue
             if text:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import psycopg
 
-from miner import repository
-from miner.components import clusterer_from_settings
+from miner import repository, repository_jobs
+from miner.components import Components
 from miner.ingest import to_interview
-from miner.label import ExtractiveLabeller
 from miner.llm import LLMOptions
-from miner.pipeline import Components, run_job
+from miner.pipeline import run_job
 from miner.sample import generate_sample
 from openai_server import Fault, OpenAIServer, schema_name, smart_reply
 
@@ -35,15 +34,14 @@ def analysed_study(database_url: str, settings, embedder) -> list[str]:
         # Interview ratings aren't scripted: refused, so the job rates offline once the breaker opens.
         server.add_fault(Fault(status=503), times=None, when=lambda body: schema_name(body) not in LABEL_SCHEMAS)
         client = openai.OpenAI(base_url=server.base_url, api_key="test", timeout=5.0, max_retries=0)
-        parts = Components(embedder=embedder, clusterer=clusterer_from_settings(settings),
-                           labeller=ExtractiveLabeller(), llm_client=client,
-                           llm_options=LLMOptions(model="report-test-llm", max_retries=0, failure_threshold=2,
-                                                  backoff_initial=0.01, backoff_max=0.02, max_tokens=300))
+        parts = Components.from_settings(settings, embedder=embedder, llm_client=client,
+                                         llm_options=LLMOptions(model="report-test-llm", max_retries=0, failure_threshold=2,
+                                                                backoff_initial=0.01, backoff_max=0.02, max_tokens=300))
         jobs = []
         for number, (start, end) in enumerate(batches):
             repository.save_interviews(conn, [to_interview(s.record, STUDY, "sample.jsonl", n)
                                               for n, s in enumerate(samples[start:end], start=start + 1)])
-            job_id = repository.create_job(conn, STUDY, kind="analyze" if number == 0 else "nightly")
+            job_id = repository_jobs.create_job(conn, STUDY, kind="analyze" if number == 0 else "nightly")
             conn.commit()
             run_job(conn, job_id, parts)
             jobs.append(job_id)

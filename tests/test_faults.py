@@ -18,14 +18,12 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import start_worker, wait_for_job
-from miner import components as component_factory
 from miner.cli import app
-from miner.label import ExtractiveLabeller
 from miner.pipeline import run_job
-from miner import repository
+from miner import repository_jobs
 from miner.sample import generate_sample, write_jsonl
 from miner.settings import Settings
-from miner.steps import Components
+from miner.components import Components
 from openai_server import OpenAIServer, smart_reply
 
 pytestmark = pytest.mark.timeout(900)
@@ -104,14 +102,9 @@ def rerun_in_process(database_url, env, study) -> str:
     """An uninterrupted job over the same study with the worker's settings, for comparison."""
     settings = Settings(**{k.removeprefix("MINER_").lower(): v for k, v in env.items()
                            if k.startswith("MINER_") and k not in ("MINER_HOME",)})
-    comps = Components(
-        embedder=component_factory.embedder_from_settings(settings),
-        clusterer=component_factory.clusterer_from_settings(settings), labeller=ExtractiveLabeller(),
-        llm_client=component_factory.llm_client_from_settings(settings),
-        llm_options=component_factory.llm_options_from_settings(settings),
-        label_options=component_factory.label_options_from_settings(settings), embed_chunk=settings.embed_chunk)
+    comps = Components.from_settings(settings)
     with psycopg.connect(database_url) as conn:
-        job_id = repository.create_job(conn, study)
+        job_id = repository_jobs.create_job(conn, study)
         conn.commit()
         run_job(conn, job_id, comps)
     return job_id

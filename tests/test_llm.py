@@ -11,7 +11,7 @@ import openai
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from miner import repository
+from miner import repository, repository_jobs
 from miner.llm import LLM, JsonRequest, LLMOptions, MemoryStore, PostgresStore, parse_reply
 from openai_server import Fault, OpenAIServer, request_data
 
@@ -59,7 +59,7 @@ def test_request_asks_for_json_schema_and_reply_is_validated(server):
 
 
 def test_identical_request_is_answered_from_the_postgres_cache_without_http(server, conn):
-    job_id = repository.create_job(conn, "llm-cache-study")
+    job_id = repository_jobs.create_job(conn, "llm-cache-study")
     first = make_llm(server, store=PostgresStore(conn, job_id)).complete_json([ask("cache me"), ask("me too")])
     assert server.request_count == 2
     second_llm = make_llm(server, store=PostgresStore(conn, job_id))

@@ -16,14 +16,14 @@ from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
 from conftest import RUN_TAG, start_worker, wait_for_job
-from miner import repository, steps
+from miner import jobs, repository, repository_jobs, steps
 from miner.cli import app
 from miner.ingest import to_interview
-from miner.label import ExtractiveLabeller
 from miner.llm import LLMOptions
 from miner.label_guard import INSTRUCTIONS_LABEL, label_problem, near_same
-from miner.pipeline import Components
+from miner.components import Components
 from miner.sample import generate_sample
+from miner.settings import Settings
 from openai_server import (Fault, OpenAIServer, gullible_reply, is_schema, request_data, schema_name,
                            smart_reply, stubborn_gullible_reply)
 
@@ -72,8 +72,8 @@ def components(embedder, server, model: str, k: int = THEMES, **options) -> Comp
     settings = dict(model=model, max_concurrency=4, max_retries=2, backoff_initial=0.01, backoff_max=0.05,
                     max_tokens=200, failure_threshold=3)
     client = openai.OpenAI(base_url=server.base_url, api_key="test", timeout=2.0, max_retries=0)
-    return Components(embedder=embedder, clusterer=KMeansClusterer(k), labeller=ExtractiveLabeller(),
-                      llm_client=client, llm_options=LLMOptions(**{**settings, **options}))
+    return Components.from_settings(Settings(), embedder=embedder, clusterer=KMeansClusterer(k), llm_client=client,
+                                    llm_options=LLMOptions(**{**settings, **options}))
 
 
 def ingest(conn, study: str, records) -> None:
@@ -84,15 +84,13 @@ def ingest(conn, study: str, records) -> None:
 def analyse(conn, study: str, parts: Components, params: dict | None = None) -> tuple[str, dict]:
     """Run a job's steps to the end except `understand` (ratings): slow, and another stage's business.
     The whole job runs in the worker test below."""
-    job_id = repository.create_job(conn, study, params=params)
+    job_id = repository_jobs.create_job(conn, study, params=params)
     conn.commit()
-    plan = steps.prepare(conn, job_id, parts)
-    for chunk in range(plan["chunks"]):
-        steps.embed_chunk(conn, job_id, chunk, parts)
-    for step in (steps.cluster, steps.label, steps.aggregate):
-        step(conn, job_id, parts)
-    steps.publish(conn, job_id)
-    job = repository.get_job(conn, job_id)
+    for step in steps.STEPS:
+        if step.name != "understand":
+            for part in jobs.parts_of(conn, job_id, step):
+                jobs.run_step(conn, job_id, step.name, parts, part)
+    job = repository_jobs.get_job(conn, job_id)
     assert job.status == "succeeded", job.error
     return job_id, job.counts
 
@@ -151,7 +149,7 @@ def test_llm_labels_summaries_polarity_and_sentences_are_stored(conn, basic_runs
 def test_second_identical_run_makes_no_llm_requests(conn, basic_runs):
     first, second, _, second_requests, _ = basic_runs
     assert second_requests == 0
-    counts = repository.get_job(conn, second).counts
+    counts = repository_jobs.get_job(conn, second).counts
     assert counts["llm_cache_hits"] == counts["llm_calls"] > 0 and counts.get("llm_requests", 0) == 0
     assert themes_of(conn, first) == themes_of(conn, second)
     [label_cost] = [r for r in repository.llm_cost(conn, second) if r["purpose"] == "label"]
@@ -223,6 +221,36 @@ def test_every_fault_ends_with_a_finished_job_and_no_lost_themes(conn, embedder,
     if fault == "server-error":  # the endpoint is given up on, not hammered for every theme
         assert sum(schema_name(b) in LABELLING_SCHEMAS for b in fresh_server.requests) <= (3 + 4) * 3
         assert counts["llm_unavailable"] > 0
+
+
+def test_a_bug_in_a_step_fails_the_job_with_the_error_shown(conn, embedder, fresh_server, fault_study, miner_env):
+    """A programming error in the label step is no "LLM fallback": the job fails naming it, `miner jobs
+    show` prints it, and once fixed the job resumes from that step and succeeds."""
+    from dataclasses import replace
+
+    from miner.pipeline import run_job
+    from miner.schedule import reopen_job
+
+    good = components(embedder, fresh_server, "m-bug")
+    broken = replace(good, label_options=object())  # not a LabelOptions: reading it raises AttributeError
+    job_id = repository_jobs.create_job(conn, fault_study)
+    conn.commit()
+    with pytest.raises(AttributeError):
+        run_job(conn, job_id, broken)
+    job = repository_jobs.get_job(conn, job_id)
+    assert job.status == "failed" and job.stage == "label"
+    assert job.error.startswith("AttributeError:") and "has no attribute" in job.error
+    assert "llm_failed" not in job.counts
+    shown = CliRunner().invoke(app, ["jobs", "show", job_id], env=miner_env)
+    assert shown.exit_code == 0 and "failed" in shown.output and "AttributeError" in shown.output
+
+    assert reopen_job(conn, job_id) == "label"
+    for step in steps.STEPS[[s.name for s in steps.STEPS].index("label"):]:
+        if step.name != "understand":
+            jobs.run_step(conn, job_id, step.name, good)
+    job = repository_jobs.get_job(conn, job_id)
+    assert job.status == "succeeded" and job.counts["themes"] == THEMES and "llm_failed" not in job.counts
+    assert {t["labeller"] for t in themes_of(conn, job_id)} == {"llm:m-bug"}
 
 
 def test_unknown_cited_ids_are_dropped_and_counted(conn, embedder, fresh_server, fault_study):
@@ -393,7 +421,7 @@ def test_job_through_a_real_worker_stores_llm_labels_and_reruns_from_cache(
             ingest(conn, "llm-worker", [s.record for s in SAMPLES])
             jobs = []
             for _ in range(2):
-                job_id = repository.create_job(conn, "llm-worker")
+                job_id = repository_jobs.create_job(conn, "llm-worker")
                 conn.commit()
                 enqueue_analysis(settings.broker_url, queue, job_id)
                 assert wait_for_job(database_url, job_id, timeout=300) == "succeeded"
@@ -403,7 +431,7 @@ def test_job_through_a_real_worker_stores_llm_labels_and_reruns_from_cache(
             themes = themes_of(conn, first)
             assert themes and {t["labeller"] for t in themes} == {"llm:m-worker"}
             assert themes_of(conn, second) == themes
-            assert repository.get_job(conn, second).counts["llm_cache_hits"] > 0
+            assert repository_jobs.get_job(conn, second).counts["llm_cache_hits"] > 0
     finally:
         worker.terminate()
         worker.wait(timeout=60)

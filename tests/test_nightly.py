@@ -8,15 +8,13 @@ from collections import Counter
 import psycopg
 import pytest
 
-from miner import repository
+from miner import repository, repository_jobs
 from miner import repository_runs as runs
-from miner.components import clusterer_from_settings
+from miner.components import Components
 from miner.ingest import to_interview
-from miner.label import ExtractiveLabeller
 from miner.pipeline import run_job
 from miner.sample import generate_sample
 from miner.schedule import create_nightly_jobs
-from miner.steps import Components
 
 STUDY = "nightly"
 NEW_OPINION = {"wants_voice_mode": [
@@ -44,8 +42,7 @@ def nightly_job(conn, components, force=False) -> str:
 @pytest.fixture(scope="module")
 def runs_over_time(database_url, settings, embedder):
     """Nightly run on 300 interviews, again on the same data, then after 10% new interviews."""
-    components = Components(embedder=embedder, clusterer=clusterer_from_settings(settings),
-                            labeller=ExtractiveLabeller())
+    components = Components.from_settings(settings, embedder=embedder)
     old = generate_sample(300, seed=21)
     new = generate_sample(30, seed=22, extra_themes=NEW_OPINION)
     with psycopg.connect(database_url) as conn:
@@ -89,7 +86,7 @@ def test_planted_new_opinion_is_born_as_a_new_theme(database_url, runs_over_time
     with psycopg.connect(database_url) as conn:
         born = {r[0] for r in conn.execute("SELECT theme_id FROM theme_lineage WHERE job_id = %s AND event = 'born'", (third,))}
         old_ids = {r[0] for r in conn.execute("SELECT theme_id FROM themes WHERE job_id = %s", (runs_over_time["second"],))}
-        counts = repository.get_job(conn, third).counts
+        counts = repository_jobs.get_job(conn, third).counts
     planted_units = [f"{to_interview(s.record, STUDY, 'x', 0).interview_id}:{i}"
                      for s in runs_over_time["new"] for i, t in enumerate(s.answer_themes) if t == "wants_voice_mode"]
     assert len(planted_units) >= 8

@@ -16,7 +16,7 @@ import redis
 from typer.testing import CliRunner
 
 from conftest import REPO, RUN_TAG
-from miner import repository
+from miner import repository, repository_jobs
 from miner.cli import app
 from miner.ingest import to_interview
 from miner.settings import Settings
@@ -110,13 +110,13 @@ def test_broker_down_prints_the_job_id_and_the_job_can_be_retried(miner_env, con
         assert down.exit_code == 2
         job_id, message = [line for line in down.output.splitlines() if line.strip()]
         assert "the broker is unreachable" in message and f"miner jobs retry {job_id}" in message
-        job = repository.get_job(conn, job_id)
+        job = repository_jobs.get_job(conn, job_id)
         assert job.status == "failed" and "broker is unreachable" in job.error
 
         retried = invoke({**miner_env, "MINER_QUEUE": queue}, "jobs", "retry", job_id)
         assert retried.exit_code == 0 and f"job {job_id} resumes at step" in retried.output
         conn.rollback()
-        assert repository.get_job(conn, job_id).status == "queued"
+        assert repository_jobs.get_job(conn, job_id).status == "queued"
         assert redis.Redis.from_url(broker_url).llen(queue) == 1  # sent this time
     finally:
         redis.Redis.from_url(broker_url).delete(queue)
@@ -143,7 +143,7 @@ def test_wait_without_a_worker_says_so_and_keeps_the_job(miner_env, conn, broker
         rest, _ = process.communicate(timeout=30)
         assert process.returncode == 130 and f"stopped waiting; job {job_id} goes on" in rest
         conn.rollback()
-        assert repository.get_job(conn, job_id).status == "queued"  # a worker started later still runs it
+        assert repository_jobs.get_job(conn, job_id).status == "queued"  # a worker started later still runs it
     finally:
         if process.poll() is None:
             process.kill()

@@ -9,11 +9,10 @@ import pytest
 from psycopg.rows import dict_row
 from sklearn.metrics import adjusted_rand_score
 
-from miner import repository
-from miner.components import clusterer_from_settings
+from miner import repository, repository_jobs
+from miner.components import Components
 from miner.ingest import to_interview
-from miner.label import ExtractiveLabeller
-from miner.pipeline import Components, NoUnitsError, run_job
+from miner.pipeline import NoUnitsError, run_job
 from miner.sample import generate_sample
 
 STUDY = "planted"
@@ -25,14 +24,13 @@ def planted_study(database_url, settings, embedder):
     import psycopg
 
     samples = generate_sample(300, seed=0)
-    components = Components(embedder=embedder, clusterer=clusterer_from_settings(settings),
-                            labeller=ExtractiveLabeller())
+    components = Components.from_settings(settings, embedder=embedder)
     with psycopg.connect(database_url) as conn:
         repository.save_interviews(conn, [to_interview(s.record, STUDY, "sample.jsonl", n)
                                           for n, s in enumerate(samples, start=1)])
         jobs = []
         for _ in range(2):
-            job_id = repository.create_job(conn, STUDY)
+            job_id = repository_jobs.create_job(conn, STUDY)
             conn.commit()
             run_job(conn, job_id, components)
             jobs.append(job_id)
@@ -106,7 +104,7 @@ def test_theme_by_model_view_columns_and_latest_job(conn, planted_study):
 
 def test_rerun_reuses_embeddings_and_gives_same_themes(conn, planted_study):
     _, first, second = planted_study
-    counts = {job: repository.get_job(conn, job).counts for job in (first, second)}
+    counts = {job: repository_jobs.get_job(conn, job).counts for job in (first, second)}
     assert counts[first]["embedded"] > 0
     assert counts[second]["embedded"] == 0
     assert assignments(conn, first) == assignments(conn, second)
@@ -116,19 +114,22 @@ def test_rerun_reuses_embeddings_and_gives_same_themes(conn, planted_study):
 
 def test_theme_summary_has_three_distinct_quotes(conn, planted_study):
     rows = repository.theme_summary(conn, STUDY)
+    assert len(rows) >= 5, "the planted study came back with (almost) no themes"
     for row in rows:
         assert row["labeller"] == "extractive"
         assert row["keywords"] and row["label"]
         quotes = [q for q in row["quotes"] if q is not None]
-        assert len(quotes) == min(3, row["answers"]) or len(set(quotes)) == len(quotes)
+        assert 0 < len(quotes) <= min(3, row["answers"])
         assert len({q.casefold() for q in quotes}) == len(quotes)
+        if row["answers"] >= 10:  # enough different answers to pick three from
+            assert len(quotes) == 3
 
 
 def test_job_without_answers_fails_with_clear_error(conn, settings, embedder):
-    job_id = repository.create_job(conn, "no-such-study")
+    job_id = repository_jobs.create_job(conn, "no-such-study")
     conn.commit()
-    components = Components(embedder=embedder, clusterer=clusterer_from_settings(settings), labeller=ExtractiveLabeller())
+    components = Components.from_settings(settings, embedder=embedder)
     with pytest.raises(NoUnitsError):
         run_job(conn, job_id, components)
-    job = repository.get_job(conn, job_id)
+    job = repository_jobs.get_job(conn, job_id)
     assert job.status == "failed" and "no answers to analyse" in job.error

@@ -13,7 +13,7 @@ from psycopg import sql
 from typer.testing import CliRunner
 
 from conftest import RUN_TAG
-from miner import db, repository_reporting
+from miner import db, repository_jobs, repository_reporting
 from miner.cli import app
 from reporting_study import STUDY, analysed_study
 
@@ -156,13 +156,13 @@ def test_owner_and_reader_see_the_same_rows_under_one_name(conn, reader, thresho
 
 
 def test_published_is_defined_once(conn, published):
-    from miner import repository_runs
+    from miner import repository_jobs  # noqa: F811
 
     ranked = [str(j) for (j,) in conn.execute(
         "SELECT job_id FROM published_jobs WHERE study = %s ORDER BY recency", (STUDY,))]
     latest = conn.execute("SELECT job_id FROM latest_jobs WHERE study = %s", (STUDY,)).fetchone()[0]
-    assert ranked[0] == str(latest) == published == repository_runs.published_job(conn, STUDY)
-    assert len(ranked) >= 2 and repository_runs.published_job(conn, STUDY, excluding=published) == ranked[1]
+    assert ranked[0] == str(latest) == published == repository_jobs.published_job(conn, STUDY)
+    assert len(ranked) >= 2 and repository_jobs.published_job(conn, STUDY, excluding=published) == ranked[1]
 
 
 # -- the subtraction attack, as the reader ------------------------------------------------------------

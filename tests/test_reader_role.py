@@ -10,7 +10,7 @@ from psycopg import errors, sql
 from typer.testing import CliRunner
 
 from conftest import RUN_TAG
-from miner import repository, repository_reporting, schedule
+from miner import repository, repository_jobs, repository_reporting, schedule
 from miner.cli import app
 from reporting_study import STUDY, analysed_study
 
@@ -121,9 +121,9 @@ def test_grant_reader_refuses_admin_roles_and_odd_names(conn, name):
 
 
 def test_views_show_the_scrubbed_copy_never_the_raw_text(conn, settings, embedder, reader):
-    from miner import steps
+    from miner import jobs
+    from miner.components import Components
     from miner.ingest import to_interview
-    from miner.label import ExtractiveLabeller
     from miner.sample import generate_sample
 
     record = generate_sample(1, seed=5)[0].record
@@ -131,9 +131,9 @@ def test_views_show_the_scrubbed_copy_never_the_raw_text(conn, settings, embedde
     first_answer["content"] = "Mail me at jane.doe@example.com or call +44 20 7946 0958, it was fine."
     interview = to_interview(record, "scrub-check", "scrub.jsonl", 1)
     repository.save_interviews(conn, [interview])
-    job_id = repository.create_job(conn, "scrub-check")
+    job_id = repository_jobs.create_job(conn, "scrub-check")
     conn.commit()
-    steps.prepare(conn, job_id, steps.Components(embedder=embedder, clusterer=None, labeller=ExtractiveLabeller()))
+    jobs.run_step(conn, job_id, "units", Components.from_settings(settings, embedder=embedder))
     schedule.cancel_job(conn, job_id)  # only its first step was needed; leave no job running
     answer = conn.execute("SELECT answer FROM scrubbed_units WHERE unit_id = %s", (f"{interview.interview_id}:0",)).fetchone()[0]
     assert "[email]" in answer and "[phone]" in answer and "jane.doe" not in answer and "7946" not in answer

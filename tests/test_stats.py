@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from miner.records import Interview, Rating, Unit
+from miner.records import Interview, Rating, Unit, interview_from_record
 from miner.stats import (StatsOptions, adjust_pvalues, bootstrap_mean_ci, cohens_h, dimension_correlations,
                          engagement, rating_stats, theme_prevalence, theme_sentiment, wilson_interval)
 
@@ -158,7 +158,8 @@ def _interview(interview_id: str, model: str, session: list[dict], start: str | 
               "interviewModel": "iv", "interview": [{"role": "assistant", "content": "Q?"},
                                                     {"role": "user", "content": "four words of answer"}],
               "interviewStart": "2025-01-01T10:10:00Z", "interviewEnd": "2025-01-01T10:12:00Z"}
-    return Interview(interview_id, "s", model, "iv", record, "f", 1)
+    return interview_from_record(record, interview_id=interview_id, study="s", source_file="f", source_position=1,
+                                 external_id=None)
 
 
 def test_engagement_per_model_against_hand_counts():

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from miner import db, pipeline, repository
-from miner.components import clusterer_from_settings
+from miner import db, pipeline, repository, repository_jobs
+from miner.components import Components
 from miner.ingest import ingest_files
-from miner.label import ExtractiveLabeller
 from miner.sample import PLANTED_SHARES, generate_sample, write_jsonl
 from miner.store import store_ingest
 
@@ -34,11 +33,10 @@ def analysed(database_url, settings, embedder, tmp_path_factory):
     samples = sample_with_low_quality(50)
     path = tmp_path_factory.mktemp("understand") / "sample.jsonl"
     write_jsonl(samples, path)
-    components = pipeline.Components(embedder=embedder, clusterer=clusterer_from_settings(settings),
-                                     labeller=ExtractiveLabeller())
+    components = Components.from_settings(settings, embedder=embedder)
     with db.connect(database_url) as conn:
         store_ingest(conn, STUDY, ingest_files([Path(path)], STUDY, settings.max_record_bytes))
-        job_id = repository.create_job(conn, STUDY)
+        job_id = repository_jobs.create_job(conn, STUDY)
         conn.commit()
         counts = pipeline.run_job(conn, job_id, components)
     return samples, job_id, counts
@@ -150,11 +148,11 @@ def test_a_job_with_an_llm_makes_one_rating_call_per_interview(database_url, set
 
     with OpenAIServer(reply) as server, db.connect(database_url) as conn:
         client = openai.OpenAI(base_url=server.base_url, api_key="test", timeout=10, max_retries=0)
-        components = pipeline.Components(
-            embedder=embedder, clusterer=clusterer_from_settings(settings), labeller=ExtractiveLabeller(),
-            llm_client=client, llm_options=LLMOptions(model="job-model", max_retries=0), label_options=LabelOptions())
+        components = Components.from_settings(
+            settings, embedder=embedder, llm_client=client, llm_options=LLMOptions(model="job-model", max_retries=0),
+            label_options=LabelOptions())
         store_ingest(conn, study, ingest_files([Path(path)], study, settings.max_record_bytes))
-        job_id = repository.create_job(conn, study)
+        job_id = repository_jobs.create_job(conn, study)
         conn.commit()
         counts = pipeline.run_job(conn, job_id, components)
         rating_requests = sum(schema_name(body) == "InterviewRatingReply" for body in server.requests)

@@ -1,10 +1,11 @@
-"""Thin tasks: take a job id, open a connection, run one miner.steps step, queue what follows.
+"""Thin tasks: take a job id, open a connection, run one step of miner.steps.STEPS, queue what follows.
 
-The canvas of a job: analyze (prepare) → group(embed chunk × N) → the last chunk to finish
-queues chain(cluster, label, aggregate, understand, publish). Which chunk is last is decided in Postgres,
-not by a chord counter in Redis, so a Redis restart can't lose it; a step lost anyway (a message
-dropped with Redis, a worker killed between commit and enqueue) is re-driven by the stall
-watchdog or `miner jobs retry`, and finds the steps already done.
+A job is `miner.analyze` (its first step), then one `miner.step` task per step, each queuing the
+job's first unfinished step when it is done; a fanned-out step is a group of tasks, one per part, and
+whichever part finishes last queues the next step. Which is last is decided in Postgres, not by a
+chord counter in Redis, so a Redis restart can't lose it; a step lost anyway (a message dropped with
+Redis, a worker killed between commit and enqueue) is re-driven by the stall watchdog or `miner jobs
+retry`, and finds the steps already done.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from functools import cache
 import kombu.exceptions
 import psycopg
 import redis.exceptions
-from celery import Task, chain, group
+from celery import Task, group
 from celery.exceptions import Ignore
 
-from miner import components, db, schedule, steps
-from miner import repository_runs as runs
-from miner import repository_reporting
+from miner import db, jobs, schedule
+from miner import repository_jobs, repository_reporting
+from miner.components import Components
+from miner.steps import STEPS
 from workers.app import app, database_url, settings
 
 logger = logging.getLogger(__name__)
@@ -32,21 +34,9 @@ TRANSIENT = (psycopg.OperationalError, kombu.exceptions.OperationalError, redis.
 
 
 @cache
-def _components() -> steps.Components:
+def _components() -> Components:
     """Loaded once per worker process: the embedding model is the slow part."""
-    from miner.label import ExtractiveLabeller
-    from miner.nightly import NightlyParams
-
-    return steps.Components(
-        embedder=components.embedder_from_settings(settings),
-        clusterer=components.clusterer_from_settings(settings),
-        labeller=ExtractiveLabeller(),
-        llm_client=components.llm_client_from_settings(settings),
-        llm_options=components.llm_options_from_settings(settings),
-        label_options=components.label_options_from_settings(settings),
-        nightly=NightlyParams(),
-        embed_chunk=settings.embed_chunk,
-    )
+    return Components.from_settings(settings)
 
 
 class StepTask(Task):
@@ -62,7 +52,7 @@ class StepTask(Task):
         job_id = args[0] if args else kwargs.get("job_id")
         try:
             with db.connect(database_url) as conn:
-                steps.mark_failed(conn, job_id, exc)
+                jobs.mark_failed(conn, job_id, exc)
         except psycopg.Error:
             logger.exception("job %s: could not record the failure", job_id)
 
@@ -73,84 +63,49 @@ def step_connection(job_id: str):
     try:
         with db.connect(database_url, application_name="miner-worker") as conn:
             yield conn
-    except (steps.JobCancelled, steps.StepBusy) as exc:
+    except (jobs.JobCancelled, jobs.StepBusy) as exc:
         logger.info("job %s: %s", job_id, exc)
         raise Ignore() from exc
 
 
-def tail_chain(job_id: str):
-    return chain(cluster.si(job_id), label.si(job_id), aggregate.si(job_id), understand.si(job_id), publish.si(job_id))
+def continue_job(conn: psycopg.Connection, job_id: str, after: str | None = None) -> str:
+    """Queue the job's first unfinished step (all its missing parts, if fanned out); returns its name.
 
-
-def continue_job(conn: psycopg.Connection, job_id: str) -> str:
-    """Queue the job's first unfinished step(s); returns which."""
-    step, chunks = steps.first_unfinished(conn, job_id)
-    if step == "prepare":
+    `after` names the step just finished: while parts of that same fanned-out step are missing, they
+    are queued already and nothing is sent."""
+    # Under the job's row lock, so two parts finishing together see each other.
+    with conn.transaction():
+        repository_jobs.lock_job(conn, job_id)
+        name, missing = jobs.first_unfinished(conn, job_id)
+    if name == jobs.DONE or name == after:
+        return name
+    if name == STEPS[0].name:
         analyze.delay(job_id)
-    elif step == "embed":
-        group(embed.si(job_id, chunk) for chunk in chunks).apply_async()
-    elif step != "done":
-        tail = {"cluster": tail_chain(job_id),
-                "label": chain(label.si(job_id), aggregate.si(job_id), understand.si(job_id), publish.si(job_id)),
-                "aggregate": chain(aggregate.si(job_id), understand.si(job_id), publish.si(job_id)),
-                "understand": chain(understand.si(job_id), publish.si(job_id)), "publish": publish.si(job_id)}
-        tail[step].apply_async()
-    return step
+    elif jobs.step_named(name).fan_out:
+        group(step.si(job_id, name, part) for part in missing).apply_async()
+    else:
+        step.delay(job_id, name)
+    return name
 
 
-@app.task(name="miner.analyze", base=StepTask, bind=True)
-def analyze(self, job_id: str) -> dict:
-    """Start (or resume) a job: fix its units, then fan the embedding out."""
+@app.task(name="miner.analyze", base=StepTask)
+def analyze(job_id: str) -> dict:
+    """Start (or resume) a job: its first step, then whatever is unfinished."""
     with step_connection(job_id) as conn:
         repository_reporting.set_initial_threshold(conn, db.migrate(conn), settings.min_interviews_per_cell)
         conn.commit()
-        plan = steps.prepare(conn, job_id, _components())
-        continue_job(conn, job_id)
-        return {"chunks": plan["chunks"]}
-
-
-@app.task(name="miner.embed", base=StepTask)
-def embed(job_id: str, chunk: int) -> dict:
-    """Embed one chunk; whoever finishes the last chunk queues the rest of the job."""
-    with step_connection(job_id) as conn:
-        detail = steps.embed_chunk(conn, job_id, chunk, _components())
-        # Under the job's row lock, so two chunks finishing together see each other.
-        with conn.transaction():
-            runs.lock_job(conn, job_id)
-            step, _ = steps.first_unfinished(conn, job_id)
-        if step == "cluster":
-            tail_chain(job_id).apply_async()
+        detail = jobs.run_step(conn, job_id, STEPS[0].name, _components())
+        continue_job(conn, job_id, after=STEPS[0].name)
         return detail
 
 
-@app.task(name="miner.cluster", base=StepTask)
-def cluster(job_id: str) -> dict:
+@app.task(name="miner.step", base=StepTask)
+def step(job_id: str, name: str, part: int | None = None) -> dict:
+    """One step (or one part of a fanned-out step) of a job; then queue the next."""
     with step_connection(job_id) as conn:
-        return steps.cluster(conn, job_id, _components())
-
-
-@app.task(name="miner.label", base=StepTask)
-def label(job_id: str) -> dict:
-    with step_connection(job_id) as conn:
-        return steps.label(conn, job_id, _components())
-
-
-@app.task(name="miner.aggregate", base=StepTask)
-def aggregate(job_id: str) -> dict:
-    with step_connection(job_id) as conn:
-        return steps.aggregate(conn, job_id, _components())
-
-
-@app.task(name="miner.understand", base=StepTask)
-def understand(job_id: str) -> dict:
-    with step_connection(job_id) as conn:
-        return steps.understand(conn, job_id, _components())
-
-
-@app.task(name="miner.publish", base=StepTask)
-def publish(job_id: str) -> dict:
-    with step_connection(job_id) as conn:
-        return steps.publish(conn, job_id)
+        detail = jobs.run_step(conn, job_id, name, _components(), part)
+        continue_job(conn, job_id, after=name)
+        return detail
 
 
 @app.task(name="miner.nightly", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
@@ -169,8 +124,8 @@ def watchdog() -> list[str]:
     """Re-drive jobs with no step activity for MINER_STALL_SECONDS from their first unfinished step."""
     resumed = []
     with db.connect(database_url) as conn:
-        for job_id in runs.stalled_jobs(conn, settings.stall_seconds):
-            runs.touch_job(conn, job_id)
+        for job_id in repository_jobs.stalled_jobs(conn, settings.stall_seconds):
+            repository_jobs.touch_job(conn, job_id)
             conn.commit()
             resumed.append(f"{job_id}:{continue_job(conn, job_id)}")
     if resumed:
