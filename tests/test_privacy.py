@@ -156,7 +156,6 @@ def test_owner_and_reader_see_the_same_rows_under_one_name(conn, reader, thresho
 
 
 def test_published_is_defined_once(conn, published):
-    from miner import repository_jobs  # noqa: F811
 
     ranked = [str(j) for (j,) in conn.execute(
         "SELECT job_id FROM published_jobs WHERE study = %s ORDER BY recency", (STUDY,))]
