@@ -30,6 +30,7 @@ __all__ = [
     "ClusterParams",
     "Clusterer",
     "UmapHdbscanClusterer",
+    "centre_by_group",
     "cluster_vectors",
     "min_cluster_size_for",
 ]
@@ -93,6 +94,29 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return x / norms
+
+
+def centre_by_group(vectors: np.ndarray, groups, strength: float = 1.0, min_group: int = 10) -> np.ndarray:
+    """Subtract each group's mean vector (e.g. the mean answer to each question) and re-normalise.
+
+    What every answer to one question shares (the question's topic) is taken out, so clusters
+    form on what the answers say rather than on which question they answer. ``strength`` scales
+    the subtracted mean (1.0 = full centring); groups with fewer than ``min_group`` rows keep
+    their vectors (a mean of a handful of answers is mostly those answers). Rows and their order
+    are kept; vectors are returned L2-normalised float32.
+    """
+    x = _normalise(vectors)
+    groups = np.asarray(groups)
+    if groups.shape[0] != x.shape[0]:
+        raise ValueError(f"groups has {groups.shape[0]} entries for {x.shape[0]} vectors")
+    out = x.copy()
+    names, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    for g in range(len(names)):
+        if counts[g] < min_group:
+            continue
+        rows = inverse.ravel() == g
+        out[rows] -= strength * x[rows].mean(axis=0)
+    return _normalise(out)
 
 
 def _centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
