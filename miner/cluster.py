@@ -246,6 +246,53 @@ def _separate_duplicates(x: np.ndarray, seed: int) -> np.ndarray:
     return _normalise(x)
 
 
+def _link_strength(emb: np.ndarray, labels: np.ndarray, n_neighbors: int) -> np.ndarray:
+    """Edges of the symmetric kNN graph of ``emb`` between every two clusters (k x k, diagonal = within)."""
+    import scipy.sparse as sp
+    from sklearn.neighbors import kneighbors_graph
+
+    n, k = len(labels), int(labels.max()) + 1
+    graph = kneighbors_graph(emb, min(n_neighbors, n - 1), include_self=False)
+    graph = ((graph + graph.T) > 0).astype(np.float64)
+    member = sp.csr_matrix((np.ones(n), (np.arange(n), labels)), shape=(n, k))
+    return np.asarray((member.T @ graph @ member).todense())
+
+
+def _merge_linked(emb: np.ndarray, labels: np.ndarray, n_neighbors: int, threshold: float) -> np.ndarray:
+    """Merge clusters that the kNN graph does not separate: a stopping rule on a hierarchy.
+
+    The link between two clusters is the share of their kNN edges that join them,
+    ``edges(a, b) / sqrt(degree(a) * degree(b))``. The two most linked clusters are merged
+    (their edges add up) until no pair is linked above ``threshold``. Pieces of one dense
+    region (one opinion said in many phrasings, cut up because a big study makes every
+    phrasing dense enough to be a cluster) share many edges; distinct groups share few.
+    The rule depends on how clusters touch, not on how many texts there are.
+    """
+    k = int(labels.max()) + 1 if labels.size else 0
+    if k < 2:
+        return labels
+    edges = _link_strength(emb, labels, n_neighbors)
+    alive = np.ones(k, dtype=bool)
+    root = np.arange(k)
+    while alive.sum() > 1:
+        degree = edges.sum(axis=1)
+        link = edges / np.sqrt(np.outer(degree, degree) + 1e-12)
+        np.fill_diagonal(link, -1.0)
+        link[~alive, :] = -1.0
+        link[:, ~alive] = -1.0
+        a, b = np.unravel_index(int(np.argmax(link)), link.shape)
+        if link[a, b] <= threshold:
+            break
+        a, b = min(a, b), max(a, b)
+        edges[a, :] += edges[b, :]
+        edges[:, a] += edges[:, b]
+        edges[b, :] = 0.0
+        edges[:, b] = 0.0
+        alive[b] = False
+        root[root == b] = a
+    return _relabel(root[labels])
+
+
 def _ward(emb: np.ndarray, k: int, n_neighbors: int) -> np.ndarray:
     """Ward linkage of the (low-dimensional) points into k clusters over a kNN graph."""
     import warnings
