@@ -69,6 +69,10 @@ class ClusterParams:
     # Merge clusters whose centroids (original space) have cosine similarity
     # above this value; None disables merging.
     merge_threshold: float | None = None
+    # Stopping rule on a hierarchy over the clusters: the two clusters most linked in the
+    # kNN graph of the UMAP space (share of their edges that join them) are merged until no
+    # pair is linked above this value; None disables it. See :func:`_merge_linked`.
+    link_threshold: float | None = None
 
 
 def min_cluster_size_for(n: int) -> int:
@@ -221,6 +225,8 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
         labels = _ward(emb, k, params.ward_neighbors)
     if params.reassign_min_similarity is not None:
         labels = _reassign_outliers(x, labels, params.reassign_min_similarity)
+    if params.link_threshold is not None and (labels >= 0).all():
+        labels = _merge_linked(emb, labels, params.ward_neighbors, params.link_threshold)
     if params.merge_threshold is not None:
         labels = _merge_near_duplicates(x, labels, params.merge_threshold)
     return _relabel(labels)
