@@ -128,7 +128,8 @@ def bertopic_runs(docs, x, model, seed: int = 42):
     topics, _ = tm.fit_transform(docs, x)
     fit_s = time.perf_counter() - t
     t = time.perf_counter()
-    reduced = tm.reduce_outliers(docs, topics, strategy="embeddings", embeddings=x)
+    # reduce_outliers refuses a topic list without outliers (small sets): then there is nothing to reduce.
+    reduced = tm.reduce_outliers(docs, topics, strategy="embeddings", embeddings=x) if -1 in topics else topics
     red_s = time.perf_counter() - t
     return np.asarray(topics), fit_s, np.asarray(reduced), fit_s + red_s
 

@@ -252,19 +252,20 @@ def _separate_duplicates(x: np.ndarray, seed: int) -> np.ndarray:
     return _normalise(x)
 
 
-def _link_strength(emb: np.ndarray, labels: np.ndarray, n_neighbors: int) -> np.ndarray:
+def _link_strength(emb: np.ndarray, labels: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> np.ndarray:
     """Edges of the symmetric kNN graph of ``emb`` between every two clusters (k x k, diagonal = within)."""
     import scipy.sparse as sp
     from sklearn.neighbors import kneighbors_graph
 
     n, k = len(labels), int(labels.max()) + 1
-    graph = kneighbors_graph(emb, min(n_neighbors, n - 1), include_self=False)
+    graph = kneighbors_graph(emb, min(n_neighbors, n - 1), metric=metric, include_self=False)
     graph = ((graph + graph.T) > 0).astype(np.float64)
     member = sp.csr_matrix((np.ones(n), (np.arange(n), labels)), shape=(n, k))
     return np.asarray((member.T @ graph @ member).todense())
 
 
-def _merge_linked(emb: np.ndarray, labels: np.ndarray, n_neighbors: int, threshold: float) -> np.ndarray:
+def _merge_linked(emb: np.ndarray, labels: np.ndarray, n_neighbors: int, threshold: float,
+                  metric: str = "euclidean") -> np.ndarray:
     """Merge clusters that the kNN graph does not separate: a stopping rule on a hierarchy.
 
     The link between two clusters is the share of their kNN edges that join them,
@@ -277,7 +278,7 @@ def _merge_linked(emb: np.ndarray, labels: np.ndarray, n_neighbors: int, thresho
     k = int(labels.max()) + 1 if labels.size else 0
     if k < 2:
         return labels
-    edges = _link_strength(emb, labels, n_neighbors)
+    edges = _link_strength(emb, labels, n_neighbors, metric)
     alive = np.ones(k, dtype=bool)
     root = np.arange(k)
     while alive.sum() > 1:
