@@ -115,6 +115,8 @@ def _sample_units(interviews: int, seed: int):
     return texts, planted, questions
 
 
+@pytest.mark.xfail(strict=True, reason="issue 12.8 open: with min_cluster_size 10 a 1,000-interview sample gives "
+                   "~158 themes, ARI 0.13 (BENCHMARKS.md ## Granularity); no rule tried keeps banking77/clinc150")
 def test_granularity_holds_at_1000_interviews(embedder):
     """A 1,000-interview sample study gives about as many themes as planted, not one per phrasing."""
     from miner.sample import PLANTED_THEMES
