@@ -14,6 +14,10 @@ Step 3 is what beats BERTopic + ``reduce_outliers`` on BANKING77 and CLINC150
 path instead (HDBSCAN clusters, outliers reassigned to the nearest centroid by
 cosine in the original space); near-duplicate merging is available but off.
 
+:func:`centre_by_group` (subtract each question's mean answer vector) is there for a caller
+that wants themes less shaped by the question answered; measured in BENCHMARKS.md
+("## Granularity"), not applied by default.
+
 Pure functions of the vectors and the parameters: no Celery, no DB, no
 settings. Heavy imports (umap, hdbscan, sklearn) are done inside functions so
 ``import miner.cluster`` stays fast. The same seed gives identical labels.
