@@ -261,6 +261,8 @@ class LLM:
         """Job counts: calls, HTTP requests, cache hits, billed tokens, budget state."""
         usage: dict[str, Any] = {f"llm_{name}": count for name, count in sorted(self.counts.items())}
         usage["llm_budget_exhausted"] = self.budget.exhausted
+        if self.mode is not None:
+            usage["llm_mode"] = self.mode  # the request mode the endpoint took (llm_endpoint.MODES)
         if self.budget.limit is not None:
             usage["llm_token_budget"] = self.budget.limit
         return usage

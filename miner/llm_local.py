@@ -42,9 +42,14 @@ def packaged_gguf() -> Path:
 
 
 def serve(gguf: Path | None = None, port: int = 8077, threads: int | None = None, parallel: int = 2,
-          context_per_request: int = 4096, host: str = "127.0.0.1", ready_timeout: float = 120.0) -> LocalServer:
+          context_per_request: int = 4096, repeat_penalty: float = 1.1, host: str = "127.0.0.1",
+          ready_timeout: float = 300.0) -> LocalServer:
     """Start llama.cpp's server on host:port for `gguf` (default: the packaged small model) and wait
-    until it answers /health. `parallel` requests are decoded together, each with its own context."""
+    until it answers /health. `parallel` requests are decoded together, each with its own context.
+
+    `repeat_penalty` is the server's default for requests that set none (miner's don't): under a
+    JSON grammar, greedy decoding by a small model can loop on whitespace until max_tokens, and a
+    mild penalty stops that; the grammar still forces the keys."""
     try:
         import xllamacpp
     except ImportError as exc:
@@ -61,6 +66,7 @@ def serve(gguf: Path | None = None, port: int = 8077, threads: int | None = None
     params.n_ctx = parallel * context_per_request
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
+    params.sampling.penalty_repeat = repeat_penalty
     started = time.monotonic()
     server = xllamacpp.Server(params)  # loads the model and starts listening
     root = str(server.listening_address).rstrip("/")

@@ -172,7 +172,7 @@ def test_job_gets_llm_labels_from_endpoints_as_they_are(database_url, embedder, 
         assert counts["llm_ok"] == counts["llm_calls"]
         mode = {"llama-cpp-python": "json_object", "400": "prompt", "think+fences": "json_schema"}[
             request.node.callspec.id]
-        assert stored_mode(conn, server, model) == mode
+        assert stored_mode(conn, server, model) == mode and counts["llm_mode"] == mode
         # Rejected shapes are met by the first concurrent requests only (max_concurrency 4), not per call.
         kinds = server.response_format_types()
         wanted = None if mode == "prompt" else mode
@@ -190,3 +190,44 @@ def test_job_survives_an_endpoint_that_answers_200_with_errors(database_url, emb
         assert len(themes) == 8 and all(t["label"] for t in themes)
         assert {t["fallback"] for t in themes} <= {"failed", "unavailable"}
         assert counts["llm_failed"] > 0 and counts.get("llm_ok", 0) == 0
+
+
+def test_llm_check_prints_what_the_endpoint_supports_and_remembers_it(miner_env, database_url):
+    from typer.testing import CliRunner
+
+    from miner.cli import app
+
+    with OpenAIServer(dialect=LLAMA_CPP_PYTHON) as server:
+        env = {**miner_env, "MINER_LLM_BASE_URL": server.base_url, "MINER_LLM_MODEL": "m-check"}
+        result = CliRunner().invoke(app, ["llm", "check", "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["mode"] == "json_object"
+        by_mode = {m["mode"]: m for m in report["modes"]}
+        assert by_mode["json_schema"]["accepted"] is False and "response_format" in by_mode["json_schema"]["error"]
+        assert by_mode["json_object"]["valid"] and by_mode["prompt"]["valid"]
+        assert json.loads(by_mode["json_object"]["content"])["label"] and by_mode["json_object"]["seconds"] > 0
+        table = CliRunner().invoke(app, ["llm", "check"], env=env)
+        assert table.exit_code == 0 and "Jobs will use json_object" in table.output and "Sample reply" in table.output
+        with psycopg.connect(database_url) as conn:
+            assert stored_mode(conn, server, "m-check") == "json_object"
+
+
+def test_llm_check_without_an_endpoint_says_so(miner_env):
+    from typer.testing import CliRunner
+
+    from miner.cli import app
+
+    env = {k: v for k, v in miner_env.items() if not k.startswith("MINER_LLM_")}
+    result = CliRunner().invoke(app, ["llm", "check"], env={**env, "MINER_LLM_BASE_URL": ""})
+    assert result.exit_code == 1 and "MINER_LLM_BASE_URL is not set" in result.output
+
+
+def test_llm_serve_with_a_missing_gguf_is_one_clear_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from miner.cli import app
+
+    pytest.importorskip("xllamacpp")
+    result = CliRunner().invoke(app, ["llm", "serve", "--gguf", str(tmp_path / "none.gguf")])
+    assert result.exit_code == 1 and "no GGUF file at" in result.output and "Traceback" not in result.output
