@@ -59,10 +59,21 @@ def local_llm(tmp_path_factory):
                                    log_path.read_text(errors="replace"), re.MULTILINE))
         time.sleep(0.5)
     yield settings["MINER_LLM_BASE_URL"], settings["MINER_LLM_MODEL"]
+    stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate, and kill what is still busy after a while: a CPU model or a solo worker in the
+    middle of a long call does not stop at once, and nothing of theirs needs to be kept."""
     process.terminate()
-    process.wait(timeout=60)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
 
 
+@pytest.mark.timeout(3600)  # two jobs on a CPU model; about 6 minutes on 2 quiet cores
 def test_job_with_the_small_local_model_on_a_real_worker(database_url, settings, miner_env, local_llm, tmp_path):
     from workers.queue import enqueue_analysis, ping_workers
 
@@ -97,7 +108,7 @@ def test_job_with_the_small_local_model_on_a_real_worker(database_url, settings,
             assert "ok" in outcomes, calls  # the model did deliver
             rated = dict(conn.execute(
                 "SELECT purpose, count(*) FROM llm_calls WHERE job_id = %s AND NOT repair GROUP BY 1", (first,)).fetchall())
-            assert rated["rate"] == INTERVIEWS  # one rating call per interview
+            assert rated["rate"] == repository.count_interviews(conn, STUDY) > 0  # one rating call per interview
 
             themes = themes_of(conn, first)
             assert themes
@@ -117,5 +128,4 @@ def test_job_with_the_small_local_model_on_a_real_worker(database_url, settings,
             assert sum(row["cache_hits"] for row in cost) == sum(row["calls"] for row in cost) > 0
             assert themes_of(conn, second) == themes
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop(worker)
