@@ -353,7 +353,7 @@ class LLM:
                            state.outcome.exception(), state.next_action.sleep if state.next_action else 0.0)
 
         attempts = 0
-        mode = self.mode or MODES[0]
+        mode, rejected = self.mode or MODES[0], None
 
         def call():
             nonlocal attempts
@@ -374,7 +374,10 @@ class LLM:
                 if lower is None:
                     return _Sent(None, "failed", attempts=attempts, latency_ms=_ms_since(started),
                                  error=f"{type(exc).__name__}: {exc}", mode=mode)
-                mode = self._step_down(mode, lower, error_text(exc))
+                rejected = f"{mode} rejected: {error_text(exc)[:500]}"
+                mode = lower
+        if rejected is not None:
+            self._step_down(mode, rejected)
         usage = completion.usage
         prompt = usage.prompt_tokens if usage else estimate_tokens(body["messages"], 0)
         completion_tokens = usage.completion_tokens if usage else len(content or "") // 3
@@ -383,14 +386,15 @@ class LLM:
                          error="the reply had no message content", mode=mode)
         return _Sent(content, "ok", prompt, completion_tokens, attempts, _ms_since(started), mode=mode)
 
-    def _step_down(self, rejected: str, lower: str, why: str) -> str:
-        """The mode to use after `rejected` was refused; shared by all requests of this LLM."""
+    def _step_down(self, lower: str, why: str) -> None:
+        """Use `lower` for the rest of the job: a request just got an answer in it after the better
+        modes were rejected. (Only then: a 400 for one over-long request must not cost the job
+        its grammar.)"""
         with self._mode_lock:
             if MODES.index(self.mode or MODES[0]) < MODES.index(lower):
-                logger.warning("llm: %s (model %s) rejected %s requests, using %s from now on: %s",
-                               self.base_url, self.options.model, rejected, lower, why[:300])
-                self.mode, self.mode_detail = lower, f"{rejected} rejected: {why[:500]}"
-            return self.mode or lower
+                logger.warning("llm: %s (model %s): %s; using %s from now on",
+                               self.base_url, self.options.model, why[:300], lower)
+                self.mode, self.mode_detail = lower, why
 
 
 def endpoint_url(client: Any) -> str:

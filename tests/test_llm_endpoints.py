@@ -231,3 +231,17 @@ def test_llm_serve_with_a_missing_gguf_is_one_clear_line(tmp_path):
     pytest.importorskip("xllamacpp")
     result = CliRunner().invoke(app, ["llm", "serve", "--gguf", str(tmp_path / "none.gguf")])
     assert result.exit_code == 1 and "no GGUF file at" in result.output and "Traceback" not in result.output
+
+
+def test_a_400_for_one_request_does_not_step_the_job_down(conn):
+    """vLLM answers an over-long request with a 400: every mode fails for that request alone, and
+    the rest of the job keeps json_schema."""
+    with OpenAIServer(verdict_reply) as server:
+        server.add_fault(Fault(status=400, message="maximum context length is 8192 tokens"), times=None,
+                         when=lambda body: "very long" in body["messages"][-1]["content"])
+        options = LLMOptions(**{**SLOW_BACKOFF.__dict__, "max_concurrency": 1})
+        llm = llm_for(server, conn, "m-too-long", options)
+        too_long, fine = llm.complete_json([ask("very long"), ask("fine")])
+        assert too_long.outcome == "failed" and "maximum context length" in too_long.error
+        assert fine.ok and server.response_format_types()[-1] == "json_schema"
+        assert llm.mode == "json_schema" and stored_mode(conn, server, "m-too-long") == "json_schema"
