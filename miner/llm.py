@@ -29,8 +29,8 @@ import psycopg
 from pydantic import BaseModel
 
 from miner import repository, repository_endpoints
-from miner.llm_endpoint import (MODES, completion_content, error_text, next_mode, parse_reply, response_format,
-                                retry_after, shape_rejected, shape_request, transient)
+from miner.llm_endpoint import (MODES, completion_content, endpoint_url, error_text, next_mode, parse_reply,  # noqa: F401
+                                response_format, retry_after, shape_rejected, shape_request, transient)
 from miner.records import CachedReply, LLMCall
 
 logger = logging.getLogger(__name__)
@@ -395,11 +395,6 @@ class LLM:
                 logger.warning("llm: %s (model %s): %s; using %s from now on",
                                self.base_url, self.options.model, why[:300], lower)
                 self.mode, self.mode_detail = lower, why
-
-
-def endpoint_url(client: Any) -> str:
-    """The client's base URL without a trailing slash: with the model, what names an endpoint."""
-    return str(getattr(client, "base_url", "") or "").rstrip("/")
 
 
 def _ms_since(started: float) -> int:

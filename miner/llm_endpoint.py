@@ -44,6 +44,11 @@ def response_format(schema: type[BaseModel]) -> dict[str, Any]:
             "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True}}
 
 
+def endpoint_url(client: Any) -> str:
+    """The client's base URL without a trailing slash: with the model, what names an endpoint."""
+    return str(getattr(client, "base_url", "") or "").rstrip("/")
+
+
 def next_mode(mode: str) -> str | None:
     """The mode to try after `mode` was rejected, or None after the last."""
     position = MODES.index(mode)
