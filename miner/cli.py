@@ -21,6 +21,7 @@ from rich.table import Table
 
 from miner import db, repository, repository_jobs, repository_reporting
 from miner.cli_errors import connect_or_fail, fail, first_line, operator_errors, parse_job_id
+from miner.cli_llm import llm_app
 from miner.embedded import EmbeddedServers, resolve_urls
 from miner.settings import Settings
 
@@ -32,6 +33,7 @@ eval_app = typer.Typer(help="Measure the quality of clusters and ratings.", no_a
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
+app.add_typer(llm_app, name="llm")
 # Piped output is read by scripts and people alike: wide enough that ids are never cut.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
