@@ -17,6 +17,10 @@ from miner import db, heartbeat
 logger = logging.getLogger(__name__)
 
 _thread: HeartbeatThread | None = None
+# Step tasks this process runs now (task id → job id, task name). Each beat claims them again: a
+# worker that could not beat for a while (a long call holding the GIL) may have been taken for
+# dead and lost its claims to a live worker's check, and must own its steps again once it beats.
+_running: dict[str, tuple[str, str]] = {}
 
 
 class HeartbeatThread(threading.Thread):
@@ -48,6 +52,8 @@ class HeartbeatThread(threading.Thread):
         from workers.tasks import continue_job
 
         heartbeat.beat(conn, self.worker)
+        for task_id, (job_id, task) in list(_running.items()):
+            heartbeat.claim(conn, task_id, self.worker, job_id, task)
         for job_id in heartbeat.take_orphaned_jobs(conn, self.params):
             runs.touch_job(conn, job_id)  # the watchdog need not re-drive it as well
             conn.commit()
@@ -103,6 +109,7 @@ def claim_step(sender=None, task_id=None, task=None, args=None, kwargs=None, **_
     job_id = _step_job_id(task, args, kwargs)
     if job_id is None:
         return
+    _running[task_id] = (str(job_id), task.name)
     try:
         with db.connect(_database_url()) as conn:
             heartbeat.claim(conn, task_id, task.request.hostname or "", str(job_id), task.name)
@@ -114,6 +121,7 @@ def claim_step(sender=None, task_id=None, task=None, args=None, kwargs=None, **_
 def release_step(sender=None, task_id=None, task=None, args=None, kwargs=None, **_) -> None:
     if _step_job_id(task, args, kwargs) is None:
         return
+    _running.pop(task_id, None)
     try:
         with db.connect(_database_url()) as conn:
             heartbeat.release(conn, task_id)
