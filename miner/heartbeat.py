@@ -8,7 +8,7 @@ re-drives their jobs from the first unfinished step (workers/heartbeat.py does t
 
 Re-driving is safe while the dead worker's step may in fact still run (a worker too busy to beat,
 a network split): a step runs under a per-step advisory lock on its own Postgres connection
-(miner.steps.run_step), so a second delivery finds it done or busy and does nothing. A killed
+(miner.jobs.run_step), so a second delivery finds it done or busy and does nothing. A killed
 process's connection closes with it, and Postgres releases its session's advisory locks then, so
 the re-driven step can take the lock.
 """
