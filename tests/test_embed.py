@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import wait_for_job
-from miner import db, repository
+from miner import db
 from miner.cli import app
 from miner.ingest import to_interview
 from miner.sample import generate_sample, write_jsonl

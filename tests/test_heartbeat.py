@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from conftest import wait_for_job
-from miner import heartbeat, repository
+from miner import heartbeat, repository_jobs
 from miner.settings import Settings
 from test_faults import ingest_and_queue, kill, ready_worker, rerun_in_process, snapshot, steps_of, wait_until
 
@@ -76,8 +76,8 @@ def test_sigkilled_workers_job_resumes_within_a_minute_with_default_settings(min
 
 
 def test_orphaned_jobs_go_to_one_live_worker_only(conn, database_url):
-    running = repository.create_job(conn, "orphans")
-    finished = repository.create_job(conn, "orphans")
+    running = repository_jobs.create_job(conn, "orphans")
+    finished = repository_jobs.create_job(conn, "orphans")
     conn.execute("UPDATE jobs SET status = 'running' WHERE job_id = %s", (running,))
     conn.execute("UPDATE jobs SET status = 'succeeded' WHERE job_id = %s", (finished,))
     conn.commit()
