@@ -47,7 +47,7 @@ from miner.units import split_units  # noqa: E402
 
 STUDY = "bench-memory"
 SAMPLE_INTERVAL = 0.1
-MODEL_NAME = "all-MiniLM-L6-v2"  # SentenceTransformerEmbedder().name: the cache key of its vectors
+MODEL_NAME = "all-MiniLM-L6-v2@fp64r5"  # SentenceTransformerEmbedder().name: the cache key of its vectors
 
 
 def stand_in_vectors(texts: list[str]) -> np.ndarray:

@@ -14,6 +14,17 @@ from miner.records import Unit
 logger = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+# A text's vector must not depend on the batch it was embedded in: the cache keeps the vector of
+# whichever batch embedded a text first, and in float32 the batch's shape (padding, batch size)
+# changes the order of the model's float sums, moving a vector by ~1e-7 — enough for UMAP to give
+# one study 10 themes in one database and 11 in another. So the model runs in float64, where the
+# batch moves a vector by ~1e-16, and vectors are rounded to ROUND_DECIMALS, a step a billion
+# times larger: in any batch a text gets the same vector, bit for bit (BENCHMARKS.md, Reliability;
+# rounding alone, without float64, still left 18 of 80 vectors different at 5 decimals).
+ROUND_DECIMALS = 5
+# Stored with every vector (the cache key): vectors of the float32 model before this rule are not
+# reused, so an old cache cannot make a study's themes differ from a fresh database's.
+VECTOR_VERSION = "fp64r5"
 
 
 def resolve_model_path(model: str) -> str:
@@ -32,7 +43,7 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded on first use."""
 
     def __init__(self, model: str = BUNDLED_MODEL, batch_size: int = 64, device: str | None = None):
-        self.name = model.removeprefix("sentence-transformers/")
+        self.name = f"{model.removeprefix('sentence-transformers/')}@{VECTOR_VERSION}"
         self.model_ref = model
         self.batch_size = batch_size
         self.device = device
@@ -45,15 +56,16 @@ class SentenceTransformerEmbedder:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
                 raise NotInstalledError("pip install sentence-transformers") from exc
-            self._model = SentenceTransformer(resolve_model_path(self.model_ref), device=self.device)
+            self._model = SentenceTransformer(resolve_model_path(self.model_ref), device=self.device).double()
         return self._model
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised vectors, rounded to ROUND_DECIMALS: the same for a text in any batch."""
         vectors = self.model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True,
             convert_to_numpy=True, show_progress_bar=False,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        return np.round(np.asarray(vectors, dtype=np.float64), ROUND_DECIMALS).astype(np.float32)
 
 
 def embed_units(

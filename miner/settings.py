@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     nightly_at: str = Field("02:30", description="time of the nightly aggregation, HH:MM in UTC")
     stall_seconds: int = Field(900, description="a running job with no step activity this long is re-driven")
     visibility_timeout: int = Field(3600, description="seconds before Redis redelivers an unacknowledged task")
+    # Worker liveness (issue 13.6, miner/heartbeat.py): a job whose worker died resumes in about
+    # worker_dead_seconds + worker_heartbeat_seconds, whatever the visibility timeout.
+    worker_heartbeat_seconds: float = Field(5.0, gt=0, description="how often workers beat and look for dead ones")
+    worker_dead_seconds: float = Field(20.0, gt=0, description="a worker silent this long is dead; its jobs are re-driven")
 
     max_record_bytes: int = Field(1_000_000, description="records larger than this are quarantined")
 

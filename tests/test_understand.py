@@ -95,7 +95,7 @@ def test_excluded_interviews_and_why(analysed, conn):
     assert engagement == (len(samples) - reasons["any"], reasons["any"])
 
 
-def test_other_surfaces_are_filled(analysed, conn):
+def test_other_surfaces_are_filled(analysed, conn, embedder):
     _, job_id, _ = analysed
     dims = dict(conn.execute("SELECT dimension, count(*) FROM answer_dimensions WHERE study = %s GROUP BY 1",
                              (STUDY,)).fetchall())
@@ -114,7 +114,7 @@ def test_other_surfaces_are_filled(analysed, conn):
 
     question = conn.execute("SELECT question FROM units WHERE study = %s LIMIT 1", (STUDY,)).fetchone()[0]
     texts = [question, load_prototypes()["needs"][0]]
-    assert len(repository.load_embeddings(conn, "all-MiniLM-L6-v2", [answer_hash(t) for t in texts])) == 2
+    assert len(repository.load_embeddings(conn, embedder.name, [answer_hash(t) for t in texts])) == 2
 
 
 def test_eval_ratings_without_gold_hides_the_explicit_numbers(analysed, miner_env):

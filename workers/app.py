@@ -14,7 +14,8 @@ settings = Settings()
 database_url, broker_url, _embedded = resolve_urls(settings.database_url, settings.broker_url, settings.home)
 nightly_hour, nightly_minute = (int(part) for part in settings.nightly_at.split(":"))
 
-app = Celery("miner", broker=broker_url, include=["workers.tasks"])
+# workers.heartbeat: workers beat in Postgres and re-drive the jobs of dead ones (issue 13.6).
+app = Celery("miner", broker=broker_url, include=["workers.tasks", "workers.heartbeat"])
 app.conf.update(
     # A task is acknowledged after it ran, and given back if its worker dies: steps are idempotent.
     task_acks_late=True,

@@ -1,0 +1,129 @@
+"""The worker side of miner.heartbeat: a thread that beats and re-drives orphaned jobs, and task
+signals that record which worker runs which step.
+
+Loaded by the worker through `include` in workers/app.py; nothing here runs in the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+from celery import signals
+
+from miner import db, heartbeat
+
+logger = logging.getLogger(__name__)
+
+_thread: HeartbeatThread | None = None
+# Step tasks this process runs now (task id → job id, task name). Each beat claims them again: a
+# worker that could not beat for a while (a long call holding the GIL) may have been taken for
+# dead and lost its claims to a live worker's check, and must own its steps again once it beats.
+_running: dict[str, tuple[str, str]] = {}
+
+
+class HeartbeatThread(threading.Thread):
+    """Beats for this worker every `beat_seconds` and re-drives jobs whose worker stopped beating."""
+
+    def __init__(self, database_url: str, worker: str, params: heartbeat.HeartbeatParams):
+        super().__init__(name="miner-heartbeat", daemon=True)
+        self.database_url, self.worker, self.params = database_url, worker, params
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        conn: psycopg.Connection | None = None
+        while not self.stopped.is_set():
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    conn = db.connect(self.database_url, application_name="miner-heartbeat")
+                self.check(conn)
+            except psycopg.Error:  # the database went away for a moment: beat again next time
+                logger.warning("heartbeat: %s could not reach the database", self.worker, exc_info=True)
+                conn = None
+            except Exception:  # a broker hiccup while re-driving must not end the beating
+                logger.exception("heartbeat: %s failed to re-drive a job", self.worker)
+            self.stopped.wait(self.params.beat_seconds)
+        if conn is not None and not conn.closed:
+            conn.close()
+
+    def check(self, conn: psycopg.Connection) -> None:
+        from miner import repository_runs as runs
+        from workers.tasks import continue_job
+
+        heartbeat.beat(conn, self.worker)
+        for task_id, (job_id, task) in list(_running.items()):
+            heartbeat.claim(conn, task_id, self.worker, job_id, task)
+        for job_id in heartbeat.take_orphaned_jobs(conn, self.params):
+            runs.touch_job(conn, job_id)  # the watchdog need not re-drive it as well
+            conn.commit()
+            step = continue_job(conn, job_id)
+            conn.rollback()
+            logger.warning("heartbeat: %s re-drove job %s at step %s", self.worker, job_id, step)
+
+
+def _database_url() -> str:
+    from workers.app import database_url
+
+    return database_url
+
+
+def _params() -> heartbeat.HeartbeatParams:
+    from workers.app import settings
+
+    return heartbeat.HeartbeatParams(beat_seconds=settings.worker_heartbeat_seconds,
+                                     dead_after_seconds=settings.worker_dead_seconds)
+
+
+@signals.worker_ready.connect
+def start_beating(sender, **_) -> None:
+    global _thread
+    _thread = HeartbeatThread(_database_url(), sender.hostname, _params())
+    _thread.start()
+
+
+@signals.worker_shutdown.connect
+def stop_beating(sender, **_) -> None:
+    if _thread is None:
+        return
+    _thread.stopped.set()
+    _thread.join(timeout=10)
+    try:
+        with db.connect(_database_url()) as conn:
+            heartbeat.stop(conn, _thread.worker)
+    except psycopg.Error:
+        logger.warning("heartbeat: could not record the shutdown of %s", _thread.worker, exc_info=True)
+
+
+def _step_job_id(task, args, kwargs) -> str | None:
+    """The job id of a step task (they all take it first), None for other tasks."""
+    from workers.tasks import StepTask
+
+    if not isinstance(task, StepTask):
+        return None
+    return kwargs.get("job_id") if kwargs and "job_id" in kwargs else (args[0] if args else None)
+
+
+@signals.task_prerun.connect
+def claim_step(sender=None, task_id=None, task=None, args=None, kwargs=None, **_) -> None:
+    job_id = _step_job_id(task, args, kwargs)
+    if job_id is None:
+        return
+    _running[task_id] = (str(job_id), task.name)
+    try:
+        with db.connect(_database_url()) as conn:
+            heartbeat.claim(conn, task_id, task.request.hostname or "", str(job_id), task.name)
+    except psycopg.Error:  # the step itself will meet the same error and retry
+        logger.warning("heartbeat: could not record task %s of job %s", task_id, job_id, exc_info=True)
+
+
+@signals.task_postrun.connect
+def release_step(sender=None, task_id=None, task=None, args=None, kwargs=None, **_) -> None:
+    if _step_job_id(task, args, kwargs) is None:
+        return
+    _running.pop(task_id, None)
+    try:
+        with db.connect(_database_url()) as conn:
+            heartbeat.release(conn, task_id)
+    except psycopg.Error:  # a row left behind is re-driven once this worker stops beating: harmless
+        logger.warning("heartbeat: could not release task %s", task_id, exc_info=True)
