@@ -14,12 +14,13 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+
+from markdown_section import replace_section  # benchmarks/ is the script's folder
 
 import numpy as np
 
@@ -411,14 +412,7 @@ def markdown(report: dict) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace the ``## Clustering`` section of path (or append it); other sections are kept."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Clustering\s*$.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text.rstrip("\n") + "\n")
+    replace_section(path, "Clustering", section)
 
 
 def main(argv=None) -> int:

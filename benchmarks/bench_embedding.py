@@ -23,11 +23,12 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import sys
 import time
 import uuid
 from pathlib import Path
+
+from markdown_section import replace_section  # benchmarks/ is the script's folder
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -307,14 +308,7 @@ def _memory_markdown(mem: dict) -> list[str]:
 
 def write_section(path: Path = REPO / "BENCHMARKS.md") -> None:
     """Replace this section of BENCHMARKS.md (or append it); other people's sections are kept as they are."""
-    section = section_markdown()
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text.rstrip("\n") + "\n")
+    replace_section(path, SECTION, section_markdown())
 
 
 # --- this benchmark ------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ import time
 import uuid
 from pathlib import Path
 
+from markdown_section import replace_section  # benchmarks/ is the script's folder
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -190,14 +192,7 @@ def section_markdown(runs: list[dict]) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace the ``## LLM`` section of path (or append it); other sections are kept."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^## {SECTION}\s*$.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text.rstrip("\n") + "\n")
+    replace_section(path, SECTION, section)
 
 
 def main(argv=None) -> int:

@@ -21,10 +21,11 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
+
+from markdown_section import replace_section  # benchmarks/ is the script's folder
 
 import numpy as np
 
@@ -178,14 +179,7 @@ def _span(report: dict, key: str) -> tuple[float, float]:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace the ``## Theme tree`` section of path (or append it); other sections are kept."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Theme tree\s*$.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text.rstrip("\n") + "\n")
+    replace_section(path, "Theme tree", section)
 
 
 def main(argv=None) -> int:

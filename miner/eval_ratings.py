@@ -99,14 +99,14 @@ def evaluate_ratings(conn: psycopg.Connection, study: str, embedder: Embedder, g
             raise GoldDataError(f"study {study!r} has no explicit ratings; pass --gold FILE.csv")
         targets = {(r.interview_id, r.dimension): r.score for r in stated}
         hidden = {r.unit_id for r in stated}
-        inferred = _infer(units, dimensions, vectors, estimator, llm, hidden=hidden, use_explicit=False)
+        inferred = _infer(units, dimensions, vectors, estimator, llm, hidden=hidden, use_explicit=False, scrub=scrub)
         target = "explicit ratings (hidden from the estimator)"
     else:
         external = {i.interview_id: i.external_id for i in interviews}
         targets = {(i, dimension): gold[e] for i, e in external.items() if e is not None and e in gold}
         if not targets:
             raise GoldDataError(f"no interview of study {study!r} has an external id found in the gold file")
-        inferred = _infer(units, dimensions, vectors, estimator, llm, hidden=set(), use_explicit=True)
+        inferred = _infer(units, dimensions, vectors, estimator, llm, hidden=set(), use_explicit=True, scrub=scrub)
         target = "gold file"
 
     pairs: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -133,7 +133,7 @@ def evaluate_ratings(conn: psycopg.Connection, study: str, embedder: Embedder, g
 
 
 def _infer(units: list[Unit], dimensions, vectors: np.ndarray, estimator: AnchorSentiment, llm,
-           hidden: set[str], use_explicit: bool) -> dict[str, dict[str, float]]:
+           hidden: set[str], use_explicit: bool, scrub: bool = True) -> dict[str, dict[str, float]]:
     """interview → dimension → the service's score, never reading the `hidden` answers."""
     keep = [i for i, u in enumerate(units) if u.unit_id not in hidden]
     shown = [units[i] for i in keep]

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from miner.label_guard import INSTRUCTIONS_LABEL, check_label, label_problem, mostly_instructions, near_same, words
+from miner.label_guard import INSTRUCTIONS_LABEL, check_label, label_problem, mostly_instructions, near_same
 from miner.llm import LLM, JsonRequest
 from miner.records import Theme, ThemeModelSentence, ThemeModelStat, ThemeOpinion, Unit
 from miner.scrub import scrub_text

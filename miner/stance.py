@@ -33,11 +33,11 @@ ASSISTANT_LEXICON: dict[str, float] = {
     "fabricated": -2.5, "hallucinated": -2.0, "invented": -1.0, "confusing": -1.5, "confused": -1.5,
     "irrelevant": -1.5, "slow": -1.5, "refused": -1.5, "unhelpful": -2.0, "clunky": -1.5,
     "made-up": -2.0, "make-up": -2.0, "makes-up": -2.0, "too-long": -1.5, "too-slow": -1.8, "too-wordy": -1.8,
-    "too-verbose": -1.8, "too-cautious": -1.5, "long-winded": -1.5, "out-of-date": -1.5,
+    "too-verbose": -1.8, "too-cautious": -1.5, "out-of-date": -1.5,
     "vague": -1.2, "generic": -1.0, "repetitive": -1.5, "lagged": -1.5,
     "accurate": 1.5, "concise": 1.5, "fast": 1.2, "quick": 1.2, "quickly": 1.0, "relevant": 1.2,
     "knowledgeable": 1.8, "efficient": 1.5, "insightful": 1.8, "clear": 1.2, "correct": 1.5,
-    "informative": 1.5, "responsive": 1.2, "polite": 1.5, "tasty": 2.0, "delicious": 2.5, "attentive": 1.8,
+    "informative": 1.5, "responsive": 1.2, "polite": 1.5,
 }
 
 
