@@ -366,6 +366,15 @@ def sample(
     console.print(f"wrote {count} interviews to {out}")
 
 
+def _cell(row: dict | None) -> str:
+    """A theme × model cell as `share (answers)`; a cell under the privacy threshold K says so."""
+    if row is None:
+        return ""
+    if row.get("share") is None:
+        return "suppressed"
+    return f"{row['share']:.1%} ({row['answers']})"
+
+
 def print_theme_table(rows: list[dict], title: str) -> None:
     models = sorted({r["session_model"] for r in rows})
     table = Table("theme", "label", *[f"{m}\nshare (answers)" for m in models], title=title)
@@ -373,8 +382,8 @@ def print_theme_table(rows: list[dict], title: str) -> None:
     for r in rows:
         by_theme.setdefault(r["theme_id"], {"label": r["label"]})[r["session_model"]] = r
     for theme_id, cells in by_theme.items():
-        table.add_row(str(theme_id), cells["label"],
-                      *[f"{cells[m]['share']:.1%} ({cells[m]['answers']})" if m in cells else "" for m in models])
+        table.add_row(str(theme_id), cells["label"] or "",
+                      *[_cell(cells.get(m)) for m in models])
     console.print(table)
 
 
