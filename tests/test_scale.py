@@ -1,0 +1,102 @@
+"""Fit on a sample, assign the rest (miner.assign, the `assign` step): a real job over Postgres with
+the threshold forced small; every unit gets a theme, the same seed gives the same themes."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from miner import repository, repository_jobs
+from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of
+from miner.cluster import UmapHdbscanClusterer
+from miner.components import Components
+from miner.ingest import to_interview
+from miner.pipeline import run_job
+from miner.sample import generate_sample
+
+STUDY = "sampled"
+SAMPLE = 250
+
+
+@pytest.fixture(scope="module")
+def sampled_jobs(database_url, settings, embedder):
+    """A 200-interview study analysed twice with sampling forced on; yields (samples, job ids)."""
+    samples = generate_sample(200, seed=3)
+    forced = settings.model_copy(update={"cluster_sample_threshold": 100, "cluster_sample_size": SAMPLE,
+                                         "embed_chunk": 150})
+    components = Components.from_settings(forced, embedder=embedder)
+    with psycopg.connect(database_url) as conn:
+        repository.save_interviews(conn, [to_interview(s.record, STUDY, "sample.jsonl", n)
+                                          for n, s in enumerate(samples, start=1)])
+        job_ids = []
+        for _ in range(2):
+            job_id = repository_jobs.create_job(conn, STUDY)
+            conn.commit()
+            run_job(conn, job_id, components)
+            job_ids.append(job_id)
+    return samples, job_ids
+
+
+def _assignments(conn, job_id) -> dict[str, int | None]:
+    return dict(conn.execute("SELECT unit_id, theme_id FROM assignments WHERE job_id = %s", (job_id,)).fetchall())
+
+
+def test_every_unit_is_assigned_and_only_the_sample_was_fit(conn, sampled_jobs):
+    _, (job_id, _) = sampled_jobs
+    units = conn.execute("SELECT count(*) FROM job_units WHERE job_id = %s", (job_id,)).fetchone()[0]
+    assert units > 2 * SAMPLE  # the threshold and the sample really are small next to the study
+    found = _assignments(conn, job_id)
+    assert len(found) == units and all(theme is not None for theme in found.values())
+    assert conn.execute("SELECT sampled_units FROM jobs WHERE job_id = %s", (job_id,)).fetchone()[0] == SAMPLE
+    # The assign step ran as one part per chunk, and its parts wrote the rows the sample did not.
+    parts = conn.execute("SELECT count(*), sum((detail->>'assigned')::int) FROM job_steps "
+                         "WHERE job_id = %s AND step LIKE 'assign%%' AND status = 'done'", (job_id,)).fetchone()
+    assert parts == (-(-units // 150), units - SAMPLE)
+    themes = {t for t in found.values()}
+    stored = {r[0] for r in conn.execute("SELECT theme_id FROM themes WHERE job_id = %s", (job_id,))}
+    assert themes == stored and len(themes) >= 3
+
+
+def test_same_seed_same_themes(conn, sampled_jobs):
+    _, (first, second) = sampled_jobs
+    a, b = _assignments(conn, first), _assignments(conn, second)
+    assert a.keys() == b.keys()
+    assert a == b  # same partition and, through the registry, the same theme ids
+
+
+def test_sampled_themes_recover_the_planted_ones(conn, sampled_jobs):
+    samples, (job_id, _) = sampled_jobs
+    planted = {}
+    for n, sample in enumerate(samples, start=1):
+        interview_id = to_interview(sample.record, STUDY, "sample.jsonl", n).interview_id
+        for answer_index, theme in enumerate(sample.answer_themes):
+            planted[f"{interview_id}:{answer_index}"] = theme
+    found = _assignments(conn, job_id)
+    units = sorted(found)
+    assert adjusted_rand_score([planted[u] for u in units], [found[u] for u in units]) >= 0.8
+
+
+def test_sampled_clusterer_below_threshold_is_the_clusterer_itself():
+    rng = np.random.default_rng(0)
+    vectors = np.vstack([rng.normal(loc=c, size=(60, 8)) for c in (-4, 0, 4)]).astype(np.float32)
+
+    class Fixed:
+        name = "fixed"
+
+        def fit(self, x):
+            return (x[:, 0] > x[:, 0].mean()).astype(np.int64)
+
+    below = SampledClusterer(Fixed(), SampleParams(threshold=1000, size=50))
+    assert np.array_equal(below.fit(vectors), Fixed().fit(vectors))
+    above = SampledClusterer(UmapHdbscanClusterer(), SampleParams(threshold=100, size=90, seed=7))
+    first, again = above.fit(vectors), above.fit(vectors)
+    assert np.array_equal(first, again) and (first >= 0).all() and len(first) == len(vectors)
+
+
+def test_assign_nearest_picks_the_most_similar_centroid():
+    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    ids, cents = centroids_of(vectors, np.array([5, 5, 9, -1]))
+    assert ids.tolist() == [5, 9]
+    assert assign_nearest(np.array([[0.2, 1.0], [1.0, 0.3]]), ids, cents).tolist() == [9, 5]
