@@ -85,10 +85,31 @@ def assign_knn(vectors: np.ndarray, sample: np.ndarray, sample_labels: np.ndarra
     return out
 
 
+def for_sample(clusterer: Clusterer, n: int, size: int) -> Clusterer:
+    """The clusterer to fit on `size` of `n` units, at the granularity the full fit would have.
+
+    The default clusterer derives HDBSCAN's min_cluster_size from the number of texts it sees, with a
+    floor of 10 (miner.cluster.min_cluster_size_for); a sample under 10,000 would meet the floor and
+    find fewer, larger themes than the full fit (measured: 57 vs 101 clusters on banking77 at half).
+    So a clusterer with derived `params.min_cluster_size` gets the full set's size scaled by the
+    sample fraction; any other clusterer is used as it is.
+    """
+    from dataclasses import is_dataclass, replace
+
+    from miner.cluster import ClusterParams, min_cluster_size_for
+
+    params = getattr(clusterer, "params", None)
+    if not (is_dataclass(params) and isinstance(params, ClusterParams) and params.min_cluster_size is None):
+        return clusterer
+    scaled = max(5, int(round(min_cluster_size_for(n) * size / n)))  # under 5 HDBSCAN finds noise
+    return type(clusterer)(replace(params, min_cluster_size=scaled))
+
+
 def fit_sample(vectors: np.ndarray, clusterer: Clusterer, params: SampleParams) -> tuple[np.ndarray, np.ndarray]:
     """(sample positions, their labels): `clusterer` fitted on the seeded sample of `vectors`."""
     index = sample_indices(len(vectors), params.size, params.seed)
-    return index, np.asarray(clusterer.fit(vectors[index]), dtype=np.int64)
+    fitted = for_sample(clusterer, len(vectors), len(index)).fit(vectors[index])
+    return index, np.asarray(fitted, dtype=np.int64)
 
 
 class SampledClusterer:

@@ -20,7 +20,8 @@ import psycopg
 from miner import repository, repository_assign, repository_jobs
 from miner import repository_reporting as reporting
 from miner import repository_runs as runs
-from miner.assign import SampleParams, assign_nearest, centroids_of, sample_indices
+from miner.assign import SampleParams, assign_nearest, centroids_of, for_sample, sample_indices
+from miner.compact import stored_precision
 from miner.components import Components
 from miner.embed import embed_units
 from miner.label import label_clusters
@@ -93,7 +94,7 @@ def embed(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
 def _embed_missing(conn: psycopg.Connection, units: list[Unit], embedder: Embedder) -> tuple[np.ndarray, int]:
     cached = runs.load_vectors(conn, embedder.name, units)
     missing = {u.answer_hash for u in units} - cached.keys()
-    vectors = embed_units(units, embedder, cached,
+    vectors = embed_units(units, stored_precision(embedder), cached,
                           on_chunk=lambda new, done, total: repository.save_embeddings(conn, embedder.name, new))
     return vectors, len(missing)
 
@@ -143,7 +144,7 @@ def _cluster_sample(conn: psycopg.Connection, job: Job, parts: Components, plan:
     unit_ids = [u.unit_id for u in units]
     previous = runs.load_assignments(conn, plan.previous_job_id) if plan.previous_job_id else {}
     previous = {u: previous[u] for u in unit_ids if u in previous}  # the sample's share of the lineage
-    clusters = number_clusters(parts.clusterer.fit(vectors))
+    clusters = number_clusters(for_sample(parts.clusterer, total, len(units)).fit(vectors))
     match = match_themes(previous, dict(zip(unit_ids, clusters.tolist())), runs.next_theme_id(conn, job.study),
                          runs.active_themes(conn, job.study) or None)
     labels = np.array([match.theme_of_cluster.get(int(c), -1) for c in clusters], dtype=np.int64)
@@ -255,7 +256,8 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
     # Questions, prototypes and anchors go through the embedding cache like answers do.
     by_hash = {answer_hash(text): text for text in texts_to_embed(units)}
     cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
-    result = understand_interviews(interviews, units, vectors, labels, parts.embedder, options, llm,
+    embedder = stored_precision(parts.embedder)  # new vectors at the precision the cache keeps
+    result = understand_interviews(interviews, units, vectors, labels, embedder, options, llm,
                                    known_vectors={by_hash[h]: v for h, v in cached.items()})
     repository.save_embeddings(conn, parts.embedder.name,
                                {answer_hash(text): v for text, v in result.new_vectors.items()})

@@ -9,3 +9,7 @@ CREATE TABLE IF NOT EXISTS job_centroids (
     vector   bytea NOT NULL,                 -- float32 little-endian, unit length
     PRIMARY KEY (job_id, theme_id)
 );
+
+-- Embeddings are written as float16 from now on (miner/compact.py); rows written before stay float32
+-- and are read by their length (2 or 4 bytes × dim).
+COMMENT ON COLUMN embeddings.vector IS 'float16 little-endian (2 × dim bytes); rows from before migration 013: float32 (4 × dim)';
