@@ -33,7 +33,8 @@ DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results" / "scale.json"
 sys.path.insert(0, str(REPO))
 
-from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of, fit_sample  # noqa: E402
+from miner.assign import (SampledClusterer, SampleParams, assign_nearest, centroids_of, for_sample,  # noqa: E402
+                          sample_indices)
 from miner.cluster import ClusterParams, UmapHdbscanClusterer  # noqa: E402
 from miner.metrics import clustering_scores  # noqa: E402
 
@@ -103,46 +104,56 @@ def quality(seeds: tuple[int, ...]) -> None:
     _save(results)
 
 
-def synthetic(n: int, dim: int = 384, centres: int = 200, seed: int = 0) -> np.ndarray:
-    """n unit vectors around `centres` random directions (Zipf-ish sizes), float16 as stored."""
+def write_synthetic(path: Path, n: int, dim: int = 384, centres: int = 200, seed: int = 0) -> None:
+    """n unit vectors around `centres` random directions (Zipf-ish sizes), float16 as the cache stores
+    them, written block by block to `path` (the stand-in for the embeddings table)."""
     rng = np.random.default_rng(seed)
     means = rng.normal(size=(centres, dim)).astype(np.float32)
     weights = 1.0 / np.arange(1, centres + 1)
     which = rng.choice(centres, size=n, p=weights / weights.sum())
-    out = np.empty((n, dim), dtype=np.float16)
-    for start in range(0, n, 50_000):
-        block = means[which[start:start + 50_000]] + 1.2 * rng.normal(size=(len(which[start:start + 50_000]), dim))
-        out[start:start + 50_000] = (block / np.linalg.norm(block, axis=1, keepdims=True)).astype(np.float16)
-    return out
+    with open(path, "wb") as handle:
+        for start in range(0, n, 50_000):
+            picked = which[start:start + 50_000]
+            block = means[picked] + 1.2 * rng.normal(size=(len(picked), dim)).astype(np.float32)
+            (block / np.linalg.norm(block, axis=1, keepdims=True)).astype("<f2").tofile(handle)
+
+
+def _rows(path: Path, start: int, count: int, dim: int = 384) -> np.ndarray:
+    """Rows start..start+count, read from the file as the assign step streams them from Postgres."""
+    flat = np.fromfile(path, dtype="<f2", count=count * dim, offset=start * dim * 2)
+    return flat.reshape(-1, dim).astype(np.float32)
 
 
 def _memory_child(n: int, sample: int, chunk: int) -> dict:
-    """The cluster + assign path on n synthetic units; vectors for assignment come chunk by chunk."""
+    """The cluster + assign path on n synthetic units, holding only the sample and one chunk at a time."""
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_scale_{n}_{os.getpid()}.f16"
     started = time.perf_counter()
-    params = SampleParams(threshold=0, size=min(sample, n), seed=42)
-    index = np.sort(np.random.default_rng(42).choice(n, size=params.size, replace=False)) if params.size < n \
-        else np.arange(n)
-    # The cluster step holds only the sample's vectors (rows fetched by position).
-    full = synthetic(n)  # stands in for the embeddings table; memory-mapped below so it is not in RSS
-    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_scale_{n}.f16"
-    full.tofile(path)
-    del full
-    table = np.memmap(path, dtype=np.float16, mode="r", shape=(n, 384))
+    write_synthetic(path, n)
     generated = time.perf_counter()
-    sample_vectors = np.asarray(table[index], dtype=np.float32)
-    fitted = np.asarray(UmapHdbscanClusterer(ClusterParams(seed=42)).fit(sample_vectors), dtype=np.int64)
-    ids, cents = centroids_of(sample_vectors, fitted)
-    del sample_vectors
-    fit_done = time.perf_counter()
-    assigned = 0
-    for start in range(0, n, chunk):  # the assign step's parts, one after another here
-        labels = assign_nearest(np.asarray(table[start:start + chunk], dtype=np.float32), ids, cents)
-        assigned += int((labels >= 0).sum())
-    done = time.perf_counter()
-    path.unlink()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        params = SampleParams(threshold=0, size=min(sample, n), seed=42)
+        index = sample_indices(n, params.size, params.seed)
+        # The cluster step: the sample's rows only, fetched chunk by chunk.
+        block = chunk * 25
+        sample_vectors = np.vstack([_rows(path, s, min(block, n - s))[index[(index >= s) & (index < s + block)] - s]
+                                    for s in range(0, n, block)])
+        clusterer = for_sample(UmapHdbscanClusterer(ClusterParams(seed=42)), n, len(index))
+        fitted = np.asarray(clusterer.fit(sample_vectors), dtype=np.int64)
+        ids, cents = centroids_of(sample_vectors, fitted)
+        del sample_vectors, fitted
+        fit_done = time.perf_counter()
+        assigned = 0
+        for start in range(0, n, chunk):  # the assign step's parts, one after another here
+            labels = assign_nearest(_rows(path, start, min(chunk, n - start)), ids, cents)
+            assigned += int((labels >= 0).sum())
+        done = time.perf_counter()
+    finally:
+        path.unlink()
     return {"units": n, "sample": params.size, "clusters": int(ids.size), "assigned": assigned,
             "fit_seconds": round(fit_done - generated, 1), "assign_seconds": round(done - fit_done, 1),
             "cluster_assign_seconds": round(done - generated, 1), "generate_seconds": round(generated - started, 1),
+            "peak_rss_mib_after_generating": round(rss_before, 1),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
