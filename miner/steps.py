@@ -20,7 +20,7 @@ import psycopg
 from miner import repository, repository_assign, repository_jobs
 from miner import repository_reporting as reporting
 from miner import repository_runs as runs
-from miner.assign import SampleParams, assign_nearest, centroids_of, for_sample, sample_indices
+from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of, for_sample, sample_indices
 from miner.compact import stored_precision
 from miner.components import Components
 from miner.embed import embed_units
@@ -118,7 +118,9 @@ def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
     if job.kind == "nightly" and previous:
         # Jobs published before base_units was a column measured growth from their own size.
         base = repository_jobs.job_plan(conn, plan.previous_job_id).base_units or len(previous)
-        result = fold_in(unit_ids, vectors, previous, next_id, base, parts.clusterer, parts.nightly or NightlyParams(),
+        # A nightly re-cluster of a large study fits on a sample too (assigned in process here).
+        clusterer = SampledClusterer(parts.clusterer, parts.sample or SampleParams())
+        result = fold_in(unit_ids, vectors, previous, next_id, base, clusterer, parts.nightly or NightlyParams(),
                          active or None)
         labels, events, detail = result.labels, result.events, dict(result.counts)
         base_units = len(units) if detail["mode"] == "recluster" else base
