@@ -14,7 +14,8 @@ the assignment in chunks as the `assign` step does, in a child process whose pea
 the child first loads torch and MiniLM (a worker that embedded holds them). The vectors are read
 from a file standing in for the embeddings table, so Postgres's own cost is not in the figure.
 
-Results merge into benchmarks/results/scale.json (keys fixed by issue 14).
+Results merge into benchmarks/results/scale.json (exactly the keys issue 14 names) and
+scale_runs.json (every run, and why a figure is null).
 """
 
 from __future__ import annotations
@@ -46,17 +47,23 @@ KEYS = ("peak_rss_mib_100k", "peak_rss_mib_1m", "cluster_time_ratio_1m_100k", "n
         "sampled_nmi_drop", "sampled_ari_drop")
 
 
+RUNS = RESULTS.with_name("scale_runs.json")  # every run and the notes; scale.json holds exactly KEYS
+
+
 def _results() -> dict:
-    if RESULTS.exists():
-        return json.loads(RESULTS.read_text())
-    return {"peak_rss_mib_100k": None, "peak_rss_mib_1m": None, "cluster_time_ratio_1m_100k": None,
-            "nightly_vs_full": None, "sampled_nmi_drop": {"banking77": None, "clinc150": None},
-            "sampled_ari_drop": {"banking77": None, "clinc150": None}, "notes": {}}
+    results = {"peak_rss_mib_100k": None, "peak_rss_mib_1m": None, "cluster_time_ratio_1m_100k": None,
+               "nightly_vs_full": None, "sampled_nmi_drop": {"banking77": None, "clinc150": None},
+               "sampled_ari_drop": {"banking77": None, "clinc150": None}}
+    for path in (RESULTS, RUNS):
+        if path.exists():
+            results.update(json.loads(path.read_text()))
+    return results
 
 
 def _save(results: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    RESULTS.write_text(json.dumps({k: results[k] for k in KEYS}, indent=2) + "\n")
+    RUNS.write_text(json.dumps({k: v for k, v in results.items() if k not in KEYS}, indent=2) + "\n")
 
 
 def _embed(name: str) -> tuple[np.ndarray, list[str]]:
