@@ -117,3 +117,44 @@ def test_embeddings_are_stored_as_float16_and_old_float32_rows_still_read(conn):
     # Both at float16 precision, so a cached vector and a fresh one are the same numbers.
     assert np.array_equal(loaded["new"], loaded["old"])
     assert np.allclose(loaded["old"], vector, atol=1e-3)
+
+
+def test_sampled_job_through_two_real_workers(miner_env, database_url, queue_name, tmp_path):
+    """The `assign` step fans out as Celery tasks like embed: a sampled job ends with every unit assigned."""
+    import json
+    import time
+
+    from typer.testing import CliRunner
+
+    from conftest import start_worker, wait_for_job
+    from miner.cli import app
+    from miner.sample import generate_sample, write_jsonl
+
+    env = {**miner_env, "MINER_QUEUE": f"{queue_name}-scale", "MINER_CLUSTER_SAMPLE_THRESHOLD": "100",
+           "MINER_CLUSTER_SAMPLE_SIZE": "200", "MINER_EMBED_CHUNK": "100", "OMP_NUM_THREADS": "1"}
+    workers = [start_worker(env, f"scale{i}-{queue_name}", tmp_path / f"worker{i}.log") for i in range(2)]
+    try:
+        path = tmp_path / "study.jsonl"
+        write_jsonl(generate_sample(120, seed=5), path)
+        runner = CliRunner()
+        ingested = runner.invoke(app, ["ingest", str(path), "--study", "sampled-celery", "--json"], env=env)
+        assert json.loads(ingested.stdout)["stored"] == 120
+        queued = runner.invoke(app, ["analyze", "--study", "sampled-celery"], env=env, catch_exceptions=False)
+        job_id = queued.stdout.strip().splitlines()[-1]
+        assert wait_for_job(database_url, job_id) == "succeeded", [w.read_text()[-2000:] for w in
+                                                                    tmp_path.glob("worker*.log")]
+        with psycopg.connect(database_url) as conn:
+            units = conn.execute("SELECT count(*) FROM job_units WHERE job_id = %s", (job_id,)).fetchone()[0]
+            assigned = conn.execute("SELECT count(*) FROM assignments WHERE job_id = %s AND theme_id IS NOT NULL",
+                                    (job_id,)).fetchone()[0]
+            parts = conn.execute("SELECT count(*) FROM job_steps WHERE job_id = %s AND step LIKE 'assign%%'",
+                                 (job_id,)).fetchone()[0]
+            sampled = conn.execute("SELECT sampled_units FROM jobs WHERE job_id = %s", (job_id,)).fetchone()[0]
+        assert units > 300 and assigned == units and sampled == 200
+        assert parts == -(-units // 100)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        deadline = time.monotonic() + 60
+        for worker in workers:
+            worker.wait(timeout=max(1.0, deadline - time.monotonic()))
