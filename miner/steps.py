@@ -129,6 +129,7 @@ def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
         match = match_themes(previous, dict(zip(unit_ids, clusters.tolist())), next_id, active or None)
         labels = np.array([match.theme_of_cluster.get(int(c), -1) for c in clusters], dtype=np.int64)
         events, detail, base_units = match.events, {"mode": "full"}, len(units)
+    del vectors  # the step's largest structure; the rows below don't need it
     runs.save_assignments(conn, job.job_id, {u: (int(t) if t >= 0 else None) for u, t in zip(unit_ids, labels)})
     runs.save_theme_events(conn, job.study, job.job_id, events)
     repository_jobs.set_base_units(conn, job.job_id, base_units)
