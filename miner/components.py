@@ -13,6 +13,7 @@ from miner.protocols import (Chat, ChatCompletions, Clusterer, Embedder, Labelle
                              NotInstalledError)
 
 if TYPE_CHECKING:
+    from miner.assign import SampleParams
     from miner.llm import LLMOptions
     from miner.llm_label import LabelOptions
     from miner.nightly import NightlyParams
@@ -35,6 +36,7 @@ class Components:
     understand_options: UnderstandOptions | None = None
     nightly: NightlyParams | None = None
     embed_chunk: int = DEFAULT_EMBED_CHUNK
+    sample: SampleParams | None = None  # None = miner.assign's defaults (fit on a sample above 50k units)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Components:
@@ -51,6 +53,7 @@ class Components:
             label_options=label_options_from_settings(settings),
             understand_options=UnderstandOptions(llm_scrub=settings.llm_scrub),
             embed_chunk=settings.embed_chunk,
+            sample=sample_params_from_settings(settings),
         )
         return replace(parts, **overrides)
 
@@ -71,6 +74,13 @@ def clusterer_from_settings(settings: Settings) -> Clusterer:
     if settings.clusterer not in kinds:
         raise ValueError(f"unknown MINER_CLUSTERER {settings.clusterer!r}; choose from {sorted(kinds)}")
     return kinds[settings.clusterer](ClusterParams(seed=settings.seed))
+
+
+def sample_params_from_settings(settings: Settings) -> SampleParams:
+    from miner.assign import SampleParams
+
+    return SampleParams(threshold=settings.cluster_sample_threshold, size=settings.cluster_sample_size,
+                        seed=settings.seed)
 
 
 def llm_client_from_settings(settings: Settings) -> LLMClient | None:

@@ -106,7 +106,7 @@ def save_units(conn: psycopg.Connection, units: Sequence[Unit]) -> None:
 def load_embeddings(conn: psycopg.Connection, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
     """Cached vectors for these answer hashes under this embedding model.
 
-    Rows stream into one float32 matrix and the dict holds views of its rows: fetching them all
+    Rows (float16, or float32 from before migration 013) stream into one float32 matrix and the dict holds views of its rows: fetching them all
     first held a bytes object and a tuple per vector, ~2.5× the vectors' size (370 MB at 84k answers).
     """
     wanted = list(set(hashes))
@@ -114,10 +114,12 @@ def load_embeddings(conn: psycopg.Connection, model: str, hashes: Iterable[str])
     matrix: np.ndarray | None = None
     filled = 0
     with conn.cursor(binary=True) as cur:
-        rows = cur.stream("SELECT answer_hash, vector FROM embeddings WHERE model = %s AND answer_hash = ANY(%s)",
-                          (model, wanted), size=2000)
-        for answer_hash, vector in rows:
-            row = np.frombuffer(vector, dtype="<f4")
+        rows = cur.stream(
+            "SELECT answer_hash, dim, vector FROM embeddings WHERE model = %s AND answer_hash = ANY(%s)",
+            (model, wanted), size=2000)
+        for answer_hash, dim, vector in rows:
+            # float16 since migration 013; older float32 rows are read at float16 precision (miner.compact)
+            row = np.frombuffer(vector, dtype="<f2" if len(vector) == 2 * dim else "<f4").astype(np.float16)
             if matrix is None:
                 matrix = np.empty((len(wanted), row.shape[0]), dtype=np.float32)
             if row.shape[0] != matrix.shape[1]:  # not the width of the others: keep it on its own
@@ -134,7 +136,7 @@ def save_embeddings(conn: psycopg.Connection, model: str, vectors: dict[str, np.
         cur.executemany(
             """INSERT INTO embeddings (answer_hash, model, dim, vector) VALUES (%s, %s, %s, %s)
                ON CONFLICT (answer_hash, model) DO NOTHING""",
-            [(h, model, v.shape[0], np.asarray(v, dtype="<f4").tobytes()) for h, v in vectors.items()],
+            [(h, model, v.shape[0], np.asarray(v, dtype="<f2").tobytes()) for h, v in vectors.items()],
         )
 
 

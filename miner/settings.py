@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     embedding_batch_size: int = 64
     clusterer: str = Field("umap-hdbscan", description="clusterer kind")
     seed: int = 42
+    cluster_sample_threshold: int = Field(
+        50_000, ge=1, description="above this many answer units a job fits the clusterer on a seeded sample "
+                                  "and assigns the rest to the nearest theme (fanned out like embedding)")
+    cluster_sample_size: int = Field(30_000, ge=100, description="units the clusterer is fit on above the threshold")
 
     embed_chunk: int = Field(2000, description="answers per embedding task; chunks fan out across workers")
     nightly_at: str = Field("02:30", description="time of the nightly aggregation, HH:MM in UTC")

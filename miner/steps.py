@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from miner import repository, repository_jobs
+from miner import repository, repository_assign, repository_jobs
 from miner import repository_reporting as reporting
 from miner import repository_runs as runs
+from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of, for_sample, sample_indices
+from miner.compact import stored_precision
 from miner.components import Components
 from miner.embed import embed_units
 from miner.label import label_clusters
@@ -92,7 +94,7 @@ def embed(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
 def _embed_missing(conn: psycopg.Connection, units: list[Unit], embedder: Embedder) -> tuple[np.ndarray, int]:
     cached = runs.load_vectors(conn, embedder.name, units)
     missing = {u.answer_hash for u in units} - cached.keys()
-    vectors = embed_units(units, embedder, cached,
+    vectors = embed_units(units, stored_precision(embedder), cached,
                           on_chunk=lambda new, done, total: repository.save_embeddings(conn, embedder.name, new))
     return vectors, len(missing)
 
@@ -100,10 +102,15 @@ def _embed_missing(conn: psycopg.Connection, units: list[Unit], embedder: Embedd
 def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Theme ids for the job's answers: cluster (miner.cluster) or, nightly, fold in (miner.nightly),
     matched to the published job's ids (miner.registry). Writes assignments and lineage events."""
+    plan = repository_jobs.job_plan(conn, job.job_id)
+    sample = parts.sample or SampleParams()
+    total = repository_assign.count_job_units(conn, job.job_id)
+    if sample.sampled(total) and not (job.kind == "nightly" and plan.previous_job_id):
+        return _cluster_sample(conn, job, parts, plan, sample, total)
+    repository_assign.set_sampled_units(conn, job.job_id, None)
     units = repository_jobs.load_job_units(conn, job.job_id)
     # Embeds whatever an embed step left undone, so a lost or doubled chunk can't hurt.
     vectors, late = _embed_missing(conn, units, parts.embedder)
-    plan = repository_jobs.job_plan(conn, job.job_id)
     previous = runs.load_assignments(conn, plan.previous_job_id) if plan.previous_job_id else {}
     next_id = runs.next_theme_id(conn, job.study)
     active = runs.active_themes(conn, job.study)
@@ -111,7 +118,9 @@ def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
     if job.kind == "nightly" and previous:
         # Jobs published before base_units was a column measured growth from their own size.
         base = repository_jobs.job_plan(conn, plan.previous_job_id).base_units or len(previous)
-        result = fold_in(unit_ids, vectors, previous, next_id, base, parts.clusterer, parts.nightly or NightlyParams(),
+        # A nightly re-cluster of a large study fits on a sample too (assigned in process here).
+        clusterer = SampledClusterer(parts.clusterer, parts.sample or SampleParams())
+        result = fold_in(unit_ids, vectors, previous, next_id, base, clusterer, parts.nightly or NightlyParams(),
                          active or None)
         labels, events, detail = result.labels, result.events, dict(result.counts)
         base_units = len(units) if detail["mode"] == "recluster" else base
@@ -120,12 +129,53 @@ def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
         match = match_themes(previous, dict(zip(unit_ids, clusters.tolist())), next_id, active or None)
         labels = np.array([match.theme_of_cluster.get(int(c), -1) for c in clusters], dtype=np.int64)
         events, detail, base_units = match.events, {"mode": "full"}, len(units)
+    del vectors  # the step's largest structure; the rows below don't need it
     runs.save_assignments(conn, job.job_id, {u: (int(t) if t >= 0 else None) for u, t in zip(unit_ids, labels)})
     runs.save_theme_events(conn, job.study, job.job_id, events)
     repository_jobs.set_base_units(conn, job.job_id, base_units)
     counts = {k: detail[k] for k in ("mode", "new_units", "assigned_new", "born", "growth") if k in detail}
     return Outcome({**detail, "base_units": base_units, "late_embedded": late}, counts=counts,
                    summed={"embedded": late})
+
+
+def _cluster_sample(conn: psycopg.Connection, job: Job, parts: Components, plan: JobPlan, sample: SampleParams,
+                    total: int) -> Outcome:
+    """Above the threshold: fit on a seeded sample (miner.assign), match its clusters to the published
+    themes, keep each theme's centroid; the `assign` step gives every other unit its nearest theme."""
+    units = repository_assign.load_job_units_at(conn, job.job_id, sample_indices(total, sample.size, sample.seed))
+    vectors, late = _embed_missing(conn, units, parts.embedder)
+    unit_ids = [u.unit_id for u in units]
+    previous = runs.load_assignments(conn, plan.previous_job_id) if plan.previous_job_id else {}
+    previous = {u: previous[u] for u in unit_ids if u in previous}  # the sample's share of the lineage
+    clusters = number_clusters(for_sample(parts.clusterer, total, len(units)).fit(vectors))
+    match = match_themes(previous, dict(zip(unit_ids, clusters.tolist())), runs.next_theme_id(conn, job.study),
+                         runs.active_themes(conn, job.study) or None)
+    labels = np.array([match.theme_of_cluster.get(int(c), -1) for c in clusters], dtype=np.int64)
+    theme_ids, centroids = centroids_of(vectors, labels)
+    del vectors
+    runs.save_assignments(conn, job.job_id, {u: (int(t) if t >= 0 else None) for u, t in zip(unit_ids, labels)})
+    repository_assign.save_centroids(conn, job.job_id, theme_ids.tolist(), centroids)
+    repository_assign.set_sampled_units(conn, job.job_id, len(units))
+    runs.save_theme_events(conn, job.study, job.job_id, match.events)
+    repository_jobs.set_base_units(conn, job.job_id, total)
+    return Outcome({"mode": "sampled", "units": total, "sample": len(units), "themes": int(theme_ids.size),
+                    "base_units": total, "late_embedded": late},
+                   counts={"mode": "sampled", "sampled_units": len(units)}, summed={"embedded": late})
+
+
+def assign(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
+    """A sampled job's units of one chunk to their nearest theme centroid (miner.assign); nothing
+    when the cluster step fitted every unit."""
+    if repository_assign.sampled_units(conn, job.job_id) is None:
+        return Outcome({"sampled": False})
+    size = repository_jobs.job_plan(conn, job.job_id).embed_chunk_size
+    chunk = repository_jobs.load_job_units(conn, job.job_id, offset=(part or 0) * size, limit=size)
+    vectors, late = _embed_missing(conn, chunk, parts.embedder)
+    theme_ids, centroids = repository_assign.load_centroids(conn, job.job_id)
+    labels = assign_nearest(vectors, theme_ids, centroids)
+    written = repository_assign.add_assignments(
+        conn, job.job_id, {u.unit_id: (int(t) if t >= 0 else None) for u, t in zip(chunk, labels)})
+    return Outcome({"assigned": written, "late_embedded": late}, summed={"assigned": written, "embedded": late})
 
 
 def _job_arrays(conn: psycopg.Connection, job_id: str, embedder: Embedder) -> tuple[list[Unit], np.ndarray, np.ndarray]:
@@ -209,7 +259,8 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
     # Questions, prototypes and anchors go through the embedding cache like answers do.
     by_hash = {answer_hash(text): text for text in texts_to_embed(units)}
     cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
-    result = understand_interviews(interviews, units, vectors, labels, parts.embedder, options, llm,
+    embedder = stored_precision(parts.embedder)  # new vectors at the precision the cache keeps
+    result = understand_interviews(interviews, units, vectors, labels, embedder, options, llm,
                                    known_vectors={by_hash[h]: v for h, v in cached.items()})
     repository.save_embeddings(conn, parts.embedder.name,
                                {answer_hash(text): v for text, v in result.new_vectors.items()})
@@ -233,7 +284,8 @@ def publish(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
 STEPS: tuple[Step, ...] = (
     Step("units", units, 0.05),
     Step("embed", embed, 0.60, fan_out=True),
-    Step("cluster", cluster, 0.13),
+    Step("cluster", cluster, 0.10),
+    Step("assign", assign, 0.03, fan_out=True),  # sampled jobs only (miner.assign)
     Step("themes", themes, 0.04),
     Step("label", label, 0.09),
     Step("tree", tree, 0.01),

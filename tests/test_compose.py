@@ -25,3 +25,22 @@ def test_compose_has_postgres_redis_worker_and_beat():
     assert "workers.app" in services["worker"]["command"] and "worker" in services["worker"]["command"]
     assert "beat" in services["beat"]["command"]
     assert services["worker"]["environment"]["MINER_DATABASE_URL"].startswith("postgresql://")
+
+
+def test_worker_scales_to_several_containers():
+    """`docker compose up --scale worker=N`: nothing in the worker may be unique to one container."""
+    worker = yaml.safe_load(COMPOSE.read_text())["services"]["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    command = " ".join(worker["command"])
+    assert "--hostname" in command and "%h" in command  # one Celery node name per container
+    assert {"OMP_NUM_THREADS", "MINER_DATABASE_URL", "MINER_BROKER_URL"} <= worker["environment"].keys()
+
+
+def test_compose_config_with_scaled_workers_validates():
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (.ci/run installs Debian's package)")
+    env = {"PATH": "/usr/bin:/bin", "MINER_WORKER_CONCURRENCY": "1", "MINER_WORKER_THREADS": "2"}
+    result = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    worker = yaml.safe_load(result.stdout)["services"]["worker"]
+    assert worker["environment"]["OMP_NUM_THREADS"] == "2" and "1" in worker["command"]

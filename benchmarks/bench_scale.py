@@ -1,0 +1,210 @@
+"""Scale benchmark: fit on a sample and assign the rest (miner.assign), float16 embeddings, memory.
+
+Run: ``python benchmarks/bench_scale.py quality`` (~10 min on 2 cores) and
+``python benchmarks/bench_scale.py memory --units 100000`` / ``--units 1000000`` (synthetic vectors).
+
+quality: banking77 and clinc150 (../shared/data) embedded once with all-MiniLM-L6-v2; the default
+clusterer fitted on all texts vs fitted on a seeded half and the other half assigned (nearest
+centroid, or a 15-nearest-sampled-neighbours vote), and the full fit on float16-rounded vectors;
+seeds 42, 1, 2; drops in NMI/ARI points (full minus sampled, mean over seeds, spread = min..max).
+
+memory: the cluster + assign path of a job at N units on synthetic vectors (a mixture of 200
+Gaussian directions in 384 dims, Zipf-ish sizes, unit length, float16 as stored): sample fit, then
+the assignment in chunks as the `assign` step does, in a child process whose peak RSS is ru_maxrss;
+the child first loads torch and MiniLM (a worker that embedded holds them). The vectors are read
+from a file standing in for the embeddings table, so Postgres's own cost is not in the figure.
+
+Results merge into benchmarks/results/scale.json (exactly the keys issue 14 names) and
+scale_runs.json (every run, and why a figure is null).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+RESULTS = REPO / "benchmarks" / "results" / "scale.json"
+sys.path.insert(0, str(REPO))
+
+from miner.assign import (SampledClusterer, SampleParams, assign_nearest, centroids_of, for_sample,  # noqa: E402
+                          sample_indices)
+from miner.cluster import ClusterParams, UmapHdbscanClusterer  # noqa: E402
+from miner.metrics import clustering_scores  # noqa: E402
+
+DATASETS = {"banking77": "banking77_test.csv", "clinc150": "clinc150_test.csv"}
+SEEDS = (42, 1, 2)
+KEYS = ("peak_rss_mib_100k", "peak_rss_mib_1m", "cluster_time_ratio_1m_100k", "nightly_vs_full",
+        "sampled_nmi_drop", "sampled_ari_drop")
+
+
+RUNS = RESULTS.with_name("scale_runs.json")  # every run and the notes; scale.json holds exactly KEYS
+
+
+def _results() -> dict:
+    results = {"peak_rss_mib_100k": None, "peak_rss_mib_1m": None, "cluster_time_ratio_1m_100k": None,
+               "nightly_vs_full": None, "sampled_nmi_drop": {"banking77": None, "clinc150": None},
+               "sampled_ari_drop": {"banking77": None, "clinc150": None}}
+    for path in (RESULTS, RUNS):
+        if path.exists():
+            results.update(json.loads(path.read_text()))
+    return results
+
+
+def _save(results: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({k: results[k] for k in KEYS}, indent=2) + "\n")
+    RUNS.write_text(json.dumps({k: v for k, v in results.items() if k not in KEYS}, indent=2) + "\n")
+
+
+def _embed(name: str) -> tuple[np.ndarray, list[str]]:
+    import pandas as pd
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from miner.embed import SentenceTransformerEmbedder
+    from miner.settings import Settings
+
+    df = pd.read_csv(DATA / DATASETS[name])
+    embedder = SentenceTransformerEmbedder(Settings().embedding_model)
+    return embedder.embed(df["text"].astype(str).tolist()), df["category"].astype(str).tolist()
+
+
+def quality(seeds: tuple[int, ...]) -> None:
+    results = _results()
+    rows = results.setdefault("quality_rows", {})
+    for name in DATASETS:
+        vectors, gold = _embed(name)
+        half = SampleParams(threshold=0, size=len(vectors) // 2)
+        for seed in seeds:
+            inner = UmapHdbscanClusterer(ClusterParams(seed=seed))
+            variants = {
+                "full": inner,
+                "sampled_centroid": SampledClusterer(inner, SampleParams(0, half.size, seed), "centroid"),
+                "sampled_knn": SampledClusterer(inner, SampleParams(0, half.size, seed), "knn"),
+                "full_float16": "f16",
+            }
+            for label, clusterer in variants.items():
+                started = time.perf_counter()
+                if clusterer == "f16":
+                    labels = inner.fit(vectors.astype(np.float16).astype(np.float32))
+                else:
+                    labels = clusterer.fit(vectors)
+                scores = clustering_scores(gold, labels)
+                rows[f"{name}/{seed}/{label}"] = {"nmi": round(100 * float(scores["nmi"]), 2),
+                                                  "ari": round(100 * float(scores["ari"]), 2),
+                                                  "clusters": int(scores["clusters"]),
+                                                  "seconds": round(time.perf_counter() - started, 1)}
+                print(name, seed, label, rows[f"{name}/{seed}/{label}"], flush=True)
+                _save(results)
+    for metric, key in (("nmi", "sampled_nmi_drop"), ("ari", "sampled_ari_drop")):
+        for name in DATASETS:
+            drops = [rows[f"{name}/{s}/full"][metric] - rows[f"{name}/{s}/sampled_centroid"][metric]
+                     for s in seeds if f"{name}/{s}/sampled_centroid" in rows]
+            results[key][name] = round(float(np.mean(drops)), 2) if drops else None
+    _save(results)
+
+
+def write_synthetic(path: Path, n: int, dim: int = 384, centres: int = 200, seed: int = 0) -> None:
+    """n unit vectors around `centres` random directions (Zipf-ish sizes), float16 as the cache stores
+    them, written block by block to `path` (the stand-in for the embeddings table)."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(centres, dim)).astype(np.float32)
+    weights = 1.0 / np.arange(1, centres + 1)
+    which = rng.choice(centres, size=n, p=weights / weights.sum())
+    with open(path, "wb") as handle:
+        for start in range(0, n, 50_000):
+            picked = which[start:start + 50_000]
+            block = means[picked] + 1.2 * rng.normal(size=(len(picked), dim)).astype(np.float32)
+            (block / np.linalg.norm(block, axis=1, keepdims=True)).astype("<f2").tofile(handle)
+
+
+def _rows(path: Path, start: int, count: int, dim: int = 384) -> np.ndarray:
+    """Rows start..start+count, read from the file as the assign step streams them from Postgres."""
+    flat = np.fromfile(path, dtype="<f2", count=count * dim, offset=start * dim * 2)
+    return flat.reshape(-1, dim).astype(np.float32)
+
+
+def _memory_child(n: int, sample: int, chunk: int) -> dict:
+    """The cluster + assign path on n synthetic units, holding only the sample and one chunk at a time."""
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_scale_{n}_{os.getpid()}.f16"
+    # A worker that ran embed steps holds torch and MiniLM: load them so they count in the peak.
+    from miner.embed import SentenceTransformerEmbedder
+    from miner.settings import Settings
+
+    SentenceTransformerEmbedder(Settings().embedding_model).embed(["a worker that embedded before"])
+    started = time.perf_counter()
+    write_synthetic(path, n)
+    generated = time.perf_counter()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        params = SampleParams(threshold=0, size=min(sample, n), seed=42)
+        index = sample_indices(n, params.size, params.seed)
+        # The cluster step: the sample's rows only, fetched chunk by chunk.
+        block = chunk * 25
+        sample_vectors = np.vstack([_rows(path, s, min(block, n - s))[index[(index >= s) & (index < s + block)] - s]
+                                    for s in range(0, n, block)])
+        clusterer = for_sample(UmapHdbscanClusterer(ClusterParams(seed=42)), n, len(index))
+        fitted = np.asarray(clusterer.fit(sample_vectors), dtype=np.int64)
+        ids, cents = centroids_of(sample_vectors, fitted)
+        del sample_vectors, fitted
+        fit_done = time.perf_counter()
+        assigned = 0
+        for start in range(0, n, chunk):  # the assign step's parts, one after another here
+            labels = assign_nearest(_rows(path, start, min(chunk, n - start)), ids, cents)
+            assigned += int((labels >= 0).sum())
+        done = time.perf_counter()
+    finally:
+        path.unlink()
+    return {"units": n, "sample": params.size, "clusters": int(ids.size), "assigned": assigned,
+            "fit_seconds": round(fit_done - generated, 1), "assign_seconds": round(done - fit_done, 1),
+            "cluster_assign_seconds": round(done - generated, 1), "generate_seconds": round(generated - started, 1),
+            "peak_rss_mib_after_generating": round(rss_before, 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def memory(n: int, sample: int, chunk: int) -> None:
+    out = subprocess.run([sys.executable, __file__, "_child", str(n), str(sample), str(chunk)],
+                         capture_output=True, text=True, check=True)
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    print(row, flush=True)
+    results = _results()
+    results.setdefault("memory_rows", {})[str(n)] = row
+    rows = results["memory_rows"]
+    if "100000" in rows:
+        results["peak_rss_mib_100k"] = rows["100000"]["peak_rss_mib"]
+    if "1000000" in rows:
+        results["peak_rss_mib_1m"] = rows["1000000"]["peak_rss_mib"]
+    if "100000" in rows and "1000000" in rows:
+        results["cluster_time_ratio_1m_100k"] = round(
+            rows["1000000"]["cluster_assign_seconds"] / rows["100000"]["cluster_assign_seconds"], 2)
+    _save(results)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        print(json.dumps(_memory_child(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("quality", "memory"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--units", type=int, default=100_000)
+    parser.add_argument("--sample", type=int, default=SampleParams().size)
+    parser.add_argument("--chunk", type=int, default=2000)
+    args = parser.parse_args()
+    if args.what == "quality":
+        quality(tuple(args.seeds))
+    else:
+        memory(args.units, args.sample, args.chunk)
+
+
+if __name__ == "__main__":
+    main()

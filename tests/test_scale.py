@@ -1,0 +1,160 @@
+"""Fit on a sample, assign the rest (miner.assign, the `assign` step): a real job over Postgres with
+the threshold forced small; every unit gets a theme, the same seed gives the same themes."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from miner import repository, repository_jobs
+from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of
+from miner.cluster import UmapHdbscanClusterer
+from miner.components import Components
+from miner.ingest import to_interview
+from miner.pipeline import run_job
+from miner.sample import generate_sample
+
+STUDY = "sampled"
+SAMPLE = 350
+
+
+@pytest.fixture(scope="module")
+def sampled_jobs(database_url, settings, embedder):
+    """A 200-interview study analysed twice with sampling forced on; yields (samples, job ids)."""
+    samples = generate_sample(200, seed=3)
+    forced = settings.model_copy(update={"cluster_sample_threshold": 100, "cluster_sample_size": SAMPLE,
+                                         "embed_chunk": 150})
+    components = Components.from_settings(forced, embedder=embedder)
+    with psycopg.connect(database_url) as conn:
+        repository.save_interviews(conn, [to_interview(s.record, STUDY, "sample.jsonl", n)
+                                          for n, s in enumerate(samples, start=1)])
+        job_ids = []
+        for _ in range(2):
+            job_id = repository_jobs.create_job(conn, STUDY)
+            conn.commit()
+            run_job(conn, job_id, components)
+            job_ids.append(job_id)
+    return samples, job_ids
+
+
+def _assignments(conn, job_id) -> dict[str, int | None]:
+    return dict(conn.execute("SELECT unit_id, theme_id FROM assignments WHERE job_id = %s", (job_id,)).fetchall())
+
+
+def test_every_unit_is_assigned_and_only_the_sample_was_fit(conn, sampled_jobs):
+    _, (job_id, _) = sampled_jobs
+    units = conn.execute("SELECT count(*) FROM job_units WHERE job_id = %s", (job_id,)).fetchone()[0]
+    assert units > SAMPLE + 300  # several chunks of the study were not in the sample
+    found = _assignments(conn, job_id)
+    assert len(found) == units and all(theme is not None for theme in found.values())
+    assert conn.execute("SELECT sampled_units FROM jobs WHERE job_id = %s", (job_id,)).fetchone()[0] == SAMPLE
+    # The assign step ran as one part per chunk, and its parts wrote the rows the sample did not.
+    parts = conn.execute("SELECT count(*), sum((detail->>'assigned')::int) FROM job_steps "
+                         "WHERE job_id = %s AND step LIKE 'assign%%' AND status = 'done'", (job_id,)).fetchone()
+    assert parts == (-(-units // 150), units - SAMPLE)
+    themes = {t for t in found.values()}
+    stored = {r[0] for r in conn.execute("SELECT theme_id FROM themes WHERE job_id = %s", (job_id,))}
+    assert themes == stored and len(themes) >= 3
+
+
+def test_same_seed_same_themes(conn, sampled_jobs):
+    _, (first, second) = sampled_jobs
+    a, b = _assignments(conn, first), _assignments(conn, second)
+    assert a.keys() == b.keys()
+    assert a == b  # same partition and, through the registry, the same theme ids
+
+
+def test_sampled_themes_recover_the_planted_ones(conn, sampled_jobs):
+    samples, (job_id, _) = sampled_jobs
+    planted = {}
+    for n, sample in enumerate(samples, start=1):
+        interview_id = to_interview(sample.record, STUDY, "sample.jsonl", n).interview_id
+        for answer_index, theme in enumerate(sample.answer_themes):
+            planted[f"{interview_id}:{answer_index}"] = theme
+    found = _assignments(conn, job_id)
+    units = sorted(found)
+    assert adjusted_rand_score([planted[u] for u in units], [found[u] for u in units]) >= 0.8
+
+
+def test_sampled_clusterer_below_threshold_is_the_clusterer_itself():
+    rng = np.random.default_rng(0)
+    vectors = np.vstack([rng.normal(loc=c, size=(60, 8)) for c in (-4, 0, 4)]).astype(np.float32)
+
+    class Fixed:
+        name = "fixed"
+
+        def fit(self, x):
+            return (x[:, 0] > x[:, 0].mean()).astype(np.int64)
+
+    below = SampledClusterer(Fixed(), SampleParams(threshold=1000, size=50))
+    assert np.array_equal(below.fit(vectors), Fixed().fit(vectors))
+    above = SampledClusterer(UmapHdbscanClusterer(), SampleParams(threshold=100, size=90, seed=7))
+    first, again = above.fit(vectors), above.fit(vectors)
+    assert np.array_equal(first, again) and (first >= 0).all() and len(first) == len(vectors)
+
+
+def test_assign_nearest_picks_the_most_similar_centroid():
+    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    ids, cents = centroids_of(vectors, np.array([5, 5, 9, -1]))
+    assert ids.tolist() == [5, 9]
+    assert assign_nearest(np.array([[0.2, 1.0], [1.0, 0.3]]), ids, cents).tolist() == [9, 5]
+
+
+def test_embeddings_are_stored_as_float16_and_old_float32_rows_still_read(conn):
+    from miner.repository import load_embeddings, save_embeddings
+
+    vector = np.linspace(-1, 1, 8, dtype=np.float32)
+    save_embeddings(conn, "scale-test", {"new": vector})
+    # A row as written before migration 013: float32.
+    conn.execute("INSERT INTO embeddings (answer_hash, model, dim, vector) VALUES ('old', 'scale-test', 8, %s)",
+                 (vector.astype("<f4").tobytes(),))
+    stored = conn.execute("SELECT answer_hash, length(vector) FROM embeddings WHERE model = 'scale-test' "
+                          "ORDER BY answer_hash").fetchall()
+    assert stored == [("new", 16), ("old", 32)]
+    loaded = load_embeddings(conn, "scale-test", ["new", "old"])
+    # Both at float16 precision, so a cached vector and a fresh one are the same numbers.
+    assert np.array_equal(loaded["new"], loaded["old"])
+    assert np.allclose(loaded["old"], vector, atol=1e-3)
+
+
+def test_sampled_job_through_two_real_workers(miner_env, database_url, queue_name, tmp_path):
+    """The `assign` step fans out as Celery tasks like embed: a sampled job ends with every unit assigned."""
+    import json
+    import time
+
+    from typer.testing import CliRunner
+
+    from conftest import start_worker, wait_for_job
+    from miner.cli import app
+    from miner.sample import generate_sample, write_jsonl
+
+    env = {**miner_env, "MINER_QUEUE": f"{queue_name}-scale", "MINER_CLUSTER_SAMPLE_THRESHOLD": "100",
+           "MINER_CLUSTER_SAMPLE_SIZE": "200", "MINER_EMBED_CHUNK": "100", "OMP_NUM_THREADS": "1"}
+    workers = [start_worker(env, f"scale{i}-{queue_name}", tmp_path / f"worker{i}.log") for i in range(2)]
+    try:
+        path = tmp_path / "study.jsonl"
+        write_jsonl(generate_sample(120, seed=5), path)
+        runner = CliRunner()
+        ingested = runner.invoke(app, ["ingest", str(path), "--study", "sampled-celery", "--json"], env=env)
+        assert json.loads(ingested.stdout)["stored"] == 120
+        queued = runner.invoke(app, ["analyze", "--study", "sampled-celery"], env=env, catch_exceptions=False)
+        job_id = queued.stdout.strip().splitlines()[-1]
+        assert wait_for_job(database_url, job_id) == "succeeded", [w.read_text()[-2000:] for w in
+                                                                    tmp_path.glob("worker*.log")]
+        with psycopg.connect(database_url) as conn:
+            units = conn.execute("SELECT count(*) FROM job_units WHERE job_id = %s", (job_id,)).fetchone()[0]
+            assigned = conn.execute("SELECT count(*) FROM assignments WHERE job_id = %s AND theme_id IS NOT NULL",
+                                    (job_id,)).fetchone()[0]
+            parts = conn.execute("SELECT count(*) FROM job_steps WHERE job_id = %s AND step LIKE 'assign%%'",
+                                 (job_id,)).fetchone()[0]
+            sampled = conn.execute("SELECT sampled_units FROM jobs WHERE job_id = %s", (job_id,)).fetchone()[0]
+        assert units > 300 and assigned == units and sampled == 200
+        assert parts == -(-units // 100)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        deadline = time.monotonic() + 60
+        for worker in workers:
+            worker.wait(timeout=max(1.0, deadline - time.monotonic()))
