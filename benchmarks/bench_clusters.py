@@ -34,10 +34,12 @@ from miner.cluster import (  # noqa: E402
     cluster_vectors,
     min_cluster_size_for,
 )
+from miner.eval_clusters import LabelledTexts, zipf_subsample  # noqa: E402
 from miner.metrics import clustering_scores  # noqa: E402
 
 DATASETS = {"banking77": "banking77_test.csv", "clinc150": "clinc150_test.csv"}
 SEEDS = (42, 1, 2)
+ZIPF_SEEDS = (0, 1, 2)
 
 # Variants of the project's own path, all through cluster_vectors.
 VARIANTS: list[tuple[str, ClusterParams]] = [
@@ -126,7 +128,8 @@ def bertopic_runs(docs, x, model, seed: int = 42):
     topics, _ = tm.fit_transform(docs, x)
     fit_s = time.perf_counter() - t
     t = time.perf_counter()
-    reduced = tm.reduce_outliers(docs, topics, strategy="embeddings", embeddings=x)
+    # reduce_outliers refuses a topic list without outliers (small sets): then there is nothing to reduce.
+    reduced = tm.reduce_outliers(docs, topics, strategy="embeddings", embeddings=x) if -1 in topics else topics
     red_s = time.perf_counter() - t
     return np.asarray(topics), fit_s, np.asarray(reduced), fit_s + red_s
 
@@ -137,7 +140,40 @@ def kmeans_true_k(x, k, seeds=SEEDS):
     return [KMeans(k, n_init=10, random_state=s).fit_predict(x) for s in seeds]
 
 
-def run(datasets: list[str], quick: bool = False) -> dict:
+def zipf_rows(name: str, docs: list[str], gold: list[str], x: np.ndarray, model, seeds=ZIPF_SEEDS) -> list[dict]:
+    """Imbalanced versions of one set (class sizes ∝ 1/rank, `miner eval clusters --zipf SEED`):
+    the default vs BERTopic + reduce_outliers on the same embeddings, one row per seed and method."""
+    rows = []
+    for seed in seeds:
+        keep = zipf_subsample(LabelledTexts(list(range(len(docs))), gold), seed).texts
+        sub_docs, sub_gold, sub_x = [docs[i] for i in keep], [gold[i] for i in keep], x[keep]
+        labels, sec = _timed(lambda: cluster_vectors(sub_x, ClusterParams()))
+        _, _, reduced, red_s = bertopic_runs(sub_docs, sub_x, model)
+        for method, lab, seconds in (("project default", labels, sec),
+                                     ("BERTopic defaults + reduce_outliers(embeddings)", reduced, red_s)):
+            sc = clustering_scores(sub_gold, lab)
+            rows.append({"dataset": f"{name} zipf", "zipf_seed": seed, "method": method, "group": "zipf",
+                         "texts": len(keep), "classes": len(set(sub_gold)), **sc, "seconds": round(seconds, 1)})
+            print(f"  [{name} zipf {seed}] {method:48s} n {len(keep)} NMI {sc['nmi']*100:5.1f} "
+                  f"ARI {sc['ari']*100:5.1f} k {sc['clusters']}", flush=True)
+    return rows
+
+
+def _embed(name: str, docs: list[str], model, cache: Path | None) -> np.ndarray:
+    """Normalised vectors of docs; kept in cache/NAME.npz (outside the repository) when a cache is given."""
+    path = cache / f"{name}.npz" if cache else None
+    if path is not None and path.exists():
+        stored = np.load(path, allow_pickle=True)
+        if len(stored["x"]) == len(docs):
+            return stored["x"].astype(np.float32)
+    x = model.encode(docs, batch_size=64, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, x=x)
+    return x
+
+
+def run(datasets: list[str], quick: bool = False, zipf_only: bool = False, cache: Path | None = None) -> dict:
     import umap  # noqa: F401  (warm numba: first UMAP in a process compiles ~20 s)
 
     warnings.filterwarnings("ignore")
@@ -145,7 +181,7 @@ def run(datasets: list[str], quick: bool = False) -> dict:
     # uses NN-descent above, each compiled on first use (~20 s). Otherwise the
     # first method run on CLINC150 would pay for it.
     rng = np.random.default_rng(0)
-    for n_warm in (200, 4200):
+    for n_warm in (200,) if zipf_only else (200, 4200):
         _umap(rng.normal(size=(n_warm, 8)).astype(np.float32), 0)
     model = _model()
     results = []
@@ -153,9 +189,11 @@ def run(datasets: list[str], quick: bool = False) -> dict:
     for name in datasets:
         docs, gold = _load(name)
         true_k = len(set(gold))
-        x, emb_s = _timed(lambda: model.encode(docs, batch_size=64, normalize_embeddings=True,
-                                               convert_to_numpy=True).astype(np.float32))
+        x, emb_s = _timed(lambda: _embed(name, docs, model, cache))
         print(f"[{name}] {len(docs)} texts, {true_k} labels, embedded in {emb_s:.0f}s", flush=True)
+        results.extend(zipf_rows(name, docs, gold, x, model))
+        if zipf_only:
+            continue
 
         def add(method, labels, seconds, group, **extra):
             s = clustering_scores(gold, labels)
@@ -275,7 +313,7 @@ def markdown(report: dict) -> str:
         "the row is repeatable; the machine is shared, so seconds are rough; k-means (n_init=10) is told the true k (mean of 3 seeds)."
     )
     out.append("")
-    default_params = next(r for r in rows if r["method"].startswith("project default"))
+    default_params = next((r for r in rows if r["group"] == "main" and r["method"].startswith("project default")), {})
     out.append(
         f"Project default = `cluster_vectors(x, ClusterParams())`: UMAP (cosine, 15 neighbours, 5 dims, "
         f"min_dist 0, seed 42) -> HDBSCAN (min_cluster_size = max(10, round(n/1000)), eom) decides k -> "
@@ -291,6 +329,11 @@ def markdown(report: dict) -> str:
          "Mean over 6 subsets per source set: 8, 12 or 15 intents (all their texts) plus 10% off-domain texts "
          "from the other set as noise (scored as one gold class), n = 250-700, i.e. the size and theme count "
          "of a small interview study. k is the mean number of clusters found."),
+        ("zipf", "Imbalanced (Zipf) subsets",
+         "Each set subsampled so that class sizes are ∝ 1/rank (classes ranked in a seeded random order, the "
+         "class of rank r keeps max(1, round(size / r)) texts; `miner eval clusters FILE --zipf SEED` scores "
+         "the same subset): a few big classes and a long tail, as interview themes are. Same embeddings for "
+         "both methods; one row per seed."),
     )
     for group, title, note in titles:
         sub = [r for r in rows if r["group"] == group]
@@ -304,8 +347,9 @@ def markdown(report: dict) -> str:
         out.append("| data set | method | NMI | ARI | ACC | outliers | k | seconds |")
         out.append("|---|---|---:|---:|---:|---:|---:|---:|")
         for r in sub:
+            name = r["dataset"] + (f" seed {r['zipf_seed']} (n={r['texts']})" if "zipf_seed" in r else "")
             out.append(
-                f"| {r['dataset']} | {r['method']} | {_pct(r['nmi'])} | {_pct(r['ari'])} | {_pct(r['acc'])} | "
+                f"| {name} | {r['method']} | {_pct(r['nmi'])} | {_pct(r['ari'])} | {_pct(r['acc'])} | "
                 f"{_pct(r['outliers'])}% | {r['clusters']:.3g} | {'' if r['seconds'] is None else r['seconds']} |"
             )
         out.append("")
@@ -319,6 +363,17 @@ def markdown(report: dict) -> str:
             f"{_pct(b['nmi'])} / {_pct(b['ari'])} (NMI {(d['nmi'] - b['nmi']) * 100:+.1f}, "
             f"ARI {(d['ari'] - b['ari']) * 100:+.1f}, outliers {_pct(d['outliers'])}%): "
             f"{'beats it on both' if ok else 'does NOT beat it on both'}."
+        )
+    for ds in sorted({r["dataset"] for r in rows if r["group"] == "zipf"}):
+        seeds = sorted({r["zipf_seed"] for r in rows if r["dataset"] == ds})
+        pick = {(r["zipf_seed"], r["method"].startswith("project")): r for r in rows if r["dataset"] == ds}
+        dn = [(pick[s, True]["nmi"] - pick[s, False]["nmi"]) * 100 for s in seeds]
+        da = [(pick[s, True]["ari"] - pick[s, False]["ari"]) * 100 for s in seeds]
+        won = sum(a > 0 and b > 0 for a, b in zip(dn, da))
+        verdict.append(
+            f"- {ds} ({len(seeds)} seeds): default minus BERTopic + reduce_outliers: NMI {np.mean(dn):+.1f} "
+            f"(range {min(dn):+.1f} to {max(dn):+.1f}), ARI {np.mean(da):+.1f} (range {min(da):+.1f} to "
+            f"{max(da):+.1f}); beats it on both in {won} of {len(seeds)} seeds."
         )
     out.append("### Verdict")
     out.append("")
@@ -370,6 +425,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="*", default=list(DATASETS))
     ap.add_argument("--quick", action="store_true", help="default and baselines only; writes nothing")
+    ap.add_argument("--zipf-only", action="store_true",
+                    help="only the Zipf-subsampled rows; they replace those in benchmarks/results/clusters.json")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="keep each set's vectors in DIR/NAME.npz (outside the repository) and reuse them")
     ap.add_argument("--from-json", action="store_true",
                     help="only re-render BENCHMARKS.md from benchmarks/results/clusters.json")
     args = ap.parse_args(argv)
@@ -380,8 +439,13 @@ def main(argv=None) -> int:
     out = REPO / "benchmarks" / "results" / "clusters.json"
     if args.from_json:
         report = json.loads(out.read_text())
+    elif args.zipf_only:
+        report = json.loads(out.read_text()) if out.exists() else {"results": [], "environment": environment()}
+        fresh = run(args.datasets, zipf_only=True, cache=args.cache)["results"]
+        report["results"] = [r for r in report["results"] if r["group"] != "zipf"] + fresh
+        out.write_text(json.dumps(report, indent=2) + "\n")
     else:
-        report = run(args.datasets, quick=args.quick)
+        report = run(args.datasets, quick=args.quick, cache=args.cache)
         if args.quick:
             return 0
         out.parent.mkdir(parents=True, exist_ok=True)

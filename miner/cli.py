@@ -21,6 +21,7 @@ from rich.table import Table
 
 from miner import db, repository, repository_jobs, repository_reporting
 from miner.cli_errors import connect_or_fail, fail, first_line, operator_errors, parse_job_id
+from miner.cli_llm import llm_app
 from miner.embedded import EmbeddedServers, resolve_urls
 from miner.settings import Settings
 
@@ -32,6 +33,7 @@ eval_app = typer.Typer(help="Measure the quality of clusters and ratings.", no_a
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
+app.add_typer(llm_app, name="llm")
 # Piped output is read by scripts and people alike: wide enough that ids are never cut.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -495,17 +497,23 @@ def eval_clusters(
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("category", "--label-column"),
     seed: Optional[int] = typer.Option(None, "--seed", help="clustering seed (default MINER_SEED)"),
+    zipf: Optional[int] = typer.Option(None, "--zipf", metavar="SEED",
+                                       help="score an imbalanced subsample instead: class sizes ∝ 1/rank, "
+                                            "classes ranked and texts drawn with this seed"),
     as_json: bool = typer.Option(False, "--json", help="print the scores as JSON"),
 ) -> None:
     """Score the analysis job's own clustering path against gold labels: NMI, ARI, accuracy, outliers.
 
     Outliers count as one cluster in the scores. Example: miner eval clusters banking77_test.csv --json
+    (add --zipf 0 for its Zipf-subsampled version).
     """
     from miner.components import Components
-    from miner.eval_clusters import evaluate_clusters, read_labelled_csv
+    from miner.eval_clusters import evaluate_clusters, read_labelled_csv, zipf_subsample
 
     settings = Settings() if seed is None else Settings(seed=seed)
     data = read_labelled_csv(csv_path, text_column, label_column)
+    if zipf is not None:
+        data = zipf_subsample(data, zipf)
     parts = Components.from_settings(settings, llm_client=None)  # clustering only: no LLM
     scores = evaluate_clusters(data, parts.embedder, parts.clusterer)
     if as_json:

@@ -14,6 +14,10 @@ Step 3 is what beats BERTopic + ``reduce_outliers`` on BANKING77 and CLINC150
 path instead (HDBSCAN clusters, outliers reassigned to the nearest centroid by
 cosine in the original space); near-duplicate merging is available but off.
 
+:func:`centre_by_group` (subtract each question's mean answer vector) is there for a caller
+that wants themes less shaped by the question answered; measured in BENCHMARKS.md
+("## Granularity"), not applied by default.
+
 Pure functions of the vectors and the parameters: no Celery, no DB, no
 settings. Heavy imports (umap, hdbscan, sklearn) are done inside functions so
 ``import miner.cluster`` stays fast. The same seed gives identical labels.
@@ -30,6 +34,7 @@ __all__ = [
     "ClusterParams",
     "Clusterer",
     "UmapHdbscanClusterer",
+    "centre_by_group",
     "cluster_vectors",
     "min_cluster_size_for",
 ]
@@ -68,6 +73,10 @@ class ClusterParams:
     # Merge clusters whose centroids (original space) have cosine similarity
     # above this value; None disables merging.
     merge_threshold: float | None = None
+    # Stopping rule on a hierarchy over the clusters: the two clusters most linked in the
+    # kNN graph of the UMAP space (share of their edges that join them) are merged until no
+    # pair is linked above this value; None disables it. See :func:`_merge_linked`.
+    link_threshold: float | None = None
 
 
 def min_cluster_size_for(n: int) -> int:
@@ -86,6 +95,29 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return x / norms
+
+
+def centre_by_group(vectors: np.ndarray, groups, strength: float = 1.0, min_group: int = 10) -> np.ndarray:
+    """Subtract each group's mean vector (e.g. the mean answer to each question) and re-normalise.
+
+    What every answer to one question shares (the question's topic) is taken out, so clusters
+    form on what the answers say rather than on which question they answer. ``strength`` scales
+    the subtracted mean (1.0 = full centring); groups with fewer than ``min_group`` rows keep
+    their vectors (a mean of a handful of answers is mostly those answers). Rows and their order
+    are kept; vectors are returned L2-normalised float32.
+    """
+    x = _normalise(vectors)
+    groups = np.asarray(groups)
+    if groups.shape[0] != x.shape[0]:
+        raise ValueError(f"groups has {groups.shape[0]} entries for {x.shape[0]} vectors")
+    out = x.copy()
+    names, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    for g in range(len(names)):
+        if counts[g] < min_group:
+            continue
+        rows = inverse.ravel() == g
+        out[rows] -= strength * x[rows].mean(axis=0)
+    return _normalise(out)
 
 
 def _centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -190,6 +222,8 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
         labels = _ward(emb, k, params.ward_neighbors)
     if params.reassign_min_similarity is not None:
         labels = _reassign_outliers(x, labels, params.reassign_min_similarity)
+    if params.link_threshold is not None and (labels >= 0).all():
+        labels = _merge_linked(emb, labels, params.ward_neighbors, params.link_threshold)
     if params.merge_threshold is not None:
         labels = _merge_near_duplicates(x, labels, params.merge_threshold)
     return _relabel(labels)
@@ -213,6 +247,54 @@ def _separate_duplicates(x: np.ndarray, seed: int) -> np.ndarray:
     x = x.copy()
     x[repeated] += rng.normal(scale=1e-3 / np.sqrt(x.shape[1]), size=(repeated.size, x.shape[1])).astype(x.dtype)
     return _normalise(x)
+
+
+def _link_strength(emb: np.ndarray, labels: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> np.ndarray:
+    """Edges of the symmetric kNN graph of ``emb`` between every two clusters (k x k, diagonal = within)."""
+    import scipy.sparse as sp
+    from sklearn.neighbors import kneighbors_graph
+
+    n, k = len(labels), int(labels.max()) + 1
+    graph = kneighbors_graph(emb, min(n_neighbors, n - 1), metric=metric, include_self=False)
+    graph = ((graph + graph.T) > 0).astype(np.float64)
+    member = sp.csr_matrix((np.ones(n), (np.arange(n), labels)), shape=(n, k))
+    return np.asarray((member.T @ graph @ member).todense())
+
+
+def _merge_linked(emb: np.ndarray, labels: np.ndarray, n_neighbors: int, threshold: float,
+                  metric: str = "euclidean") -> np.ndarray:
+    """Merge clusters that the kNN graph does not separate: a stopping rule on a hierarchy.
+
+    The link between two clusters is the share of their kNN edges that join them,
+    ``edges(a, b) / sqrt(degree(a) * degree(b))``. The two most linked clusters are merged
+    (their edges add up) until no pair is linked above ``threshold``. Pieces of one dense
+    region (one opinion said in many phrasings, cut up because a big study makes every
+    phrasing dense enough to be a cluster) share many edges; distinct groups share few.
+    The rule depends on how clusters touch, not on how many texts there are.
+    """
+    k = int(labels.max()) + 1 if labels.size else 0
+    if k < 2:
+        return labels
+    edges = _link_strength(emb, labels, n_neighbors, metric)
+    alive = np.ones(k, dtype=bool)
+    root = np.arange(k)
+    while alive.sum() > 1:
+        degree = edges.sum(axis=1)
+        link = edges / np.sqrt(np.outer(degree, degree) + 1e-12)
+        np.fill_diagonal(link, -1.0)
+        link[~alive, :] = -1.0
+        link[:, ~alive] = -1.0
+        a, b = np.unravel_index(int(np.argmax(link)), link.shape)
+        if link[a, b] <= threshold:
+            break
+        a, b = min(a, b), max(a, b)
+        edges[a, :] += edges[b, :]
+        edges[:, a] += edges[:, b]
+        edges[b, :] = 0.0
+        edges[:, b] = 0.0
+        alive[b] = False
+        root[root == b] = a
+    return _relabel(root[labels])
 
 
 def _ward(emb: np.ndarray, k: int, n_neighbors: int) -> np.ndarray:

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from miner.protocols import Clusterer, Embedder
 from miner.metrics import clustering_scores
 
@@ -38,6 +40,25 @@ def read_labelled_csv(path: Path, text_column: str = "text", label_column: str =
             texts.append(row[text_column])
             labels.append(row[label_column])
     return LabelledTexts(texts, labels)
+
+
+def zipf_subsample(data: LabelledTexts, seed: int) -> LabelledTexts:
+    """An imbalanced version of a labelled set: class sizes proportional to 1/rank.
+
+    The classes are put in a seeded random order; the class of rank r keeps
+    ``max(1, round(size / r))`` of its texts (drawn with the same seed), so a few big
+    classes and a long tail, as interview themes are. Text order is kept.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(data.labels)
+    classes = np.unique(labels)
+    rng.shuffle(classes)
+    keep: list[int] = []
+    for rank, label in enumerate(classes, start=1):
+        members = np.flatnonzero(labels == label)
+        keep.extend(rng.choice(members, max(1, round(len(members) / rank)), replace=False).tolist())
+    keep.sort()
+    return LabelledTexts([data.texts[i] for i in keep], [data.labels[i] for i in keep])
 
 
 def evaluate_clusters(data: LabelledTexts, embedder: Embedder, clusterer: Clusterer) -> dict[str, float | int]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from miner.components import Clusterer, Embedder
+from miner.protocols import Clusterer, Embedder
 from miner.opinion_units import Span, split_spans
 
 logger = logging.getLogger(__name__)

@@ -2,8 +2,10 @@
 bounded in concurrency, and recorded in a ledger.
 
 The `openai` client is built at the edge (`components.llm_client_from_settings`) and passed in.
-Every request asks for structured output (`response_format` of type `json_schema`); the reply
-is parsed as JSON and validated by a pydantic model, never evaluated. A reply that does not
+Every request asks for structured output in the best mode the endpoint takes (miner/llm_endpoint.py:
+`json_schema`, else `json_object` with the schema, else the schema in the prompt), learnt once per
+base URL + model and remembered by the store; the reply is parsed as JSON (fences and a leading
+<think> block stripped) and validated by a pydantic model, never evaluated. A reply that does not
 validate is asked again with the error shown; what still fails is reported, not raised, so the
 caller can fall back. Each request ends with an outcome: ok, invalid, failed (transport errors
 after retries), budget (the job's token budget would be exceeded) or unavailable (the endpoint
@@ -12,11 +14,10 @@ failed too many times in a row).
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import logging
-import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,9 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from miner import repository
+from miner import repository, repository_endpoints
+from miner.llm_endpoint import (MODES, completion_content, endpoint_url, error_text, next_mode, parse_reply,  # noqa: F401
+                                response_format, retry_after, shape_rejected, shape_request, transient)
 from miner.records import CachedReply, LLMCall
 
 logger = logging.getLogger(__name__)
@@ -37,9 +40,6 @@ REPAIR_PROMPT = (
     "Reply again with only one JSON object that follows the JSON schema you were given."
 )
 
-# Statuses worth another try: request timeout, conflict, too early, rate limit, server errors.
-TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
 class LLMConfigError(ValueError):
@@ -97,6 +97,10 @@ class LLMStore(Protocol):
 
     def record(self, calls: list[LLMCall]) -> None: ...
 
+    def endpoint_mode(self, base_url: str, model: str) -> str | None: ...
+
+    def remember_mode(self, base_url: str, model: str, mode: str, detail: str | None) -> None: ...
+
 
 @dataclass
 class MemoryStore:
@@ -104,6 +108,13 @@ class MemoryStore:
 
     replies: dict[str, CachedReply] = field(default_factory=dict)
     calls: list[LLMCall] = field(default_factory=list)
+    modes: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def endpoint_mode(self, base_url: str, model: str) -> str | None:
+        return self.modes.get((base_url, model))
+
+    def remember_mode(self, base_url: str, model: str, mode: str, detail: str | None) -> None:
+        self.modes[(base_url, model)] = mode
 
     def cached(self, keys: list[str]) -> dict[str, CachedReply]:
         return {key: self.replies[key] for key in keys if key in self.replies}
@@ -129,6 +140,12 @@ class PostgresStore:
 
     def record(self, calls: list[LLMCall]) -> None:
         repository.save_llm_calls(self.conn, self.job_id, calls)
+
+    def endpoint_mode(self, base_url: str, model: str) -> str | None:
+        return repository_endpoints.load_endpoint_mode(self.conn, base_url, model)
+
+    def remember_mode(self, base_url: str, model: str, mode: str, detail: str | None) -> None:
+        repository_endpoints.save_endpoint_mode(self.conn, base_url, model, mode, detail)
 
 
 class TokenBudget:
@@ -158,65 +175,10 @@ def estimate_tokens(messages: Sequence[dict[str, str]], max_tokens: int) -> int:
     return sum(len(m["content"]) for m in messages) // 3 + 8 * len(messages) + max_tokens
 
 
-def response_format(schema: type[BaseModel]) -> dict[str, Any]:
-    """The `response_format` asking for a reply that follows the schema."""
-    return {"type": "json_schema",
-            "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True}}
-
-
 def request_key(request: dict[str, Any]) -> str:
     """Cache key: hash of model + messages + parameters."""
     canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def parse_reply(content: str, schema: type[BaseModel],
-                check: Callable[[Any], str | None] | None = None) -> tuple[Any | None, str | None]:
-    """(validated reply, None) or (None, an error message short enough to show the model)."""
-    fenced = _FENCE.match(content)  # servers without grammar support like to wrap JSON in fences
-    text = fenced.group(1) if fenced else content
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"the reply is not valid JSON ({exc.msg} at character {exc.pos})"
-    try:
-        reply = schema.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()[:5])
-        return None, f"the JSON does not follow the schema: {problems}"
-    error = check(reply) if check else None
-    return (None, error) if error else (reply, None)
-
-
-def _retry_after(exc: BaseException | None) -> float | None:
-    """Seconds the server asked us to wait (Retry-After / retry-after-ms), if it did."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    if (millis := headers.get("retry-after-ms")) is not None:
-        try:
-            return float(millis) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        moment = email.utils.parsedate_to_datetime(value) if value else None
-        return None if moment is None else max(moment.timestamp() - time.time(), 0.0)
-
-
-def _transient(exc: BaseException) -> bool:
-    import openai
-
-    if isinstance(exc, openai.APIConnectionError):  # includes timeouts and connection resets
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in TRANSIENT_STATUSES or exc.status_code >= 500
-    return False
 
 
 @dataclass(frozen=True)
@@ -231,6 +193,7 @@ class _Sent:
     latency_ms: int = 0
     cache_hit: bool = False
     error: str | None = None
+    mode: str | None = None  # the request mode the endpoint answered
 
 
 @dataclass(frozen=True)
@@ -251,9 +214,18 @@ class LLM:
         self.budget = TokenBudget(token_budget)
         self.consecutive_failures = 0
         self.counts: Counter[str] = Counter()
+        self.base_url = endpoint_url(client)
+        # Request mode: learnt from the store on the first call, stepped down on a shape rejection.
+        self.mode: str | None = None
+        self.mode_detail: str | None = None
+        self._remembered_mode: str | None = None
+        self._mode_lock = threading.Lock()
 
     def complete_json(self, requests: Sequence[JsonRequest]) -> list[JsonResult]:
         """One result per request, in order; requests run concurrently up to max_concurrency."""
+        if self.mode is None:
+            self._remembered_mode = self.store.endpoint_mode(self.base_url, self.options.model)
+            self.mode = self._remembered_mode if self._remembered_mode in MODES else MODES[0]
         results: list[JsonResult | None] = [None] * len(requests)
         pending = [_Pending(i, r, list(r.messages)) for i, r in enumerate(requests)]
         for round_number in range(self.options.repair_attempts + 1):
@@ -289,6 +261,8 @@ class LLM:
         """Job counts: calls, HTTP requests, cache hits, billed tokens, budget state."""
         usage: dict[str, Any] = {f"llm_{name}": count for name, count in sorted(self.counts.items())}
         usage["llm_budget_exhausted"] = self.budget.exhausted
+        if self.mode is not None:
+            usage["llm_mode"] = self.mode  # the request mode the endpoint took (llm_endpoint.MODES)
         if self.budget.limit is not None:
             usage["llm_token_budget"] = self.budget.limit
         return usage
@@ -324,6 +298,9 @@ class LLM:
                     self.consecutive_failures += 1
                 else:
                     self.consecutive_failures = 0
+                    if result.mode is not None and result.mode != self._remembered_mode:
+                        self.store.remember_mode(self.base_url, self.options.model, result.mode, self.mode_detail)
+                        self._remembered_mode = result.mode
                     reply = CachedReply(result.content, result.prompt_tokens, result.completion_tokens)
                     body = bodies[position]
                     self.store.remember(keys[position], {"model": body["model"], "messages": body["messages"],
@@ -350,23 +327,25 @@ class LLM:
                     sent[position] = _Sent(None, "budget", error=f"token budget {self.budget.limit} "
                                            f"would be exceeded ({self.budget.used} spent)")
                     continue
-                in_flight[pool.submit(self._send, body)] = (position, estimate)
+                in_flight[pool.submit(self._send, body, pending[position].request.schema)] = (position, estimate)
             while in_flight:
                 collect(wait(in_flight, return_when=FIRST_COMPLETED).done)
         return [s for s in sent if s is not None], keys
 
-    def _send(self, body: dict[str, Any]) -> _Sent:
-        """One request with retries on transient errors; runs in a pool thread, touches no database."""
+    def _send(self, body: dict[str, Any], schema: type[BaseModel]) -> _Sent:
+        """One request with retries on transient errors, stepping down the request modes while the
+        endpoint rejects the request's shape (never retried as such); runs in a pool thread, touches
+        no database."""
         from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
         backoff = wait_random_exponential(multiplier=self.options.backoff_initial, max=self.options.backoff_max)
 
         def wait_for(state) -> float:
-            asked = _retry_after(state.outcome.exception())
+            asked = retry_after(state.outcome.exception())
             return max(backoff(state), asked or 0.0)
 
         def retry_after_too_long(state) -> bool:
-            asked = _retry_after(state.outcome.exception())
+            asked = retry_after(state.outcome.exception())
             return asked is not None and asked > self.options.retry_after_max
 
         def log_retry(state) -> None:
@@ -374,29 +353,48 @@ class LLM:
                            state.outcome.exception(), state.next_action.sleep if state.next_action else 0.0)
 
         attempts = 0
+        mode, rejected = self.mode or MODES[0], None
 
         def call():
             nonlocal attempts
             attempts += 1
-            return self.client.chat.completions.create(**body)
+            completion = self.client.chat.completions.create(**shape_request(body, schema, mode))
+            return completion, completion_content(completion)  # a 200 carrying an error raises here
 
-        retrying = Retrying(retry=retry_if_exception(_transient), wait=wait_for, reraise=True,
-                            stop=stop_after_attempt(self.options.max_retries + 1) | retry_after_too_long,
-                            before_sleep=log_retry)
         started = time.perf_counter()
-        try:
-            completion = retrying(call)
-        except Exception as exc:  # noqa: BLE001 — a failed call is an outcome, never a crash
-            return _Sent(None, "failed", attempts=attempts, latency_ms=_ms_since(started),
-                         error=f"{type(exc).__name__}: {exc}")
-        content = completion.choices[0].message.content if completion.choices else None
+        while True:
+            retrying = Retrying(retry=retry_if_exception(transient), wait=wait_for, reraise=True,
+                                stop=stop_after_attempt(self.options.max_retries + 1) | retry_after_too_long,
+                                before_sleep=log_retry)
+            try:
+                completion, content = retrying(call)
+                break
+            except Exception as exc:  # noqa: BLE001 — a failed call is an outcome, never a crash
+                lower = next_mode(mode) if shape_rejected(exc) else None
+                if lower is None:
+                    return _Sent(None, "failed", attempts=attempts, latency_ms=_ms_since(started),
+                                 error=f"{type(exc).__name__}: {exc}", mode=mode)
+                rejected = f"{mode} rejected: {error_text(exc)[:500]}"
+                mode = lower
+        if rejected is not None:
+            self._step_down(mode, rejected)
         usage = completion.usage
         prompt = usage.prompt_tokens if usage else estimate_tokens(body["messages"], 0)
         completion_tokens = usage.completion_tokens if usage else len(content or "") // 3
         if content is None:
             return _Sent(None, "failed", prompt, completion_tokens, attempts, _ms_since(started),
-                         error="the reply had no message content")
-        return _Sent(content, "ok", prompt, completion_tokens, attempts, _ms_since(started))
+                         error="the reply had no message content", mode=mode)
+        return _Sent(content, "ok", prompt, completion_tokens, attempts, _ms_since(started), mode=mode)
+
+    def _step_down(self, lower: str, why: str) -> None:
+        """Use `lower` for the rest of the job: a request just got an answer in it after the better
+        modes were rejected. (Only then: a 400 for one over-long request must not cost the job
+        its grammar.)"""
+        with self._mode_lock:
+            if MODES.index(self.mode or MODES[0]) < MODES.index(lower):
+                logger.warning("llm: %s (model %s): %s; using %s from now on",
+                               self.base_url, self.options.model, why[:300], lower)
+                self.mode, self.mode_detail = lower, why
 
 
 def _ms_since(started: float) -> int:

@@ -2,13 +2,18 @@
 
 Replies come from a responder (request body → reply content); faults are injected on demand
 (HTTP errors with Retry-After, hangs past the client's timeout, connection resets, invalid
-content); every request is recorded. Point a client at `server.base_url`.
+content, a 200 carrying an error); a dialect makes it behave like servers that differ from OpenAI's
+(llama-cpp-python refusing `json_schema` with a 500, a 400 for any response_format, replies in
+markdown fences or after a <think> block); every request is recorded. Point a client at
+`server.base_url`.
 
     with OpenAIServer(smart_reply) as server:
         server.add_fault(Fault(status=429, retry_after=1))          # the next request gets a 429
         server.add_fault(Fault(status=500), times=None, when=is_schema("ThemeLabelReply"))  # always
         ...
         assert server.request_count == 3
+
+    with OpenAIServer(smart_reply, dialect=LLAMA_CPP_PYTHON) as server: ...
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -43,11 +48,54 @@ class Fault:
     hang: float | None = None  # sleep this long first (past the client's timeout)
     reset: bool = False  # close the connection without any answer
     content: str | None = None  # answer normally but with this message content
+    error_body: str | None = None  # answer HTTP 200 with an error document carrying this message
+    message: str | None = None  # the error message of a `status` fault
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a kind of server differs from OpenAI's."""
+
+    refuses: dict[str, tuple[int, str]] = field(default_factory=dict)  # response_format type → (status, message)
+    fences: bool = False  # wraps the JSON in a markdown fence, with a sentence before it
+    think: bool = False  # starts each reply with a <think> block, as reasoning models do
+
+
+# llama-cpp-python's server: `json_schema` fails its request model, which it answers with a 500.
+LLAMA_CPP_PYTHON = Dialect(refuses={"json_schema": (500, (
+    "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n"
+    "  Input should be 'text' or 'json_object' [type=literal_error, input_value='json_schema']"))})
+# A server that takes no response_format at all and says so with a 400.
+NO_RESPONSE_FORMAT = Dialect(refuses={kind: (400, f"Unsupported response_format type: {kind}")
+                                      for kind in ("json_schema", "json_object")})
+FENCED = Dialect(fences=True)
+THINKING = Dialect(think=True)
+THINKING_IN_FENCES = Dialect(fences=True, think=True)
+
+_SCHEMA_IN_PROMPT = re.compile(r"follows this JSON schema:\n(\{.*\})\s*$", re.DOTALL)
+
+
+def request_schema(body: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema the request asks its reply to follow: from response_format (json_schema or
+    json_object with a schema) or, when there is none, from the system prompt."""
+    response_format = body.get("response_format") or {}
+    if "json_schema" in response_format:
+        return response_format["json_schema"].get("schema", {})
+    if "schema" in response_format:
+        return response_format["schema"]
+    system = next((m["content"] for m in body.get("messages", []) if m["role"] == "system"), "")
+    found = _SCHEMA_IN_PROMPT.search(system)
+    return json.loads(found.group(1)) if found else {}
+
+
+def response_format_type(body: dict[str, Any]) -> str | None:
+    return (body.get("response_format") or {}).get("type")
 
 
 def schema_name(body: dict[str, Any]) -> str:
-    """The json_schema name the request asks its reply to follow."""
-    return body.get("response_format", {}).get("json_schema", {}).get("name", "")
+    """The name of the schema the request asks its reply to follow."""
+    named = (body.get("response_format") or {}).get("json_schema", {}).get("name")
+    return named or request_schema(body).get("title", "")
 
 
 def is_schema(name: str) -> Callable[[dict[str, Any]], bool]:
@@ -88,7 +136,7 @@ def smart_reply(body: dict[str, Any]) -> dict[str, Any]:
                             "label": " ".join(top_words([a["text"] for a in t["answers"]], 3)).capitalize()}
                            for t in data["themes"]]}
     # Requests of other stages get a reply that follows their schema, so they are cached too.
-    return schema_example(body["response_format"]["json_schema"]["schema"])
+    return schema_example(request_schema(body))
 
 
 def schema_example(schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:
@@ -142,8 +190,8 @@ def stubborn_gullible_reply(body: dict[str, Any]) -> dict[str, Any]:
 class OpenAIServer:
     """A threaded local server for POST /v1/chat/completions."""
 
-    def __init__(self, responder: Responder = smart_reply):
-        self.responder = responder
+    def __init__(self, responder: Responder = smart_reply, dialect: Dialect = Dialect()):
+        self.responder, self.dialect = responder, dialect
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -204,13 +252,21 @@ class OpenAIServer:
     def _answer(self, body: dict[str, Any], fault: Fault | None) -> tuple[int, dict[str, str], bytes]:
         if fault and fault.status:
             headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-            error = {"error": {"message": f"scripted {fault.status}", "type": "server_error", "code": None}}
-            return fault.status, headers, json.dumps(error).encode()
+            return fault.status, headers, _error(fault.message or f"scripted {fault.status}", fault.status)
+        if fault and fault.error_body is not None:
+            return 200, {}, _error(fault.error_body, 500)
+        if (refusal := self.dialect.refuses.get(response_format_type(body))) is not None:
+            return refusal[0], {}, _error(refusal[1], refusal[0])
         if fault and fault.content is not None:
             content = fault.content
         else:
             reply = self.responder(body)
             content = reply if isinstance(reply, str) else json.dumps(reply)
+            if self.dialect.fences:
+                content = f"Here is the JSON you asked for:\n```json\n{json.dumps(reply, indent=2)}\n```\n"
+            if self.dialect.think:
+                content = ("<think>\nThe user wants JSON. A first draft: {\"draft\": true}. Let me check it.\n"
+                           "</think>\n\n" + content)
         prompt_chars = sum(len(m["content"]) for m in body["messages"])
         completion = {
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
@@ -221,6 +277,11 @@ class OpenAIServer:
                       "total_tokens": prompt_chars // 4 + len(content) // 4 + 1},
         }
         return 200, {}, json.dumps(completion).encode()
+
+    def response_format_types(self) -> list[str | None]:
+        """The response_format type of each request received, in order."""
+        with self._lock:
+            return [response_format_type(body) for body in self.requests]
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -265,3 +326,8 @@ class OpenAIServer:
                 self.wfile.write(payload)
 
         return Handler
+
+
+def _error(message: str, status: int) -> bytes:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return json.dumps({"error": {"message": message, "type": kind, "code": status}}).encode()

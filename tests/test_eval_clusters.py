@@ -74,3 +74,17 @@ def test_same_seed_gives_identical_clusters(labelled_csv, embedder):
 def test_missing_column_is_named(labelled_csv):
     with pytest.raises(LabelledDataError, match="no column text"):
         read_labelled_csv(labelled_csv)
+
+
+def test_zipf_subsample_sizes_follow_one_over_rank():
+    from collections import Counter
+
+    from miner.eval_clusters import LabelledTexts, zipf_subsample
+
+    labels = [f"c{c}" for c in range(10) for _ in range(40)]
+    data = LabelledTexts([f"text {i}" for i in range(len(labels))], labels)
+    sub = zipf_subsample(data, seed=3)
+    sizes = sorted(Counter(sub.labels).values(), reverse=True)
+    assert sizes == [max(1, round(40 / rank)) for rank in range(1, 11)]
+    assert all(data.labels[int(t.split()[1])] == lab for t, lab in zip(sub.texts, sub.labels))
+    assert zipf_subsample(data, seed=3) == sub and zipf_subsample(data, seed=4) != sub

@@ -101,9 +101,9 @@ def test_persistent_failure_is_an_outcome_not_an_exception(server):
 
 
 def test_client_errors_are_not_retried(server):
-    server.add_fault(Fault(status=400))
+    server.add_fault(Fault(status=401, message="invalid api key"))  # not the request's shape: no fallback
     [result] = make_llm(server).complete_json([ask("bad request")])
-    assert result.outcome == "failed" and server.request_count == 1
+    assert result.outcome == "failed" and "invalid api key" in result.error and server.request_count == 1
 
 
 def test_endpoint_that_keeps_failing_is_skipped_for_the_rest(server):

@@ -1,0 +1,98 @@
+"""`miner llm ...`: check the configured endpoint, or serve a local one from a GGUF file."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from miner.settings import Settings
+
+llm_app = typer.Typer(help="The LLM endpoint: check what it supports, or serve one locally.", no_args_is_help=True)
+console = Console()
+
+
+@llm_app.command("check")
+def llm_check(as_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
+    """Try the configured endpoint (MINER_LLM_BASE_URL, MINER_LLM_MODEL) in each request mode: what
+    it supports, a sample reply and its latency; remember the best mode for later jobs.
+
+    Example: MINER_LLM_BASE_URL=http://127.0.0.1:8077/v1 MINER_LLM_MODEL=gemma-3-270m miner llm check
+    """
+    from miner import components, repository_endpoints
+    from miner.cli import services
+    from miner.llm import endpoint_url
+    from miner.llm_check import best_mode, check_endpoint
+
+    settings = Settings()
+    try:
+        client = components.llm_client_from_settings(settings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if client is None:
+        console.print("[red]MINER_LLM_BASE_URL is not set[/red]: miner labels themes with keywords only.")
+        raise typer.Exit(1)
+    checks = check_endpoint(client, settings.llm_model, max_tokens=settings.llm_max_tokens)
+    mode = best_mode(checks)
+    if mode is not None:
+        with services() as svc:
+            detail = "; ".join(f"{c.mode}: {c.error}" for c in checks if c.mode != mode and c.error)[:1000]
+            repository_endpoints.save_endpoint_mode(svc.conn, endpoint_url(client), settings.llm_model, mode,
+                                                    detail or None)
+            svc.conn.commit()
+    if as_json:
+        print(json.dumps({"base_url": settings.llm_base_url, "model": settings.llm_model, "mode": mode,
+                          "modes": [c.__dict__ for c in checks]}, indent=2))
+        raise typer.Exit(0 if mode else 1)
+    table = Table(title=f"{settings.llm_base_url}  model {settings.llm_model}")
+    for column in ("mode", "accepted", "valid reply", "seconds", "tokens in/out", "error"):
+        table.add_column(column)
+    for c in checks:
+        table.add_row(c.mode, "yes" if c.accepted else "no", "yes" if c.valid else "no", f"{c.seconds:.2f}",
+                      f"{c.prompt_tokens}/{c.completion_tokens}", (c.error or "")[:120])
+    console.print(table)
+    chosen = next((c for c in checks if c.mode == mode), None)
+    if chosen is None:
+        console.print("[red]The endpoint took no request mode[/red]; jobs will keep extractive labels.")
+        raise typer.Exit(1)
+    console.print(f"Jobs will use [bold]{mode}[/bold] (remembered for this base URL + model).")
+    console.print(f"Sample reply ({chosen.seconds:.2f} s):", markup=False)
+    console.print(chosen.content or "", markup=False, highlight=False)
+
+
+@llm_app.command("serve")
+def llm_serve(
+    gguf: Optional[Path] = typer.Option(None, help="GGUF model file; default: the small packaged model"),
+    port: int = typer.Option(8077, help="port to listen on (127.0.0.1)"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads; default: all cores"),
+    parallel: int = typer.Option(2, help="requests decoded together"),
+) -> None:
+    """Serve a local OpenAI-compatible endpoint from a GGUF file with llama.cpp (xllamacpp) until
+    Ctrl-C; prints the MINER_LLM_* settings to use. Needs `pip install 'miner[llm-local]'`.
+
+    Example: miner llm serve --port 8077 --threads 2
+    """
+    from miner.llm_local import NotInstalledError, serve
+
+    try:
+        local = serve(gguf, port=port, threads=threads, parallel=parallel)
+    except NotInstalledError as exc:
+        console.print(f"[red]xllamacpp is not installed[/red]: {exc}")
+        raise typer.Exit(1) from None
+    except (FileNotFoundError, TimeoutError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    print(f"serving {local.gguf} on {local.base_url}; set:", flush=True)
+    print(f"export MINER_LLM_BASE_URL={local.base_url}", flush=True)
+    print(f"export MINER_LLM_MODEL={local.model}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    del local  # the server stops when its object goes
