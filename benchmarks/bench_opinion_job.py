@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -22,21 +23,22 @@ from sklearn.metrics import adjusted_rand_score
 
 from miner.components import Components
 from miner.ingest import to_interview
-from miner.opinion_job import opinion_units, split_by_stance, theme_stances
-from miner.cluster import min_cluster_size_for
+from miner.eval_opinions import OpinionClusterer
+from miner.opinion_job import min_theme_size, opinion_units, unit_stances, split_by_stance, theme_stances
 from miner.sample import PLANTED_THEMES, RESERVED_LABELS, THEME_POLARITY, generate_sample
 from miner.settings import Settings
+from miner.stance import VaderStance
 from miner.themes import number_clusters
 from miner.units import split_units
 
 
-def fit(parts: Components, units, vectors) -> np.ndarray:
+def fit(clusterer, units, vectors) -> np.ndarray:
     """The job's cluster step, in memory."""
-    found = parts.clusterer.fit(vectors)
-    return number_clusters(split_by_stance(found, [u.stance for u in units], min_cluster_size_for(len(units))))
+    found = clusterer.fit(vectors)
+    return number_clusters(split_by_stance(found, [u.stance for u in units], min_theme_size(len(units))))
 
 
-def run(size: int, seed: int, parts: Components) -> dict:
+def run(size: int, seed: int, parts: Components, clusterer, aspect: bool) -> dict:
     samples = generate_sample(size, seed=seed)
     interviews = [to_interview(s.record, "bench", "sample.jsonl", n) for n, s in enumerate(samples, start=1)]
     planted = {}
@@ -46,8 +48,12 @@ def run(size: int, seed: int, parts: Components) -> dict:
     answers = split_units(interviews)
     started = time.perf_counter()
     units, empty = opinion_units(answers)
-    vectors = parts.embedder.embed([u.answer for u in units])
-    labels = fit(parts, units, vectors)
+    texts = [VaderStance().aspect_text(u.answer) if aspect else u.answer for u in units]
+    vectors = parts.embedder.embed(texts)
+    stances = unit_stances([u.answer for u in units], parts.embedder.embed([u.answer for u in units]) if aspect
+                           else vectors, parts.embedder)
+    units = [replace(u, stance=st) for u, st in zip(units, stances)]
+    labels = fit(clusterer, units, vectors)
     seconds = time.perf_counter() - started
     truth = [planted[u.answer_unit_id] for u in units]
     members = defaultdict(list)
@@ -60,7 +66,7 @@ def run(size: int, seed: int, parts: Components) -> dict:
                            and stances[t] != ("positive" if THEME_POLARITY[majority[t]] > 0 else "negative")})
     missing = sorted(set(PLANTED_THEMES) - set(majority.values()))
     return {
-        "size": size, "seed": seed, "answers": len(answers), "no_opinion": len(empty), "units": len(units),
+        "size": size, "seed": seed, "clusterer": getattr(clusterer, "name", "?"), "aspect": aspect, "answers": len(answers), "no_opinion": len(empty), "units": len(units),
         "ari": round(adjusted_rand_score(truth, labels), 4),
         "ari_assigned": round(adjusted_rand_score([t for t, l in zip(truth, labels) if l >= 0],
                                                   [l for l in labels if l >= 0]), 4),
@@ -77,13 +83,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[300, 1000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--clusterer", choices=["default", "opinion", "opinion-eom"], default="default")
+    parser.add_argument("--aspect", action="store_true", help="embed the units without their sentiment words")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/opinion_job.json"))
     args = parser.parse_args()
     parts = Components.from_settings(Settings())
+    clusterer = {"default": parts.clusterer, "opinion": OpinionClusterer(),
+                 "opinion-eom": OpinionClusterer(selection="eom")}[args.clusterer]
     rows = []
     for size in args.sizes:
         for seed in args.seeds:
-            rows.append(run(size, seed, parts))
+            rows.append(run(size, seed, parts, clusterer, args.aspect))
             print(json.dumps(rows[-1]), flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(rows, indent=1) + "\n")

@@ -5,59 +5,98 @@ An answer that carries no opinion (miner.opinion_units.is_no_opinion: a bare rat
 "idk", "?") gives no unit: it is counted (reporting.no_opinion) and feeds ratings, never a theme.
 Every other answer gives one unit per opinion span (miner.opinion_units.split_spans), with its
 own id `<answer unit id>:<k>`, the span's text as what is embedded and quoted, the whole answer
-and the span's offsets kept, and a stance from the offline estimator (miner.stance.VaderStance).
+and the span's offsets kept. Its stance comes from its vector once embedded (`unit_stances`).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import lru_cache
 
 import numpy as np
 
-from miner.opinion_units import is_no_opinion, split_spans
+from miner.opinion_units import _CONTENTLESS, _NUMBER_NAMES, _RATING_WORDS, is_no_opinion, split_spans
 from miner.records import Unit
 from miner.stance import MAJORITY, theme_stance
 from miner.units import answer_hash
 
-__all__ = ["opinion_units", "split_by_stance", "node_stance", "stance_estimator"]
+__all__ = ["opinion_units", "says_nothing", "split_by_stance", "theme_stances", "unit_theme_stance", "node_stance",
+           "unit_stances"]
 
 # A stance's share of a cluster that makes it its own theme (and at least the clusterer's
 # smallest cluster): below it, the units stay with the cluster's main stance.
 MIN_STANCE_SHARE = 0.2
+# A theme whose units mostly take no side (VADER finds no sentiment words) is neutral.
+MIN_POLAR_SHARE = 0.3
+_RATING_ONLY = _RATING_WORDS | _CONTENTLESS | _NUMBER_NAMES | frozenset("out of / a an".split())
 
 
-@lru_cache(maxsize=1)
-def stance_estimator():
-    from miner.stance import VaderStance
+# The offline stance of a unit: the embedding-anchor estimator (miner.ratings.AnchorSentiment via
+# miner.stance.AnchorStance) at this threshold. Chosen over VADER by measurement (BENCHMARKS.md
+# § Opinions): sign right on 87% vs 72% of the sample's polar units, 14 vs 13 of 17 held-out
+# phrasings, Spearman with HALIE helpfulness 0.72 vs 0.65.
+STANCE_THRESHOLD = 0.1
 
-    return VaderStance()
+
+def unit_stances(texts: Sequence[str], vectors: np.ndarray, embedder) -> list[str]:
+    """positive / negative / neutral for each unit, from its vector."""
+    from miner.stance import AnchorStance
+
+    if not len(texts):
+        return []
+    return AnchorStance(embedder, threshold=STANCE_THRESHOLD).stances(texts, vectors)
+
+
+# Opinion units are cut at sentence and clause boundaries and contrastive conjunctions, not at
+# every comma ("To be honest, it made up the sources" stays one unit): measured on the sample
+# studies, benchmarks/bench_opinion_job.py.
+SPLIT_AT_COMMAS = False
+
+
+def says_nothing(text: str) -> bool:
+    """A span that gives no opinion on its own: what is_no_opinion says of an answer, or only
+    rating words ("4 out of 5", "mostly satisfied overall")."""
+    if is_no_opinion(text):
+        return True
+    words = re.findall(r"[a-z0-9']+", text.lower().replace("’", "'"))
+    return bool(words) and all(w in _RATING_ONLY or w.isdigit() for w in words)
 
 
 def opinion_units(answers: Sequence[Unit]) -> tuple[list[Unit], set[str]]:
-    """The opinion units of these answer units, and the ids of the answers with no opinion."""
+    """The opinion units of these answer units, and the ids of the answers with no opinion
+    (no-opinion answers, and answers whose every span says nothing, as "Mostly satisfied, 4")."""
     empty: set[str] = set()
     found: list[Unit] = []
     for answer in answers:
-        if is_no_opinion(answer.answer):
+        spans = [] if is_no_opinion(answer.answer) else [
+            span for span in split_spans(answer.answer, commas=SPLIT_AT_COMMAS)
+            if not says_nothing(answer.answer[span.start:span.end])]
+        if not spans:
             empty.add(answer.unit_id)
-            continue
-        for k, span in enumerate(split_spans(answer.answer)):
+        for k, span in enumerate(spans):
             text = answer.answer[span.start:span.end]
             found.append(replace(answer, unit_id=f"{answer.unit_id}:{k}", answer=text, answer_hash=answer_hash(text),
                                  answer_unit_id=answer.unit_id, span_start=span.start, span_end=span.end,
                                  full_answer=answer.answer))
-    stances = stance_estimator().stances([u.answer for u in found])
-    return [replace(u, stance=s) for u, s in zip(found, stances)], empty
+    return found, empty
+
+
+def min_theme_size(units: int) -> int:
+    """The fewest units a stance part needs to be a theme of its own: the opinion clusterer's
+    smallest cluster (miner.eval_opinions.OpinionClusterer)."""
+    from miner.eval_opinions import OPINION_MCS_FRACTION
+
+    return max(5, round((OPINION_MCS_FRACTION or 0.015) * units))
 
 
 def split_by_stance(labels: np.ndarray, stances: Sequence[str | None], min_size: int) -> np.ndarray:
     """Clusters split by their units' stance, so praise and complaint about one aspect are two
-    themes. A stance holding at least `min_size` units and MIN_STANCE_SHARE of its cluster gets
-    its own cluster; the other units go with the cluster's largest part. Neutral units join the
-    largest polar part when the cluster has no neutral part of its own. -1 stays -1."""
+    themes. The positive and the negative units of a cluster each become a theme when they are at
+    least `min_size` units and MIN_STANCE_SHARE of the cluster's polar units; neutral units, and a
+    stance too small for a theme of its own, go with the cluster's largest polar part (a cluster
+    without a large enough polar part stays whole). -1 stays -1."""
     out = np.full(len(labels), -1, dtype=np.int64)
     members: dict[int, list[int]] = defaultdict(list)
     for index, label in enumerate(labels):
@@ -66,18 +105,25 @@ def split_by_stance(labels: np.ndarray, stances: Sequence[str | None], min_size:
     next_id = 0
     for cluster in sorted(members):
         indices = members[cluster]
-        counts = Counter(stances[i] or "neutral" for i in indices)
-        kept = [s for s, c in counts.most_common() if c >= min_size and c >= MIN_STANCE_SHARE * len(indices)]
-        if not kept:
-            kept = [counts.most_common(1)[0][0]]
-        ids = {stance: next_id + n for n, stance in enumerate(kept)}
-        next_id += len(kept)
-        main = ids[kept[0]]
-        polar_main = next((ids[s] for s in kept if s != "neutral"), main)
+        polar = Counter(stances[i] for i in indices if stances[i] in ("positive", "negative"))
+        total = sum(polar.values())
+        kept = [s for s, c in polar.most_common() if c >= min_size and c >= MIN_STANCE_SHARE * total]
+        ids = {stance: next_id + n for n, stance in enumerate(kept)} or {None: next_id}
+        next_id += len(ids)
+        main = next(iter(ids.values()))
         for i in indices:
-            stance = stances[i] or "neutral"
-            out[i] = ids.get(stance, polar_main if stance == "neutral" else main)
+            out[i] = ids.get(stances[i], main)
     return out
+
+
+def unit_theme_stance(stances: Sequence[str | None], majority: float = MAJORITY,
+                      min_polar: float = MIN_POLAR_SHARE) -> str:
+    """A theme's stance from its units': neutral when fewer than `min_polar` of them take a side,
+    else the side of at least `majority` of those that do, else mixed."""
+    polar = [s for s in stances if s in ("positive", "negative")]
+    if not stances or len(polar) < min_polar * len(stances):
+        return "neutral"
+    return theme_stance(polar, majority)
 
 
 def node_stance(theme_stances: dict[int, str], theme_sizes: dict[int, int], theme_ids: Sequence[int],
@@ -100,4 +146,4 @@ def theme_stances(units: Sequence[Unit], labels: np.ndarray) -> dict[int, str]:
     for unit, label in zip(units, labels):
         if label >= 0:
             by_theme[int(label)].append(unit.stance or "neutral")
-    return {theme: theme_stance(s) for theme, s in by_theme.items()}
+    return {theme: unit_theme_stance(s) for theme, s in by_theme.items()}

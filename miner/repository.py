@@ -104,6 +104,13 @@ def save_units(conn: psycopg.Connection, units: Sequence[Unit]) -> None:
         )
 
 
+def save_unit_stances(conn: psycopg.Connection, stances: dict[str, str]) -> None:
+    """The stance of opinion units (a function of the unit's text and the embedding model)."""
+    with conn.cursor() as cur:
+        cur.executemany("UPDATE units SET stance = %s WHERE unit_id = %s AND stance IS DISTINCT FROM %s",
+                        [(stance, unit_id, stance) for unit_id, stance in stances.items()])
+
+
 def load_embeddings(conn: psycopg.Connection, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
     """Cached vectors for these answer hashes under this embedding model.
 

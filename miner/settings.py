@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = 64
     clusterer: str = Field("umap-hdbscan", description="clusterer kind")
+    theme_clusterer: str = Field("umap-hdbscan-opinions",
+                                 description="the analysis job's clusterer of opinion units: umap-hdbscan-opinions "
+                                             "or a MINER_CLUSTERER kind")
     seed: int = 42
 
     embed_chunk: int = Field(2000, description="answers per embedding task; chunks fan out across workers")

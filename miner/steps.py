@@ -23,9 +23,8 @@ from miner import repository_runs as runs
 from miner.components import Components
 from miner.embed import embed_units
 from miner.label import label_clusters
-from miner.cluster import min_cluster_size_for
 from miner.nightly import NightlyParams, fold_in
-from miner.opinion_job import opinion_units, split_by_stance, theme_stances
+from miner.opinion_job import min_theme_size, opinion_units, split_by_stance, theme_stances, unit_stances
 from miner.opinion_label import label_opinion_theme
 from miner.protocols import Embedder
 from miner.records import Job, JobPlan, Unit
@@ -119,18 +118,19 @@ def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
     next_id = runs.next_theme_id(conn, job.study)
     active = runs.active_themes(conn, job.study)
     unit_ids = [u.unit_id for u in units]
+    stances = unit_stances([u.answer for u in units], vectors, parts.embedder)
+    repository.save_unit_stances(conn, dict(zip(unit_ids, stances)))
     if job.kind == "nightly" and previous:
         # Jobs published before base_units was a column measured growth from their own size.
         base = repository_jobs.job_plan(conn, plan.previous_job_id).base_units or len(previous)
-        result = fold_in(unit_ids, vectors, previous, next_id, base, parts.clusterer, parts.nightly or NightlyParams(),
+        result = fold_in(unit_ids, vectors, previous, next_id, base, _clusterer(parts), parts.nightly or NightlyParams(),
                          active or None)
         labels, events, detail = result.labels, result.events, dict(result.counts)
         base_units = len(units) if detail["mode"] == "recluster" else base
     else:
         # Praise and complaint about one aspect are two themes (miner.opinion_job.split_by_stance).
-        found = parts.clusterer.fit(vectors) if len(units) else np.zeros(0, dtype=np.int64)
-        clusters = number_clusters(split_by_stance(found, [u.stance for u in units],
-                                                   min_cluster_size_for(max(len(units), 1))))
+        found = _clusterer(parts).fit(vectors) if len(units) else np.zeros(0, dtype=np.int64)
+        clusters = number_clusters(split_by_stance(found, stances, min_theme_size(len(units))))
         match = match_themes(previous, dict(zip(unit_ids, clusters.tolist())), next_id, active or None)
         labels = np.array([match.theme_of_cluster.get(int(c), -1) for c in clusters], dtype=np.int64)
         events, detail, base_units = match.events, {"mode": "full"}, len(units)
@@ -140,6 +140,10 @@ def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
     counts = {k: detail[k] for k in ("mode", "new_units", "assigned_new", "born", "growth") if k in detail}
     return Outcome({**detail, "base_units": base_units, "late_embedded": late}, counts=counts,
                    summed={"embedded": late})
+
+
+def _clusterer(parts: Components):
+    return parts.theme_clusterer or parts.clusterer
 
 
 def _job_arrays(conn: psycopg.Connection, job_id: str, embedder: Embedder) -> tuple[list[Unit], np.ndarray, np.ndarray]:
