@@ -76,6 +76,11 @@ def clusterer_from_settings(settings: Settings) -> Clusterer:
     return kinds[settings.clusterer](ClusterParams(seed=settings.seed))
 
 
+# HDBSCAN's cluster selection for the job's themes: "eom" (ARI 0.86 vs "leaf" 0.82 on the 300-interview
+# sample; BENCHMARKS.md § Opinions).
+THEME_SELECTION = "eom"
+
+
 def theme_clusterer_from_settings(settings: Settings) -> Clusterer:
     """The job's clusterer of opinion units (MINER_THEME_CLUSTERER): "umap-hdbscan-opinions" (HDBSCAN's
     smallest theme a fixed share of the units, so the number of themes does not grow with the study;
@@ -83,7 +88,7 @@ def theme_clusterer_from_settings(settings: Settings) -> Clusterer:
     from miner.eval_opinions import OpinionClusterer
 
     if settings.theme_clusterer == "umap-hdbscan-opinions":
-        return OpinionClusterer(seed=settings.seed)
+        return OpinionClusterer(seed=settings.seed, selection=THEME_SELECTION)
     return clusterer_from_settings(settings.model_copy(update={"clusterer": settings.theme_clusterer}))
 
 

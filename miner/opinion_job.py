@@ -25,9 +25,11 @@ from miner.units import answer_hash
 __all__ = ["opinion_units", "says_nothing", "split_by_stance", "theme_stances", "unit_theme_stance", "node_stance",
            "unit_stances"]
 
-# A stance's share of a cluster that makes it its own theme (and at least the clusterer's
-# smallest cluster): below it, the units stay with the cluster's main stance.
-MIN_STANCE_SHARE = 0.2
+# A side's share of a cluster's polar units that makes it its own theme (and at least the
+# clusterer's smallest cluster): below it, its units stay with the cluster's main side. 0.2 let the
+# stance estimator's errors (~13% of polar units on the sample) become themes of the wrong stance;
+# 0.3 does not (benchmarks/bench_opinion_job.py, BENCHMARKS.md § Opinions).
+MIN_STANCE_SHARE = 0.3
 # A theme whose units mostly take no side (VADER finds no sentiment words) is neutral.
 MIN_POLAR_SHARE = 0.3
 _RATING_ONLY = _RATING_WORDS | _CONTENTLESS | _NUMBER_NAMES | frozenset("out of / a an".split())
