@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from miner.opinion_units import _CONTENTLESS, _NUMBER_NAMES, _RATING_WORDS, is_no_opinion, split_spans
+from miner.opinion_units import _CONTENTLESS, _NUMBER_NAMES, _RATING_WORDS, MIN_WORDS, is_no_opinion, split_spans
 from miner.records import Unit
 from miner.stance import MAJORITY, theme_stance
 from miner.units import answer_hash
@@ -63,7 +63,12 @@ def says_nothing(text: str) -> bool:
     if is_no_opinion(text):
         return True
     words = re.findall(r"[a-z0-9']+", text.lower().replace("’", "'"))
-    return bool(words) and all(w in _RATING_ONLY or w.isdigit() for w in words)
+    rest = [w for w in words if w not in _RATING_ONLY and not w.isdigit()]
+    if not rest:
+        return True
+    # A rating with a word or two more ("Mostly satisfied: a 4. Helpful overall"): the rating is the point.
+    rated = any(w.isdigit() or w in _NUMBER_NAMES for w in words)
+    return rated and len(rest) < MIN_WORDS
 
 
 def opinion_units(answers: Sequence[Unit]) -> tuple[list[Unit], set[str]]:

@@ -55,3 +55,41 @@ def test_theme_and_node_stance():
     assert node_stance(stances, sizes, (1, 3)) == "positive"
     assert node_stance(stances, sizes, (1, 2, 3)) == "positive"  # 80% of the answers
     assert node_stance(stances, {1: 40, 2: 50, 3: 10}, (1, 2, 3)) == "mixed"
+
+
+def test_theme_granularity_holds_at_1000_interviews(embedder):
+    """The job's path (opinion units → stance → theme clusterer → stance split) on a 1,000-interview
+    sample gives about as many themes as planted, each planted theme with its planted stance."""
+    from collections import Counter, defaultdict
+    from dataclasses import replace
+
+    from sklearn.metrics import adjusted_rand_score
+
+    from miner.components import theme_clusterer_from_settings
+    from miner.ingest import to_interview
+    from miner.opinion_job import min_theme_size, theme_stances, unit_stances
+    from miner.sample import PLANTED_THEMES, RESERVED_LABELS, THEME_POLARITY, generate_sample
+    from miner.settings import Settings
+    from miner.themes import number_clusters
+    from miner.units import split_units
+
+    samples = generate_sample(1000, seed=0)
+    interviews = [to_interview(s.record, "g", "sample.jsonl", n) for n, s in enumerate(samples, start=1)]
+    planted = {f"{i.interview_id}:{k}": label for i, s in zip(interviews, samples)
+               for k, label in enumerate(s.answer_themes)}
+    units, _ = opinion_units(split_units(interviews))
+    vectors = embedder.embed([u.answer for u in units])
+    units = [replace(u, stance=s) for u, s in zip(units, unit_stances([u.answer for u in units], vectors, embedder))]
+    labels = number_clusters(split_by_stance(theme_clusterer_from_settings(Settings()).fit(vectors),
+                                             [u.stance for u in units], min_theme_size(len(units))))
+    truth = [planted[u.answer_unit_id] for u in units]
+    assert labels.max() + 1 <= 2 * (len(PLANTED_THEMES) + len(RESERVED_LABELS))
+    assert adjusted_rand_score(truth, labels) >= 0.8
+    members = defaultdict(list)
+    for label, true in zip(labels, truth):
+        members[int(label)].append(true)
+    stances = theme_stances(units, labels)
+    for theme, found in members.items():
+        main = Counter(found).most_common(1)[0][0]
+        if main in THEME_POLARITY:
+            assert stances[theme] == ("positive" if THEME_POLARITY[main] > 0 else "negative"), (theme, main)
