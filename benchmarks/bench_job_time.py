@@ -44,7 +44,7 @@ def main() -> None:
         started = time.perf_counter()
         run_job(conn, job_id, components)
         seconds = time.perf_counter() - started
-        steps = {step: round(s, 1) for step, s in conn.execute(
+        steps = {step: round(float(s), 1) for step, s in conn.execute(
             "SELECT step, extract(epoch FROM finished_at - started_at) FROM job_steps WHERE job_id = %s "
             "ORDER BY started_at", (job_id,)).fetchall()}
         counts = repository_jobs.get_job(conn, job_id).counts
