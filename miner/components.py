@@ -30,6 +30,8 @@ class Components:
     embedder: Embedder
     clusterer: Clusterer
     labeller: Labeller
+    # What the analysis job clusters its opinion units with; None: `clusterer` (a test's override).
+    theme_clusterer: Clusterer | None = None
     llm_client: LLMClient | None = None  # None = extractive labels and offline ratings only
     llm_options: LLMOptions | None = None
     label_options: LabelOptions | None = None
@@ -47,6 +49,7 @@ class Components:
         parts = cls(
             embedder=embedder_from_settings(settings) if "embedder" not in overrides else overrides["embedder"],
             clusterer=clusterer_from_settings(settings),
+            theme_clusterer=None if "clusterer" in overrides else theme_clusterer_from_settings(settings),
             labeller=ExtractiveLabeller(),
             llm_client=llm_client_from_settings(settings) if "llm_client" not in overrides else None,
             llm_options=llm_options_from_settings(settings),
@@ -81,6 +84,22 @@ def sample_params_from_settings(settings: Settings) -> SampleParams:
 
     return SampleParams(threshold=settings.cluster_sample_threshold, size=settings.cluster_sample_size,
                         seed=settings.seed)
+
+
+# HDBSCAN's cluster selection for the job's themes: "eom" (ARI 0.86 vs "leaf" 0.82 on the 300-interview
+# sample; BENCHMARKS.md § Opinions).
+THEME_SELECTION = "eom"
+
+
+def theme_clusterer_from_settings(settings: Settings) -> Clusterer:
+    """The job's clusterer of opinion units (MINER_THEME_CLUSTERER): "umap-hdbscan-opinions" (HDBSCAN's
+    smallest theme a fixed share of the units, so the number of themes does not grow with the study;
+    BENCHMARKS.md § Opinions) or MINER_CLUSTERER's kind."""
+    from miner.eval_opinions import OpinionClusterer
+
+    if settings.theme_clusterer == "umap-hdbscan-opinions":
+        return OpinionClusterer(seed=settings.seed, selection=THEME_SELECTION)
+    return clusterer_from_settings(settings.model_copy(update={"clusterer": settings.theme_clusterer}))
 
 
 def llm_client_from_settings(settings: Settings) -> LLMClient | None:

@@ -105,6 +105,12 @@ class Unit:
     question: str
     answer: str
     answer_hash: str
+    # Opinion units (miner.opinion_units): a span of one answer, which they name; None for answer units.
+    answer_unit_id: str | None = None
+    span_start: int | None = None
+    span_end: int | None = None
+    full_answer: str | None = None
+    stance: str | None = None  # positive | negative | neutral (miner.stance)
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,7 @@ class Theme:
     answers: int
     interviews: int
     quote_unit_ids: tuple[str, ...] = ()
+    stance: str | None = None  # positive | negative | mixed | neutral (miner.stance.theme_stance)
     summary: str | None = None
 
 

@@ -76,11 +76,11 @@ def load_interviews(conn: psycopg.Connection, study: str) -> list[Interview]:
 
 
 def load_job_interviews(conn: psycopg.Connection, job_id: str) -> list[Interview]:
-    """The interviews of a job's fixed units (its snapshot), in the same order as load_interviews."""
+    """The interviews of a job's fixed answers (its snapshot), in the same order as load_interviews."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"""SELECT {_INTERVIEW_COLUMNS} FROM interviews
-                WHERE interview_id IN (SELECT u.interview_id FROM job_units j JOIN units u USING (unit_id)
+                WHERE interview_id IN (SELECT u.interview_id FROM job_answers j JOIN units u USING (unit_id)
                                        WHERE j.job_id = %s)
                 ORDER BY interview_id""",
             (job_id,)).fetchall()
@@ -95,12 +95,20 @@ def save_units(conn: psycopg.Connection, units: Sequence[Unit]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO units (unit_id, interview_id, study, session_model, answer_index,
-                   question, answer, answer_hash)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                   question, answer, answer_hash, answer_unit_id, span_start, span_end, full_answer, stance)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (unit_id) DO NOTHING""",
             [(u.unit_id, u.interview_id, u.study, u.session_model, u.answer_index, u.question,
-              u.answer, u.answer_hash) for u in units],
+              u.answer, u.answer_hash, u.answer_unit_id, u.span_start, u.span_end, u.full_answer, u.stance)
+             for u in units],
         )
+
+
+def save_unit_stances(conn: psycopg.Connection, stances: dict[str, str]) -> None:
+    """The stance of opinion units (a function of the unit's text and the embedding model)."""
+    with conn.cursor() as cur:
+        cur.executemany("UPDATE units SET stance = %s WHERE unit_id = %s AND stance IS DISTINCT FROM %s",
+                        [(stance, unit_id, stance) for unit_id, stance in stances.items()])
 
 
 def load_embeddings(conn: psycopg.Connection, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:

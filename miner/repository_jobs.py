@@ -170,12 +170,35 @@ def save_job_units(conn: psycopg.Connection, job_id: str, unit_ids: Sequence[str
         )
 
 
-def load_job_units(conn: psycopg.Connection, job_id: str, offset: int = 0, limit: int | None = None) -> list[Unit]:
-    """A job's units in their fixed order (optionally one slice of it)."""
+_UNIT_COLUMNS = """u.unit_id, u.interview_id, u.study, u.session_model, u.answer_index, u.question, u.answer,
+    u.answer_hash, u.answer_unit_id, u.span_start, u.span_end, u.full_answer, u.stance"""
+
+
+def save_job_answers(conn: psycopg.Connection, job_id: str, answers: Sequence[tuple[str, bool]]) -> None:
+    """The job's answer units (unit id, carries no opinion), in their fixed order."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO job_answers (job_id, position, unit_id, no_opinion) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            [(job_id, position, unit_id, empty) for position, (unit_id, empty) in enumerate(answers)],
+        )
+
+
+def load_job_answers(conn: psycopg.Connection, job_id: str) -> list[Unit]:
+    """A job's answer units (the whole answers, with or without an opinion) in their fixed order."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            """SELECT u.unit_id, u.interview_id, u.study, u.session_model, u.answer_index, u.question,
-                      u.answer, u.answer_hash
+            f"""SELECT {_UNIT_COLUMNS}
+               FROM job_answers j JOIN units u USING (unit_id)
+               WHERE j.job_id = %s ORDER BY j.position""", (job_id,)).fetchall()
+    return [Unit(**row) for row in rows]
+
+
+def load_job_units(conn: psycopg.Connection, job_id: str, offset: int = 0, limit: int | None = None) -> list[Unit]:
+    """A job's opinion units (what it clusters) in their fixed order (optionally one slice of it)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT {_UNIT_COLUMNS}
                FROM job_units j JOIN units u USING (unit_id)
                WHERE j.job_id = %s AND j.position >= %s AND (%s::int IS NULL OR j.position < %s + %s::int)
                ORDER BY j.position""",
@@ -190,7 +213,8 @@ def studies_needing_nightly(conn: psycopg.Connection) -> list[str]:
         """SELECT DISTINCT i.study FROM interviews i
            LEFT JOIN latest_jobs l USING (study)
            WHERE l.job_id IS NULL OR NOT EXISTS (
-               SELECT 1 FROM job_units ju JOIN units u USING (unit_id)
+               SELECT 1 FROM (SELECT job_id, unit_id FROM job_answers UNION ALL
+                              SELECT job_id, unit_id FROM job_units) ju JOIN units u USING (unit_id)
                WHERE ju.job_id = l.job_id AND u.interview_id = i.interview_id)
            ORDER BY 1"""
     ).fetchall()

@@ -32,9 +32,9 @@ def save_themes(conn: psycopg.Connection, job_id: str, themes: Sequence[Theme]) 
     conn.execute("DELETE FROM themes WHERE job_id = %s", (job_id,))
     with conn.cursor() as cur:
         cur.executemany(
-            """INSERT INTO themes (job_id, theme_id, label, keywords, summary, labeller, answers, interviews)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
-            [(job_id, t.theme_id, t.label, list(t.keywords), t.summary, t.labeller, t.answers, t.interviews)
+            """INSERT INTO themes (job_id, theme_id, label, keywords, summary, labeller, answers, interviews, stance)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            [(job_id, t.theme_id, t.label, list(t.keywords), t.summary, t.labeller, t.answers, t.interviews, t.stance)
              for t in themes],
         )
         cur.executemany(
@@ -55,7 +55,7 @@ def update_theme_labels(conn: psycopg.Connection, job_id: str, themes: Sequence[
 def load_themes(conn: psycopg.Connection, job_id: str) -> list[Theme]:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            """SELECT t.theme_id, t.label, t.keywords, t.labeller, t.answers, t.interviews, t.summary,
+            """SELECT t.theme_id, t.label, t.keywords, t.labeller, t.answers, t.interviews, t.summary, t.stance,
                       coalesce(array_agg(q.unit_id ORDER BY q.rank) FILTER (WHERE q.unit_id IS NOT NULL), '{}')
                           AS quote_unit_ids
                FROM themes t LEFT JOIN theme_quotes q USING (job_id, theme_id)

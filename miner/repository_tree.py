@@ -12,17 +12,19 @@ import psycopg
 from miner.tree import NodeStat, TreeNode
 
 
-def save_tree(conn: psycopg.Connection, job_id: str, nodes: Sequence[TreeNode], stats: Sequence[NodeStat]) -> None:
-    """Replace the job's tree with these nodes (parents before children) and their counts."""
+def save_tree(conn: psycopg.Connection, job_id: str, nodes: Sequence[TreeNode], stats: Sequence[NodeStat],
+              stances: dict[str, str] | None = None) -> None:
+    """Replace the job's tree with these nodes (parents before children), their counts and stances."""
     overall = {s.node_id: s for s in stats if s.session_model is None}
     conn.execute("DELETE FROM tree_nodes WHERE job_id = %s", (job_id,))
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO tree_nodes (job_id, node_id, parent_id, level, kind, theme_id, theme_ids, label,
-                                       keywords, labeller, position, answers, interviews)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                                       keywords, labeller, position, answers, interviews, stance)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
             [(job_id, n.node_id, n.parent_id, n.level, n.kind, n.theme_id, list(n.theme_ids), n.label,
-              list(n.keywords), n.labeller, position, overall[n.node_id].answers, overall[n.node_id].interviews)
+              list(n.keywords), n.labeller, position, overall[n.node_id].answers, overall[n.node_id].interviews,
+              (stances or {}).get(n.node_id))
              for position, n in enumerate(nodes)],
         )
         cur.executemany(

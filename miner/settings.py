@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = 64
     clusterer: str = Field("umap-hdbscan", description="clusterer kind")
+    theme_clusterer: str = Field("umap-hdbscan-opinions",
+                                 description="the analysis job's clusterer of opinion units: umap-hdbscan-opinions "
+                                             "or a MINER_CLUSTERER kind")
     seed: int = 42
     cluster_sample_threshold: int = Field(
         50_000, ge=1, description="above this many answer units a job fits the clusterer on a seeded sample "

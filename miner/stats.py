@@ -286,15 +286,24 @@ def theme_sentiment(units: Sequence[Unit], labels: np.ndarray, sentiment: np.nda
 
 def compute_statistics(interviews: Sequence[Interview], units: Sequence[Unit], labels: np.ndarray,
                        ratings: Sequence[Rating], sentiment: np.ndarray, excluded: set[str],
-                       options: StatsOptions = StatsOptions()) -> Statistics:
-    """All per-model statistics, leaving out the `excluded` (low-quality) interviews."""
-    prevalence, tests = theme_prevalence(units, labels, excluded, options)
+                       options: StatsOptions = StatsOptions(),
+                       themed: tuple[Sequence[Unit], np.ndarray, np.ndarray] | None = None) -> Statistics:
+    """All per-model statistics, leaving out the `excluded` (low-quality) interviews.
+
+    `themed` (units, theme ids, sentiment) replaces `units`' own theme ids and sentiment for the
+    theme statistics when the themes were built from other units (opinion units of the answers);
+    every interview of `units` still counts in the denominators."""
+    theme_units, theme_labels, theme_values = (units, labels, sentiment) if themed is None else themed
+    prevalence, tests = theme_prevalence(list(units) + list(theme_units),
+                                         np.concatenate([np.full(len(units), -1, dtype=np.int64),
+                                                         np.asarray(theme_labels, dtype=np.int64)]),
+                                         excluded, options)
     statistics = Statistics(
         engagement=engagement(interviews, units, excluded),
         ratings=rating_stats(ratings, excluded, options),
         prevalence=prevalence, theme_tests=tests,
         correlations=dimension_correlations(ratings, excluded),
-        sentiment=theme_sentiment(units, labels, sentiment, excluded, options),
+        sentiment=theme_sentiment(theme_units, theme_labels, theme_values, excluded, options),
     )
     logger.info("stats: %d interviews (%d excluded), %d rating cells, %d of %d theme × model differences "
                 "significant (%s)", len(interviews), len(excluded), len(statistics.ratings),

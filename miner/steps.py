@@ -26,6 +26,8 @@ from miner.components import Components
 from miner.embed import embed_units
 from miner.label import label_clusters
 from miner.nightly import NightlyParams, fold_in
+from miner.opinion_job import min_theme_size, opinion_units, split_by_stance, theme_stances, unit_stances
+from miner.opinion_label import label_opinion_theme
 from miner.protocols import Embedder
 from miner.records import Job, JobPlan, Unit
 from miner.registry import match_themes
@@ -65,22 +67,30 @@ class Step:
 
 
 def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
-    """Fix the job's units (miner.units) and plan the embedding chunks."""
+    """Fix the job's answers (miner.units) and their opinion units (miner.opinion_job), and plan
+    the embedding chunks. The opinion units are what the job embeds, clusters and themes
+    (job_units); the answers, no-opinion ones flagged, feed ratings and quality (job_answers)."""
     interviews = repository.load_interviews(conn, job.study)
-    found = split_units(interviews)
-    if not found:
+    answers = split_units(interviews)
+    if not answers:
         raise NoUnitsError(f"study {job.study!r} has no answers to analyse; run `miner ingest` first")
-    repository.save_units(conn, found)
+    found, empty = opinion_units(answers)
+    repository.save_units(conn, answers + found)
     # The reporting views show only this scrubbed copy of the text (schemas/migrations/006).
     reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
-                                         for u in found])
+                                         for u in answers + found])
+    repository_jobs.save_job_answers(conn, job.job_id, [(u.unit_id, u.unit_id in empty)
+                                                        for u in sorted(answers, key=lambda u: u.unit_id)])
     repository_jobs.save_job_units(conn, job.job_id, sorted(u.unit_id for u in found))
-    plan = JobPlan(embed_chunks=math.ceil(len(found) / parts.embed_chunk), embed_chunk_size=parts.embed_chunk,
+    chunk = parts.embed_chunk
+    plan = JobPlan(embed_chunks=max(1, math.ceil(len(found) / chunk)), embed_chunk_size=chunk,
                    previous_job_id=repository_jobs.published_job(conn, job.study, excluding=job.job_id))
     repository_jobs.set_job_plan(conn, job.job_id, plan)
-    return Outcome({"interviews": len(interviews), "units": len(found), "chunks": plan.embed_chunks,
-                    "chunk_size": plan.embed_chunk_size, "previous_job": plan.previous_job_id},
-                   counts={"interviews": len(interviews), "units": len(found)})
+    return Outcome({"interviews": len(interviews), "answers": len(answers), "no_opinion": len(empty),
+                    "units": len(found), "chunks": plan.embed_chunks, "chunk_size": plan.embed_chunk_size,
+                    "previous_job": plan.previous_job_id},
+                   counts={"interviews": len(interviews), "answers": len(answers), "no_opinion": len(empty),
+                           "units": len(found)})
 
 
 def embed(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
@@ -115,17 +125,21 @@ def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
     next_id = runs.next_theme_id(conn, job.study)
     active = runs.active_themes(conn, job.study)
     unit_ids = [u.unit_id for u in units]
+    stances = unit_stances([u.answer for u in units], vectors, parts.embedder)
+    repository.save_unit_stances(conn, dict(zip(unit_ids, stances)))
     if job.kind == "nightly" and previous:
         # Jobs published before base_units was a column measured growth from their own size.
         base = repository_jobs.job_plan(conn, plan.previous_job_id).base_units or len(previous)
         # A nightly re-cluster of a large study fits on a sample too (assigned in process here).
-        clusterer = SampledClusterer(parts.clusterer, parts.sample or SampleParams())
+        clusterer = SampledClusterer(_clusterer(parts), parts.sample or SampleParams())
         result = fold_in(unit_ids, vectors, previous, next_id, base, clusterer, parts.nightly or NightlyParams(),
                          active or None)
         labels, events, detail = result.labels, result.events, dict(result.counts)
         base_units = len(units) if detail["mode"] == "recluster" else base
     else:
-        clusters = number_clusters(parts.clusterer.fit(vectors))
+        # Praise and complaint about one aspect are two themes (miner.opinion_job.split_by_stance).
+        found = _clusterer(parts).fit(vectors) if len(units) else np.zeros(0, dtype=np.int64)
+        clusters = number_clusters(split_by_stance(found, stances, min_theme_size(len(units))))
         match = match_themes(previous, dict(zip(unit_ids, clusters.tolist())), next_id, active or None)
         labels = np.array([match.theme_of_cluster.get(int(c), -1) for c in clusters], dtype=np.int64)
         events, detail, base_units = match.events, {"mode": "full"}, len(units)
@@ -145,9 +159,12 @@ def _cluster_sample(conn: psycopg.Connection, job: Job, parts: Components, plan:
     units = repository_assign.load_job_units_at(conn, job.job_id, sample_indices(total, sample.size, sample.seed))
     vectors, late = _embed_missing(conn, units, parts.embedder)
     unit_ids = [u.unit_id for u in units]
+    stances = unit_stances([u.answer for u in units], vectors, parts.embedder)
+    repository.save_unit_stances(conn, dict(zip(unit_ids, stances)))
     previous = runs.load_assignments(conn, plan.previous_job_id) if plan.previous_job_id else {}
     previous = {u: previous[u] for u in unit_ids if u in previous}  # the sample's share of the lineage
-    clusters = number_clusters(for_sample(parts.clusterer, total, len(units)).fit(vectors))
+    found = for_sample(_clusterer(parts), total, len(units)).fit(vectors)
+    clusters = number_clusters(split_by_stance(found, stances, min_theme_size(len(units))))
     match = match_themes(previous, dict(zip(unit_ids, clusters.tolist())), runs.next_theme_id(conn, job.study),
                          runs.active_themes(conn, job.study) or None)
     labels = np.array([match.theme_of_cluster.get(int(c), -1) for c in clusters], dtype=np.int64)
@@ -171,11 +188,17 @@ def assign(conn: psycopg.Connection, job: Job, parts: Components, part: int | No
     size = repository_jobs.job_plan(conn, job.job_id).embed_chunk_size
     chunk = repository_jobs.load_job_units(conn, job.job_id, offset=(part or 0) * size, limit=size)
     vectors, late = _embed_missing(conn, chunk, parts.embedder)
+    repository.save_unit_stances(conn, dict(zip((u.unit_id for u in chunk),
+                                                unit_stances([u.answer for u in chunk], vectors, parts.embedder))))
     theme_ids, centroids = repository_assign.load_centroids(conn, job.job_id)
     labels = assign_nearest(vectors, theme_ids, centroids)
     written = repository_assign.add_assignments(
         conn, job.job_id, {u.unit_id: (int(t) if t >= 0 else None) for u, t in zip(chunk, labels)})
     return Outcome({"assigned": written, "late_embedded": late}, summed={"assigned": written, "embedded": late})
+
+
+def _clusterer(parts: Components):
+    return parts.theme_clusterer or parts.clusterer
 
 
 def _job_arrays(conn: psycopg.Connection, job_id: str, embedder: Embedder) -> tuple[list[Unit], np.ndarray, np.ndarray]:
@@ -193,7 +216,13 @@ def themes(conn: psycopg.Connection, job: Job, parts: Components, part: int | No
     units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
     members = members_by_theme(labels)
     documents = [[units[i].answer for i in indices] for indices in members.values()]
-    built = build_themes(units, vectors, labels, label_clusters(documents, parts.labeller))
+    # Keywords from the extractive labeller; the label is the phrase that says the opinion.
+    named = [replace(n, label=label_opinion_theme([units[i].answer for i in indices], vectors[indices],
+                                                  [units[i].stance or "neutral" for i in indices],
+                                                  parts.embedder).phrase)
+             for n, indices in zip(label_clusters(documents, parts.labeller), members.values(), strict=True)]
+    stances = theme_stances(units, labels)
+    built = [replace(t, stance=stances[t.theme_id]) for t in build_themes(units, vectors, labels, named)]
     runs.save_themes(conn, job.job_id, built)
     runs.save_model_stats(conn, job.job_id, model_stats(units, labels))
     outliers = int((labels < 0).sum())
@@ -248,7 +277,10 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
     from miner.understand import UnderstandOptions, texts_to_embed, understand_interviews
     from miner.units import answer_hash
 
-    units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
+    opinions, _, labels = _job_arrays(conn, job.job_id, parts.embedder)
+    # Ratings and quality read whole answers (no-opinion ones too); theme statistics the opinion units.
+    units = repository_jobs.load_job_answers(conn, job.job_id)
+    vectors, _ = _embed_missing(conn, units, parts.embedder)
     interviews = repository.load_job_interviews(conn, job.job_id)
     options = parts.understand_options or UnderstandOptions()
     options = replace(options, include_low_quality=bool(job.params.get("include_low_quality", options.include_low_quality)),
@@ -260,8 +292,9 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
     by_hash = {answer_hash(text): text for text in texts_to_embed(units)}
     cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
     embedder = stored_precision(parts.embedder)  # new vectors at the precision the cache keeps
-    result = understand_interviews(interviews, units, vectors, labels, embedder, options, llm,
-                                   known_vectors={by_hash[h]: v for h, v in cached.items()})
+    result = understand_interviews(interviews, units, vectors, np.full(len(units), -1, dtype=np.int64),
+                                   embedder, options, llm,
+                                   known_vectors={by_hash[h]: v for h, v in cached.items()}, themed=(opinions, labels))
     repository.save_embeddings(conn, parts.embedder.name,
                                {answer_hash(text): v for text, v in result.new_vectors.items()})
     repository.save_insights(conn, job.job_id, result.run, result.insights, result.ratings, result.verdicts,

@@ -13,6 +13,7 @@ import psycopg
 
 from miner import repository, repository_jobs, repository_tree
 from miner import repository_runs as runs
+from miner.opinion_job import node_stance
 from miner.records import Job, Unit
 from miner.themes import members_by_theme
 from miner.tree import build_tree, centroids_of, name_nodes, node_stats
@@ -33,7 +34,11 @@ def save_theme_tree(conn: psycopg.Connection, job: Job, units: list[Unit], vecto
     if components.llm_client is not None and any(n.kind != "theme" for n in nodes):
         nodes, counts = _llm_names(conn, job, nodes, units, components)
     stats = node_stats(nodes, labels, [u.interview_id for u in units], [u.session_model for u in units])
-    repository_tree.save_tree(conn, job.job_id, nodes, stats)
+    themes = runs.load_themes(conn, job.job_id)
+    stance_of = {t.theme_id: t.stance for t in themes if t.stance}
+    sizes = {t.theme_id: t.answers for t in themes}
+    stances = {n.node_id: node_stance(stance_of, sizes, n.theme_ids) for n in nodes} if stance_of else None
+    repository_tree.save_tree(conn, job.job_id, nodes, stats, stances)
     return {"tree_nodes": len(nodes), "tree_areas": sum(n.kind == "area" for n in nodes), **counts}
 
 

@@ -76,8 +76,13 @@ def texts_to_embed(units: Sequence[Unit]) -> set[str]:
 
 def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit], vectors: np.ndarray,
                           labels: np.ndarray, embedder: Embedder, options: UnderstandOptions = UnderstandOptions(),
-                          llm=None, known_vectors: dict[str, np.ndarray] | None = None) -> Understanding:
+                          llm=None, known_vectors: dict[str, np.ndarray] | None = None,
+                          themed: tuple[Sequence[Unit], np.ndarray] | None = None) -> Understanding:
     """Dimensions, ratings, quality verdicts and statistics for one study's units.
+
+    `themed` is what the themes were built from when that is not the answers themselves: the
+    opinion units (each naming its answer, `answer_unit_id`) and their theme ids. Theme
+    prevalence then counts an interview once per theme, and a unit's sentiment is its answer's.
 
     `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline (its
     failures are outcomes, not exceptions: an exception here is a bug or a database error).
@@ -106,7 +111,8 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
     verdicts = judge_quality(interviews, units, vectors, embedder, estimator.anchor_vectors(), options.quality,
                              llm_judgements)
     excluded = set() if options.include_low_quality else {v.interview_id for v in verdicts if v.low_quality}
-    statistics = compute_statistics(interviews, units, labels, ratings, sentiment, excluded, options.stats)
+    statistics = compute_statistics(interviews, units, labels, ratings, sentiment, excluded, options.stats,
+                                    themed=_themed(units, sentiment, themed))
 
     insights = [UnitInsight(u.unit_id, dimensions[u.unit_id].dimension, dimensions[u.unit_id].confidence,
                             sources[u.unit_id], round(float(s), 4)) for u, s in zip(units, sentiment)]
@@ -139,3 +145,12 @@ def _merge_llm(units: Sequence[Unit], dimensions: dict[str, DimensionLabel], sou
         located.append(replace(rating, unit_id=unit_id))
     kept_offline = [r for r in offline if r.interview_id not in rated]
     return kept_offline + explicit + located
+
+
+def _themed(units: Sequence[Unit], sentiment: np.ndarray, themed: tuple[Sequence[Unit], np.ndarray] | None):
+    """(themed units, their theme ids, their answers' sentiment), or None when the answers are themed."""
+    if themed is None:
+        return None
+    by_answer = {u.unit_id: float(s) for u, s in zip(units, sentiment)}
+    opinions, labels = themed
+    return opinions, labels, np.array([by_answer.get(u.answer_unit_id or u.unit_id, 0.0) for u in opinions])

@@ -91,7 +91,8 @@ def snapshot(database_url, job_id) -> dict:
     with psycopg.connect(database_url) as conn:
         q = lambda sql: sorted(conn.execute(sql, (job_id,)).fetchall())
         return {
-            "themes": q("SELECT theme_id, label, keywords, summary, labeller, answers, interviews FROM themes WHERE job_id = %s"),
+            "themes": q("SELECT theme_id, label, keywords, summary, labeller, answers, interviews, stance FROM themes WHERE job_id = %s"),
+            "job_answers": q("SELECT position, unit_id, no_opinion FROM job_answers WHERE job_id = %s"),
             "quotes": q("SELECT theme_id, rank, unit_id FROM theme_quotes WHERE job_id = %s"),
             "assignments": q("SELECT unit_id, theme_id FROM assignments WHERE job_id = %s"),
             "stats": q("SELECT theme_id, session_model, answers, interviews, share FROM theme_model_stats WHERE job_id = %s"),

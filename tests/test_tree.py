@@ -211,7 +211,12 @@ def test_theme_tree_view_covers_every_theme_once(jobs, conn):
     for row in leaves:
         assert row["label"] == label_of[row["theme_id"]]  # a leaf shows its theme's (LLM) label
         assert by_id[row["parent_id"]]["level"] == row["level"] - 1
-    assert all(r["stance"] is None for r in tree)  # until the opinion layer fills it
+    stance_of = {t["theme_id"]: t["stance"] for t in themes}
+    for row in tree:  # a leaf has its theme's stance; a parent the stance of most answers under it, or mixed
+        if row["kind"] == "theme":
+            assert row["stance"] == stance_of[row["theme_id"]]
+        elif not row["suppressed"]:
+            assert row["stance"] in ("positive", "negative", "neutral", "mixed")
     assert [r["position"] for r in tree] == sorted(r["position"] for r in tree)
 
 
