@@ -128,7 +128,8 @@ def test_llm_labels_summaries_polarity_and_sentences_are_stored(conn, basic_runs
     assert requests > 0
     assert all(b["response_format"]["type"] == "json_schema" for b in bodies)
     themes = themes_of(conn, first)
-    assert len(themes) == THEMES
+    # k-means' THEMES clusters, and a cluster where praise and complaint are both common is two themes
+    assert len(themes) == repository_jobs.get_job(conn, first).counts["themes"] >= THEMES
     for theme in themes:
         assert theme["labeller"] == "llm:m-basic" and theme["fallback"] is None
         assert theme["label"] and theme["summary"] and theme["polarity"] == "mixed"
@@ -153,7 +154,7 @@ def test_second_identical_run_makes_no_llm_requests(conn, basic_runs):
     assert counts["llm_cache_hits"] == counts["llm_calls"] > 0 and counts.get("llm_requests", 0) == 0
     assert themes_of(conn, first) == themes_of(conn, second)
     [label_cost] = [r for r in repository.llm_cost(conn, second) if r["purpose"] == "label"]
-    assert label_cost["billed_tokens"] == 0 and label_cost["cache_hits"] == THEMES
+    assert label_cost["billed_tokens"] == 0 and label_cost["cache_hits"] == len(themes_of(conn, second))
 
 
 def test_jobs_show_prints_the_cost_summary(basic_runs, miner_env):
@@ -173,9 +174,9 @@ def test_token_budget_cap_is_honoured(conn, embedder, fresh_server):
     job_id, counts = analyse(conn, "llm-budget", components(embedder, fresh_server, "m-budget"),
                              params={"token_budget": budget})
     themes = themes_of(conn, job_id)
-    assert len(themes) == counts["themes"] == THEMES  # no theme lost
+    assert len(themes) == counts["themes"] >= THEMES  # no theme lost
     labelled = [t for t in themes if t["labeller"] == "llm:m-budget"]
-    assert 0 < len(labelled) < THEMES
+    assert 0 < len(labelled) < len(themes)
     assert {t["fallback"] for t in themes if t not in labelled} == {"budget"}
     assert all(t["label"] for t in themes)
     assert counts["llm_budget_exhausted"] is True and counts["llm_token_budget"] == budget
@@ -209,7 +210,7 @@ def test_every_fault_ends_with_a_finished_job_and_no_lost_themes(conn, embedder,
     breaks(fresh_server)
     job_id, counts = analyse(conn, fault_study, components(embedder, fresh_server, f"m-{fault}"))
     themes = themes_of(conn, job_id)
-    assert len(themes) == counts["themes"] == THEMES
+    assert len(themes) == counts["themes"] >= THEMES
     assert all(t["label"] for t in themes)
     assert_distinct([t["label"] for t in themes])
     if llm_labels:
@@ -249,7 +250,7 @@ def test_a_bug_in_a_step_fails_the_job_with_the_error_shown(conn, embedder, fres
         if step.name != "understand":
             jobs.run_step(conn, job_id, step.name, good)
     job = repository_jobs.get_job(conn, job_id)
-    assert job.status == "succeeded" and job.counts["themes"] == THEMES and "llm_failed" not in job.counts
+    assert job.status == "succeeded" and job.counts["themes"] >= THEMES and "llm_failed" not in job.counts
     assert {t["labeller"] for t in themes_of(conn, job_id)} == {"llm:m-bug"}
 
 
@@ -284,9 +285,9 @@ def test_near_duplicate_labels_are_relabelled_with_the_themes_in_view(conn, embe
     fresh_server.responder = one_label_for_all
     job_id, counts = analyse(conn, fault_study, components(embedder, fresh_server, "m-same"))
     [distinct_request] = [b for b in fresh_server.requests if is_schema("DistinctLabelsReply")(b)]
-    assert len(request_data(distinct_request)["themes"]) == THEMES  # all of them side by side
+    assert len(request_data(distinct_request)["themes"]) == counts["themes"]  # all of them side by side
     themes = themes_of(conn, job_id)
-    assert counts["llm_labels_made_distinct"] == THEMES
+    assert counts["llm_labels_made_distinct"] == counts["themes"]
     assert {t["labeller"] for t in themes} == {"llm:m-same"}
     assert_distinct([t["label"] for t in themes])
 
@@ -304,9 +305,9 @@ def test_labels_stay_distinct_when_relabelling_fails(conn, embedder, fresh_serve
     fresh_server.responder = stubborn
     job_id, counts = analyse(conn, fault_study, components(embedder, fresh_server, "m-stubborn"))
     themes = themes_of(conn, job_id)
-    assert counts["llm_duplicate_labels_reverted"] == THEMES - 1
+    assert counts["llm_duplicate_labels_reverted"] == counts["themes"] - 1
     reverted = [t for t in themes if t["fallback"] == "duplicate"]
-    assert len(reverted) == THEMES - 1 and {t["labeller"] for t in reverted} == {"extractive"}
+    assert len(reverted) == counts["themes"] - 1 and {t["labeller"] for t in reverted} == {"extractive"}
     assert all(t["polarity"] == "mixed" for t in reverted)  # what else the LLM said still stands
     assert_distinct([t["label"] for t in themes])
 
