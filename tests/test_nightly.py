@@ -87,9 +87,11 @@ def test_planted_new_opinion_is_born_as_a_new_theme(database_url, runs_over_time
         born = {r[0] for r in conn.execute("SELECT theme_id FROM theme_lineage WHERE job_id = %s AND event = 'born'", (third,))}
         old_ids = {r[0] for r in conn.execute("SELECT theme_id FROM themes WHERE job_id = %s", (runs_over_time["second"],))}
         counts = repository_jobs.get_job(conn, third).counts
-    planted_units = [f"{to_interview(s.record, STUDY, 'x', 0).interview_id}:{i}"
-                     for s in runs_over_time["new"] for i, t in enumerate(s.answer_themes) if t == "wants_voice_mode"]
-    assert len(planted_units) >= 8
+    planted_answers = {f"{to_interview(s.record, STUDY, 'x', 0).interview_id}:{i}"
+                       for s in runs_over_time["new"] for i, t in enumerate(s.answer_themes) if t == "wants_voice_mode"}
+    # The job themes opinion units (`<interview>:<answer>:<k>`), spans of those answers.
+    planted_units = [u for u in after if u.rsplit(":", 1)[0] in planted_answers]
+    assert len(planted_answers) >= 8 and len(planted_units) >= len(planted_answers)
     homes = Counter(after.get(u) for u in planted_units)
     home, count = homes.most_common(1)[0]
     assert home in born and home not in old_ids, (homes, born)
