@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -166,7 +167,7 @@ def wait_for_job(conn, job_id: str, svc: Services | None = None, poll_seconds: f
     With `svc`, while the job is queued it checks that some worker consumes the queue and says so when
     none does; it keeps waiting (a worker started later picks the job up). Ctrl-C stops waiting only.
     """
-    next_check, warned = 0.0, False
+    next_check, warned, check = 0.0, False, None
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                       TimeElapsedColumn(), console=console, transient=False) as bar:
@@ -177,8 +178,11 @@ def wait_for_job(conn, job_id: str, svc: Services | None = None, poll_seconds: f
                 bar.update(task, completed=job.progress, description=f"{job.status}: {job.stage or '-'}")
                 if job.status in ("succeeded", "failed", "cancelled"):
                     break
-                if svc is not None and job.status == "queued" and time.monotonic() >= next_check:
-                    warned = _warn_without_workers(svc, warned)
+                if check is not None and check.done():
+                    warned, check = _warn_without_workers(svc, warned, check.result()), None
+                if svc is not None and check is None and job.status == "queued" and time.monotonic() >= next_check:
+                    # Asked in a thread of its own: the broker client can sit on Ctrl-C, the main thread can't.
+                    check = _worker_check.submit(_queue_has_consumers, svc)
                     next_check = time.monotonic() + WORKER_CHECK_SECONDS
                 time.sleep(poll_seconds)
     except KeyboardInterrupt:
@@ -189,14 +193,23 @@ def wait_for_job(conn, job_id: str, svc: Services | None = None, poll_seconds: f
     return job.status
 
 
-def _warn_without_workers(svc: Services, warned: bool) -> bool:
-    """Say once that no worker consumes the queue (again after one was seen); returns whether warned."""
+_worker_check = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-check")
+
+
+def _queue_has_consumers(svc: Services) -> bool | None:
+    """Whether any worker consumes the queue; None when the broker could not say."""
     from workers.queue import queue_consumers
 
     try:
-        consumers = queue_consumers(svc.broker_url, svc.settings.queue, timeout=2.0)
+        return bool(queue_consumers(svc.broker_url, svc.settings.queue, timeout=2.0))
     except Exception:  # noqa: BLE001 — a failed check must not end the wait; the job row is the truth
         logging.getLogger(__name__).debug("worker check failed", exc_info=True)
+        return None
+
+
+def _warn_without_workers(svc: Services, warned: bool, consumers: bool | None) -> bool:
+    """Say once that no worker consumes the queue (again after one was seen); returns whether warned."""
+    if consumers is None:
         return warned
     if consumers:
         return False
