@@ -48,14 +48,14 @@ class HeartbeatThread(threading.Thread):
             conn.close()
 
     def check(self, conn: psycopg.Connection) -> None:
-        from miner import repository_runs as runs
+        from miner import repository_jobs
         from workers.tasks import continue_job
 
         heartbeat.beat(conn, self.worker)
         for task_id, (job_id, task) in list(_running.items()):
             heartbeat.claim(conn, task_id, self.worker, job_id, task)
         for job_id in heartbeat.take_orphaned_jobs(conn, self.params):
-            runs.touch_job(conn, job_id)  # the watchdog need not re-drive it as well
+            repository_jobs.touch_job(conn, job_id)  # the watchdog need not re-drive it as well
             conn.commit()
             step = continue_job(conn, job_id)
             conn.rollback()
