@@ -18,14 +18,12 @@ other two scripts of the section.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from markdown_section import replace_section  # benchmarks/ is the script's folder
@@ -52,20 +50,9 @@ TARGETS = {"pipeline_vs_raw": 0.90, "warm_speedup": 20.0, "peak_rss_bytes": 2 * 
 
 # --- shared helpers (bench_workers.py and bench_memory.py import these) ---------------------------
 
-@contextlib.contextmanager
 def fresh_database(admin_url: str = ADMIN_URL):
     """A new, migrated database of the benchmark's own; dropped at the end whatever happens."""
-    name = f"miner_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
-    try:
-        with psycopg.connect(url) as conn:
-            db.migrate(conn)
-        yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return db.temporary_database(admin_url, "miner_bench")
 
 
 def sample_interviews(count: int, seed: int, study: str) -> list[Interview]:

@@ -21,7 +21,6 @@ import platform
 import re
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from markdown_section import replace_section  # benchmarks/ is the script's folder
@@ -38,23 +37,6 @@ from miner.settings import Settings  # noqa: E402
 from miner.components import Components  # noqa: E402
 
 SECTION = "LLM"
-
-
-def fresh_database(admin_url: str) -> tuple[str, str]:
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    name = f"miner_bench_llm_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    return make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name}), name
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def measure(conn, job_id: str, interviews: int, seconds: float, base_url: str, model: str, max_tokens: int) -> dict:
@@ -122,10 +104,8 @@ def run(args) -> dict:
     client = openai.OpenAI(base_url=base_url, api_key=settings.llm_api_key or "not-needed",
                            timeout=args.timeout, max_retries=0)
     admin_url, _, servers = resolve_urls(settings.database_url, None, REPO / ".miner", need_broker=False)
-    url, name = fresh_database(admin_url)
-    try:
+    with db.temporary_database(admin_url, "miner_bench_llm") as url:
         with db.connect(url) as conn:
-            db.migrate(conn)
             records = [s.record for s in generate_sample(args.interviews, seed=args.seed)]
             repository.save_interviews(conn, [to_interview(r, "bench-llm", "sample.jsonl", n)
                                               for n, r in enumerate(records, 1)])
@@ -141,8 +121,6 @@ def run(args) -> dict:
             run_job(conn, job_id, parts)
             result = measure(conn, job_id, args.interviews, time.monotonic() - started, endpoint_url(client), model,
                              args.max_tokens)
-    finally:
-        drop_database(admin_url, name)
     result.update({"endpoint": "local: miner llm serve" if local else base_url, "model": model,
                    "model_load_seconds": None if load_seconds is None else round(load_seconds, 1),
                    "max_tokens": args.max_tokens, "concurrency": args.concurrency, "seed": args.seed,

@@ -7,10 +7,8 @@ the same study different themes.
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
-from contextlib import contextmanager
 
 import numpy as np
 import psycopg
@@ -54,19 +52,8 @@ def test_a_texts_vector_does_not_depend_on_its_batch(embedder):
         assert differing == [], f"batch {batch_size}: {len(differing)} of {len(subset)} vectors differ"
 
 
-@contextmanager
 def fresh_database(admin_url: str):
-    name = f"miner_history_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
-    try:
-        with psycopg.connect(url) as conn:
-            db.migrate(conn)
-        yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return db.temporary_database(admin_url, "miner_history")
 
 
 def published(url: str) -> dict:
