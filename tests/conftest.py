@@ -150,3 +150,21 @@ def needs_shared_data(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (a user's clone has no ../shared); this test reads it in place")
     return path
+
+
+def analyse_sample_twice(database_url: str, study: str, samples, components) -> list[str]:
+    """Store the sample's interviews under `study` and run the whole job on them twice, in process."""
+    from miner import repository, repository_jobs
+    from miner.ingest import to_interview
+    from miner.pipeline import run_job
+
+    with psycopg.connect(database_url) as conn:
+        repository.save_interviews(conn, [to_interview(s.record, study, "sample.jsonl", n)
+                                          for n, s in enumerate(samples, start=1)])
+        job_ids = []
+        for _ in range(2):
+            job_id = repository_jobs.create_job(conn, study)
+            conn.commit()
+            run_job(conn, job_id, components)
+            job_ids.append(job_id)
+    return job_ids

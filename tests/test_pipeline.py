@@ -10,6 +10,7 @@ import pytest
 from psycopg.rows import dict_row
 from sklearn.metrics import adjusted_rand_score
 
+from conftest import analyse_sample_twice
 from miner import repository, repository_jobs
 from miner.components import Components
 from miner.ingest import to_interview
@@ -22,19 +23,8 @@ STUDY = "planted"
 @pytest.fixture(scope="module")
 def planted_study(database_url, settings, embedder):
     """A 300-interview sample study analysed twice; yields (samples, first job, second job)."""
-    import psycopg
-
     samples = generate_sample(300, seed=0)
-    components = Components.from_settings(settings, embedder=embedder)
-    with psycopg.connect(database_url) as conn:
-        repository.save_interviews(conn, [to_interview(s.record, STUDY, "sample.jsonl", n)
-                                          for n, s in enumerate(samples, start=1)])
-        jobs = []
-        for _ in range(2):
-            job_id = repository_jobs.create_job(conn, STUDY)
-            conn.commit()
-            run_job(conn, job_id, components)
-            jobs.append(job_id)
+    jobs = analyse_sample_twice(database_url, STUDY, samples, Components.from_settings(settings, embedder=embedder))
     return samples, jobs[0], jobs[1]
 
 

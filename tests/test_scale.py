@@ -8,12 +8,11 @@ import psycopg
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from miner import repository, repository_jobs
+from conftest import analyse_sample_twice
 from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of
 from miner.cluster import UmapHdbscanClusterer
 from miner.components import Components
 from miner.ingest import to_interview
-from miner.pipeline import run_job
 from miner.sample import generate_sample
 
 STUDY = "sampled"
@@ -26,16 +25,7 @@ def sampled_jobs(database_url, settings, embedder):
     samples = generate_sample(200, seed=3)
     forced = settings.model_copy(update={"cluster_sample_threshold": 100, "cluster_sample_size": SAMPLE,
                                          "embed_chunk": 150})
-    components = Components.from_settings(forced, embedder=embedder)
-    with psycopg.connect(database_url) as conn:
-        repository.save_interviews(conn, [to_interview(s.record, STUDY, "sample.jsonl", n)
-                                          for n, s in enumerate(samples, start=1)])
-        job_ids = []
-        for _ in range(2):
-            job_id = repository_jobs.create_job(conn, STUDY)
-            conn.commit()
-            run_job(conn, job_id, components)
-            job_ids.append(job_id)
+    job_ids = analyse_sample_twice(database_url, STUDY, samples, Components.from_settings(forced, embedder=embedder))
     return samples, job_ids
 
 
