@@ -108,6 +108,18 @@ def start_worker(env: dict[str, str], name: str, log_path: Path) -> subprocess.P
     )
 
 
+def ready_worker(env: dict[str, str], name: str, tmp_path: Path) -> subprocess.Popen:
+    """A worker process (log: tmp_path/<name>.log) that has answered a ping."""
+    from workers.queue import ping_workers
+
+    log = tmp_path / f"{name}.log"
+    process = start_worker(env, name, log)
+    deadline = time.monotonic() + 120
+    while not any(name in reply for reply in ping_workers(env["MINER_BROKER_URL"], timeout=1.0)):
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+    return process
+
+
 @pytest.fixture(scope="session")
 def worker(miner_env, settings, tmp_path_factory):
     """One worker process for the session; yields the Popen."""

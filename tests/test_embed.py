@@ -15,13 +15,13 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from conftest import wait_for_job
+from conftest import ready_worker, wait_for_job
 from miner import db
 from miner.cli import app
 from miner.ingest import to_interview
 from miner.sample import generate_sample, write_jsonl
 from miner.units import split_units
-from test_faults import ready_worker, rerun_in_process, snapshot
+from test_faults import rerun_in_process, snapshot
 
 pytestmark = pytest.mark.timeout(900)
 

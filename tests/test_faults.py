@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from conftest import start_worker, wait_for_job
+from conftest import ready_worker, wait_for_job
 from miner.cli import app
 from miner.pipeline import run_job
 from miner import repository_jobs
@@ -43,18 +43,6 @@ def llm_server():
 def fault_env(miner_env, **extra) -> dict[str, str]:
     return {**miner_env, "MINER_QUEUE": f"faults-{uuid.uuid4().hex[:8]}", "MINER_VISIBILITY_TIMEOUT": "4",
             "MINER_EMBED_CHUNK": "100", "MINER_STALL_SECONDS": "20", **extra}
-
-
-def ready_worker(env, name, tmp_path) -> subprocess.Popen:
-    """A worker process that has answered a ping."""
-    from workers.queue import ping_workers
-
-    log = tmp_path / f"{name}.log"
-    process = start_worker(env, name, log)
-    deadline = time.monotonic() + 120
-    while not any(name in reply for reply in ping_workers(env["MINER_BROKER_URL"], timeout=1.0)):
-        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-    return process
 
 
 def kill(process: subprocess.Popen) -> None:

@@ -10,10 +10,10 @@ import psutil
 import psycopg
 import pytest
 
-from conftest import wait_for_job
+from conftest import ready_worker, wait_for_job
 from miner import heartbeat, repository_jobs
 from miner.settings import Settings
-from test_faults import ingest_and_queue, kill, ready_worker, rerun_in_process, snapshot, steps_of, wait_until
+from test_faults import ingest_and_queue, kill, rerun_in_process, snapshot, steps_of, wait_until
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 
 import openai
 import psycopg
@@ -15,7 +14,7 @@ import pytest
 from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
-from conftest import RUN_TAG, start_worker, wait_for_job
+from conftest import RUN_TAG, ready_worker, wait_for_job
 from miner import jobs, repository, repository_jobs, steps
 from miner.cli import app
 from miner.ingest import to_interview
@@ -406,18 +405,16 @@ def test_job_through_a_real_worker_stores_llm_labels_and_reruns_from_cache(
         database_url, settings, miner_env, embedder, server, tmp_path):
     """The whole job (every step, ratings included) on a worker that builds its client from MINER_LLM_*
     settings, with the real clusterer; the identical second job makes no request at all."""
-    from workers.queue import enqueue_analysis, ping_workers
+    from workers.queue import enqueue_analysis
 
     server.clear()
     queue = f"{settings.queue}-llm"
     env = {**miner_env, "MINER_QUEUE": queue, "MINER_LLM_BASE_URL": server.base_url,
            "MINER_LLM_MODEL": "m-worker", "MINER_LLM_TIMEOUT": "5", "MINER_LLM_BACKOFF_INITIAL": "0.01",
            "MINER_LLM_BACKOFF_MAX": "0.05", "MINER_LLM_MAX_RETRIES": "2"}
-    worker = start_worker(env, f"llm-{RUN_TAG}", tmp_path / "worker.log")
+    name = f"llm-{RUN_TAG}"
+    worker = ready_worker(env, name, tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while not any(f"llm-{RUN_TAG}" in name for name in ping_workers(settings.broker_url, timeout=1.0)):
-            assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
         with psycopg.connect(database_url) as conn:
             ingest(conn, "llm-worker", [s.record for s in SAMPLES])
             jobs = []

@@ -19,7 +19,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import REPO, RUN_TAG, start_worker, wait_for_job
+from conftest import REPO, RUN_TAG, ready_worker, wait_for_job
 from miner import repository, repository_endpoints, repository_jobs
 from miner.label_guard import check_label, label_problem
 from miner.sample import generate_sample
@@ -76,7 +76,7 @@ def stop(process: subprocess.Popen) -> None:
 
 @pytest.mark.timeout(3600)  # two jobs on a CPU model; about 6 minutes on 2 quiet cores
 def test_job_with_the_small_local_model_on_a_real_worker(database_url, settings, miner_env, local_llm, tmp_path):
-    from workers.queue import enqueue_analysis, ping_workers
+    from workers.queue import enqueue_analysis
 
     base_url, model = local_llm
     queue = f"{settings.queue}-real-llm"
@@ -87,11 +87,9 @@ def test_job_with_the_small_local_model_on_a_real_worker(database_url, settings,
     env = {**miner_env, "MINER_QUEUE": queue, "MINER_LLM_BASE_URL": base_url, "MINER_LLM_MODEL": model,
            "MINER_LLM_TIMEOUT": "900", "MINER_LLM_MAX_CONCURRENCY": "2", "MINER_LLM_MAX_TOKENS": "240",
            "MINER_LLM_REPAIR_ATTEMPTS": "0"}
-    worker = start_worker(env, f"real-llm-{RUN_TAG}", tmp_path / "worker.log")
+    name = f"real-llm-{RUN_TAG}"
+    worker = ready_worker(env, name, tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while not any(f"real-llm-{RUN_TAG}" in name for name in ping_workers(settings.broker_url, timeout=1.0)):
-            assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
         with psycopg.connect(database_url) as conn:
             ingest(conn, STUDY, [s.record for s in generate_sample(INTERVIEWS, seed=0)])
             jobs = []
@@ -100,7 +98,7 @@ def test_job_with_the_small_local_model_on_a_real_worker(database_url, settings,
                 conn.commit()
                 enqueue_analysis(settings.broker_url, queue, job_id)
                 status = wait_for_job(database_url, job_id, timeout=1800)
-                assert status == "succeeded", (tmp_path / "worker.log").read_text()[-3000:]
+                assert status == "succeeded", (tmp_path / f"{name}.log").read_text()[-3000:]
                 jobs.append(job_id)
             first, second = jobs
 
