@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,20 +27,25 @@ class LabelledTexts:
     labels: list[str]
 
 
-def read_labelled_csv(path: Path, text_column: str = "text", label_column: str = "category") -> LabelledTexts:
-    """Texts and gold labels from a CSV with a header row."""
+def csv_rows(path: Path, text_column: str, gold_column: str,
+             error: type[Exception]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(row number, row) of a CSV with a header row holding both columns and a non-empty text in each
+    row; `error` (naming the file, row and column) otherwise."""
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in (text_column, label_column) if c not in (reader.fieldnames or [])]
+        missing = [c for c in (text_column, gold_column) if c not in (reader.fieldnames or [])]
         if missing:
-            raise LabelledDataError(f"{path}: no column {', '.join(missing)} (columns: {reader.fieldnames})")
-        texts, labels = [], []
+            raise error(f"{path}: no column {', '.join(missing)} (columns: {reader.fieldnames})")
         for row_number, row in enumerate(reader, start=2):
             if not (row[text_column] or "").strip():
-                raise LabelledDataError(f"{path}: row {row_number} has an empty {text_column!r}")
-            texts.append(row[text_column])
-            labels.append(row[label_column])
-    return LabelledTexts(texts, labels)
+                raise error(f"{path}: row {row_number} has an empty {text_column!r}")
+            yield row_number, row
+
+
+def read_labelled_csv(path: Path, text_column: str = "text", label_column: str = "category") -> LabelledTexts:
+    """Texts and gold labels from a CSV with a header row."""
+    rows = [row for _, row in csv_rows(path, text_column, label_column, LabelledDataError)]
+    return LabelledTexts([row[text_column] for row in rows], [row[label_column] for row in rows])
 
 
 def zipf_subsample(data: LabelledTexts, seed: int) -> LabelledTexts:

@@ -11,7 +11,6 @@ categories found in both.
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections import Counter, defaultdict
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from miner.eval_clusters import csv_rows
 from miner.protocols import Clusterer, Embedder
 from miner.opinion_units import Span, split_spans
 
@@ -41,27 +41,19 @@ class OpinionTexts:
 
 def read_opinion_csv(path: Path, text_column: str = "text", opinions_column: str = "opinions") -> OpinionTexts:
     """Texts and their gold ``category:polarity;…`` sets from a CSV with a header row."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in (text_column, opinions_column) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise OpinionDataError(f"{path}: no column {', '.join(missing)} (columns: {reader.fieldnames})")
-        texts, gold = [], []
-        for row_number, row in enumerate(reader, start=2):
-            text = row[text_column] or ""
-            if not text.strip():
-                raise OpinionDataError(f"{path}: row {row_number} has an empty {text_column!r}")
-            pairs = set()
-            for item in (row[opinions_column] or "").split(";"):
-                if not item.strip():
-                    continue
-                category, sep, polarity = item.strip().rpartition(":")
-                if not sep or not category or polarity not in POLARITIES:
-                    raise OpinionDataError(f"{path}: row {row_number} {opinions_column!r}: {item.strip()!r} is not "
-                                           f"category:polarity with polarity one of {', '.join(POLARITIES)}")
-                pairs.add((category, polarity))
-            texts.append(text)
-            gold.append(frozenset(pairs))
+    texts, gold = [], []
+    for row_number, row in csv_rows(path, text_column, opinions_column, OpinionDataError):
+        pairs = set()
+        for item in (row[opinions_column] or "").split(";"):
+            if not item.strip():
+                continue
+            category, sep, polarity = item.strip().rpartition(":")
+            if not sep or not category or polarity not in POLARITIES:
+                raise OpinionDataError(f"{path}: row {row_number} {opinions_column!r}: {item.strip()!r} is not "
+                                       f"category:polarity with polarity one of {', '.join(POLARITIES)}")
+            pairs.add((category, polarity))
+        texts.append(row[text_column])
+        gold.append(frozenset(pairs))
     return OpinionTexts(texts, gold)
 
 
