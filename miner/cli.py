@@ -9,7 +9,8 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -182,7 +183,7 @@ def wait_for_job(conn, job_id: str, svc: Services | None = None, poll_seconds: f
                     warned, check = _warn_without_workers(svc, warned, check.result()), None
                 if svc is not None and check is None and job.status == "queued" and time.monotonic() >= next_check:
                     # Asked in a thread of its own: the broker client can sit on Ctrl-C, the main thread can't.
-                    check = _worker_check.submit(_queue_has_consumers, svc)
+                    check = _in_daemon_thread(_queue_has_consumers, svc)
                     next_check = time.monotonic() + WORKER_CHECK_SECONDS
                 time.sleep(poll_seconds)
     except KeyboardInterrupt:
@@ -193,7 +194,12 @@ def wait_for_job(conn, job_id: str, svc: Services | None = None, poll_seconds: f
     return job.status
 
 
-_worker_check = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-check")
+def _in_daemon_thread(check, svc: Services) -> Future:
+    """Run a check in a daemon thread: on Ctrl-C the CLI exits at once, not after a broker call in flight
+    (a ThreadPoolExecutor's threads are joined at interpreter exit)."""
+    future: Future = Future()
+    threading.Thread(target=lambda: future.set_result(check(svc)), name="worker-check", daemon=True).start()
+    return future
 
 
 def _queue_has_consumers(svc: Services) -> bool | None:
