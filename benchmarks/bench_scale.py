@@ -189,21 +189,131 @@ def memory(n: int, sample: int, chunk: int) -> None:
     _save(results)
 
 
+WORKERS_RESULTS = RESULTS.with_name("scale_workers.json")
+
+
+def _parts_by_worker(log_dir: Path, job_id: str) -> dict[str, str]:
+    """{step key ('embed:3', 'assign:0', 'cluster'...): worker} from the workers' logs: each worker
+    logs `job <id>: <step key> done` (miner.jobs.run_step) in its own file. The worker_tasks rows say
+    who runs a task only while it runs, and job_steps does not name the worker."""
+    import re
+
+    done = re.compile(rf"job {re.escape(job_id)}: (\S+) done ")
+    parts = {}
+    for log in sorted(log_dir.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            found = done.search(line)
+            if found:
+                parts[found.group(1)] = log.stem
+    return parts
+
+
+def _phase(steps: list[tuple], name: str) -> dict:
+    """First start to last finish of a step's parts, and each part's own seconds."""
+    rows = [s for s in steps if s[0] == name or s[0].startswith(name + ":")]
+    if not rows:
+        return {"parts": 0, "seconds": None}
+    return {"parts": len(rows), "seconds": round((max(r[2] for r in rows) - min(r[1] for r in rows)).total_seconds(), 2),
+            "part_seconds": {r[0]: round((r[2] - r[1]).total_seconds(), 2) for r in sorted(rows, key=lambda r: r[1])}}
+
+
+def workers(interviews: int, chunk: int, sample: int, threshold: int, configs: list[int], seed: int) -> None:
+    """A sampled job through `count` real Celery workers (solo pool, one thread each, distinct
+    hostnames) on one broker queue and a temporary database, for each count in `configs`; records
+    which worker ran each part of the fanned-out embed and assign steps and the wall times."""
+    import tempfile
+    import uuid
+
+    import psycopg
+
+    from bench_embedding import BROKER_URL, fresh_database, machine, sample_interviews, store_interviews
+    from bench_workers import run_job_through_workers, start_workers, stop_workers
+
+    report = {"benchmark": "scale workers", "machine": machine(),
+              "params": {"interviews": interviews, "embed_chunk": chunk, "sample_size": sample,
+                         "sample_threshold": threshold, "configs": configs, "seed": seed,
+                         "worker": "celery --pool solo, OMP_NUM_THREADS=MKL_NUM_THREADS=1"},
+              "runs": []}
+    tag = uuid.uuid4().hex[:8]
+    with fresh_database() as url:
+        base = {**os.environ, "MINER_DATABASE_URL": url, "MINER_BROKER_URL": BROKER_URL, "HF_HUB_OFFLINE": "1",
+                "MINER_EMBED_CHUNK": str(chunk), "MINER_CLUSTER_SAMPLE_THRESHOLD": str(threshold),
+                "MINER_CLUSTER_SAMPLE_SIZE": str(sample)}
+        store_interviews(url, sample_interviews(interviews, seed, "scale-workers"))
+        for n, count in enumerate(configs):
+            log_dir = Path(tempfile.mkdtemp(prefix=f"bench-scale-workers-{count}-"))
+            # A queue of this run's own, so no worker of another run (or session) takes its tasks.
+            env = {**base, "MINER_QUEUE": f"miner-bench-scale-{tag}-{n}", "MINER_HOME": str(log_dir / "home")}
+            processes = start_workers(env, count, 1, log_dir, f"{tag}-{n}")
+            try:
+                # Warm-up: a small sampled job with a part for every worker, so each loads the model
+                # (and one compiles UMAP) outside the measure; then a cold embedding cache.
+                warm = f"warm-up-{n}"
+                store_interviews(url, sample_interviews(max(40, chunk * count // 4), 500 + n, warm))
+                warm_job = run_job_through_workers(url, env, warm, timeout=3600)
+                with psycopg.connect(url) as conn:
+                    conn.execute("DELETE FROM embeddings")
+                    conn.commit()
+                job_id = run_job_through_workers(url, env, "scale-workers", timeout=7200)
+                with psycopg.connect(url, autocommit=True) as conn:
+                    steps = conn.execute("SELECT step, started_at, finished_at, detail FROM job_steps "
+                                         "WHERE job_id = %s", (job_id,)).fetchall()
+                    created, finished, counts = conn.execute(
+                        "SELECT created_at, finished_at, counts FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
+            finally:
+                stop_workers(processes)
+            who = _parts_by_worker(log_dir, job_id)
+            warm_who = _parts_by_worker(log_dir, warm_job)
+            run = {"workers": count, "run_order": n + 1, "job_id": job_id, "units": counts.get("units"),
+                   "sampled_units": counts.get("sampled_units"), "mode": counts.get("mode"),
+                   "job_seconds": round((finished - created).total_seconds(), 2),
+                   "embed": _phase(steps, "embed"), "cluster": _phase(steps, "cluster"),
+                   "assign": _phase(steps, "assign"),
+                   "worker_of_part": who,
+                   "warm_up_embed_parts_per_worker": {w: sum(1 for k, v in warm_who.items()
+                                                             if v == w and k.startswith("embed:"))
+                                                      for w in sorted(set(warm_who.values()))}}
+            for name in ("embed", "assign"):
+                run[name]["parts_per_worker"] = {w: sum(1 for k, v in who.items() if v == w and k.split(":")[0] == name)
+                                                 for w in sorted(set(who.values()))}
+            print(json.dumps(run), flush=True)
+            report["runs"].append(run)
+    report["machine"]["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
+    by_count: dict[int, list[dict]] = {}
+    for run in report["runs"]:
+        by_count.setdefault(run["workers"], []).append(run)
+    if 1 in by_count and 2 in by_count:
+        def mean(count, key):
+            values = [r[key]["seconds"] if isinstance(r[key], dict) else r[key] for r in by_count[count]]
+            return float(np.mean(values))
+        report["ratio_1_over_2"] = {key: round(mean(1, key) / mean(2, key), 2)
+                                    for key in ("embed", "assign", "job_seconds")}
+    WORKERS_RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(json.dumps(report.get("ratio_1_over_2")), flush=True)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         print(json.dumps(_memory_child(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("quality", "memory"))
+    parser.add_argument("what", choices=("quality", "memory", "workers"))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--units", type=int, default=100_000)
-    parser.add_argument("--sample", type=int, default=SampleParams().size)
-    parser.add_argument("--chunk", type=int, default=2000)
+    parser.add_argument("--sample", type=int, default=None,
+                        help=f"units fitted on (memory: {SampleParams().size}; workers: 350)")
+    parser.add_argument("--chunk", type=int, default=None, help="units per assign part (memory: 2000; workers: 150)")
+    parser.add_argument("--interviews", type=int, default=200, help="workers: the study's interviews")
+    parser.add_argument("--threshold", type=int, default=100, help="workers: MINER_CLUSTER_SAMPLE_THRESHOLD")
+    parser.add_argument("--configs", default="2,1", help="workers: worker counts, in run order")
     args = parser.parse_args()
-    if args.what == "quality":
+    if args.what == "workers":
+        workers(args.interviews, args.chunk or 150, args.sample or 350, args.threshold,
+                [int(c) for c in args.configs.split(",")], seed=11)
+    elif args.what == "quality":
         quality(tuple(args.seeds))
     else:
-        memory(args.units, args.sample, args.chunk)
+        memory(args.units, args.sample or SampleParams().size, args.chunk or 2000)
 
 
 if __name__ == "__main__":
