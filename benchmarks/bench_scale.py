@@ -1,7 +1,8 @@
 """Scale benchmark: fit on a sample and assign the rest (miner.assign), float16 embeddings, memory.
 
-Run: ``python benchmarks/bench_scale.py quality`` (~10 min on 2 cores) and
-``python benchmarks/bench_scale.py memory --units 100000`` / ``--units 1000000`` (synthetic vectors).
+Run: ``python benchmarks/bench_scale.py quality`` (~10 min on 2 cores),
+``python benchmarks/bench_scale.py memory --units 100000`` / ``--units 1000000`` (synthetic vectors) and
+``python benchmarks/bench_scale.py workers [--interviews 200] [--configs 2,1]`` (~20 min).
 
 quality: banking77 and clinc150 (../shared/data) embedded once with all-MiniLM-L6-v2; the default
 clusterer fitted on all texts vs fitted on a seeded half and the other half assigned (nearest
@@ -13,6 +14,14 @@ Gaussian directions in 384 dims, Zipf-ish sizes, unit length, float16 as stored)
 the assignment in chunks as the `assign` step does, in a child process whose peak RSS is ru_maxrss;
 the child first loads torch and MiniLM (a worker that embedded holds them). The vectors are read
 from a file standing in for the embeddings table, so Postgres's own cost is not in the figure.
+
+workers: a study of synthetic interviews (miner.sample) analysed by a real job through 2 and then 1
+Celery worker processes (``--pool solo``, OMP_NUM_THREADS=MKL_NUM_THREADS=1, distinct hostnames, a queue
+of the run's own, one Redis broker, a temporary database), with sampling forced on (threshold 100,
+sample 350, 150 units per part) so the embed and assign steps fan out in parts; after a warm-up job
+(each worker loads the model) and with a cold embedding cache. Which worker ran each part comes from
+the workers' own logs (``job <id>: embed:3 done``); the phases' wall times from job_steps. Written to
+benchmarks/results/scale_workers.json.
 
 Results merge into benchmarks/results/scale.json (exactly the keys issue 14 names) and
 scale_runs.json (every run, and why a figure is null).
