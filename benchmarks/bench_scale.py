@@ -321,17 +321,25 @@ def workers(interviews: int, chunk: int, sample: int, threshold: int, configs: l
             print(json.dumps(run), flush=True)
             report["runs"].append(run)
     report["machine"]["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
-    by_count: dict[int, list[dict]] = {}
-    for run in report["runs"]:
-        by_count.setdefault(run["workers"], []).append(run)
-    if 1 in by_count and 2 in by_count:
-        def mean(count, key):
-            values = [r[key]["seconds"] if isinstance(r[key], dict) else r[key] for r in by_count[count]]
-            return float(np.mean(values))
-        report["ratio_1_over_2"] = {key: round(mean(1, key) / mean(2, key), 2)
-                                    for key in ("embed", "assign", "job_seconds")}
-    WORKERS_RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(json.dumps(report.get("ratio_1_over_2")), flush=True)
+    report["ratio_1_over_2"] = _ratios(report["runs"])
+    # Each invocation is kept (a session): seconds on shared cores need repeating in both orders.
+    kept = json.loads(WORKERS_RESULTS.read_text()) if WORKERS_RESULTS.exists() else {}
+    sessions = kept.get("sessions", []) + [report]
+    runs = [run for session in sessions for run in session["runs"]]
+    WORKERS_RESULTS.write_text(json.dumps({"benchmark": "scale workers", "sessions": sessions,
+                                           "ratio_1_over_2_all_sessions": _ratios(runs)}, indent=2, default=str) + "\n")
+    print(json.dumps(report["ratio_1_over_2"]), flush=True)
+
+
+def _ratios(runs: list[dict]) -> dict | None:
+    """Mean seconds with 1 worker over mean seconds with 2: embed phase, assign phase, whole job."""
+    def mean(count: int, key: str) -> float:
+        return float(np.mean([r[key]["seconds"] if isinstance(r[key], dict) else r[key]
+                              for r in runs if r["workers"] == count]))
+
+    if not {1, 2} <= {r["workers"] for r in runs}:
+        return None
+    return {key: round(mean(1, key) / mean(2, key), 2) for key in ("embed", "assign", "job_seconds")}
 
 
 def main() -> None:
