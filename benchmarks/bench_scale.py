@@ -152,6 +152,26 @@ def quality(seeds: tuple[int, ...], variants: tuple[str, ...] = VARIANTS) -> Non
                      for s in SEEDS if f"{name}/{s}/sampled_centroid" in rows and f"{name}/{s}/full" in rows]
             results[key][name] = round(float(np.mean(drops)), 2) if drops else None
     _save(results)
+    print(quality_table(rows))
+
+
+def quality_table(rows: dict, seeds: tuple[int, ...] = SEEDS) -> str:
+    """The markdown rows of BENCHMARKS.md's quality table: mean NMI/ARI, cluster range, drops
+    (full minus variant) as mean (min…max) over the seeds."""
+    lines = []
+    for name in DATASETS:
+        for variant in VARIANTS:
+            got = [rows.get(f"{name}/{s}/{variant}") for s in seeds]
+            full = [rows.get(f"{name}/{s}/full") for s in seeds]
+            if not all(got) or not all(full):
+                continue
+            cells = [f"{np.mean([g[m] for g in got]):.2f}" for m in ("nmi", "ari")]
+            cells.append(f"{min(g['clusters'] for g in got)}–{max(g['clusters'] for g in got)}")
+            for m in ("nmi", "ari"):
+                d = [f_[m] - g[m] for f_, g in zip(full, got)]
+                cells.append("" if variant == "full" else f"{np.mean(d):.2f} ({min(d):.2f}…{max(d):.2f})")
+            lines.append(f"| {name} | {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def write_synthetic(path: Path, n: int, dim: int = 384, centres: int = 200, seed: int = 0) -> None:
