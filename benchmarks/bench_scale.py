@@ -6,8 +6,11 @@ Run: ``python benchmarks/bench_scale.py quality`` (~10 min on 2 cores),
 
 quality: banking77 and clinc150 (../shared/data) embedded once with all-MiniLM-L6-v2; the default
 clusterer fitted on all texts vs fitted on a seeded half and the other half assigned (nearest
-centroid, or a 15-nearest-sampled-neighbours vote), and the full fit on float16-rounded vectors;
-seeds 42, 1, 2; drops in NMI/ARI points (full minus sampled, mean over seeds, spread = min..max).
+centroid, or a 15-nearest-sampled-neighbours vote), the full fit on float16-rounded vectors, the full
+fit's own labels on the sample with the rest assigned (what the assignment alone costs), and the
+product followed by 3 streamed k-means passes (measured, not in the product); ``--variants`` picks
+some. Drops in NMI/ARI points (full minus sampled, mean over seeds 42, 1, 2, spread = min..max);
+``--seeds 3 4`` gives validation rows that leave scale.json's drops alone.
 
 memory: the cluster + assign path of a job at N units on synthetic vectors (a mixture of 200
 Gaussian directions in 384 dims, Zipf-ish sizes, unit length, float16 as stored): sample fit, then
