@@ -1,18 +1,30 @@
 """Scale benchmark: fit on a sample and assign the rest (miner.assign), float16 embeddings, memory.
 
-Run: ``python benchmarks/bench_scale.py quality`` (~10 min on 2 cores) and
-``python benchmarks/bench_scale.py memory --units 100000`` / ``--units 1000000`` (synthetic vectors).
+Run: ``python benchmarks/bench_scale.py quality`` (~10 min on 2 cores),
+``python benchmarks/bench_scale.py memory --units 100000`` / ``--units 1000000`` (synthetic vectors) and
+``python benchmarks/bench_scale.py workers [--interviews 200] [--configs 2,1]`` (~20 min).
 
 quality: banking77 and clinc150 (../shared/data) embedded once with all-MiniLM-L6-v2; the default
 clusterer fitted on all texts vs fitted on a seeded half and the other half assigned (nearest
-centroid, or a 15-nearest-sampled-neighbours vote), and the full fit on float16-rounded vectors;
-seeds 42, 1, 2; drops in NMI/ARI points (full minus sampled, mean over seeds, spread = min..max).
+centroid, or a 15-nearest-sampled-neighbours vote), the full fit on float16-rounded vectors, the full
+fit's own labels on the sample with the rest assigned (what the assignment alone costs), and the
+product followed by 3 streamed k-means passes (measured, not in the product); ``--variants`` picks
+some. Drops in NMI/ARI points (full minus sampled, mean over seeds 42, 1, 2, spread = min..max);
+``--seeds 3 4`` gives validation rows that leave scale.json's drops alone.
 
 memory: the cluster + assign path of a job at N units on synthetic vectors (a mixture of 200
 Gaussian directions in 384 dims, Zipf-ish sizes, unit length, float16 as stored): sample fit, then
 the assignment in chunks as the `assign` step does, in a child process whose peak RSS is ru_maxrss;
 the child first loads torch and MiniLM (a worker that embedded holds them). The vectors are read
 from a file standing in for the embeddings table, so Postgres's own cost is not in the figure.
+
+workers: a study of synthetic interviews (miner.sample) analysed by a real job through 2 and then 1
+Celery worker processes (``--pool solo``, OMP_NUM_THREADS=MKL_NUM_THREADS=1, distinct hostnames, a queue
+of the run's own, one Redis broker, a temporary database), with sampling forced on (threshold 100,
+sample 350, 150 units per part) so the embed and assign steps fan out in parts; after a warm-up job
+(each worker loads the model) and with a cold embedding cache. Which worker ran each part comes from
+the workers' own logs (``job <id>: embed:3 done``); the phases' wall times from job_steps. Written to
+benchmarks/results/scale_workers.json.
 
 Results merge into benchmarks/results/scale.json (exactly the keys issue 14 names) and
 scale_runs.json (every run, and why a figure is null).
@@ -78,26 +90,58 @@ def _embed(name: str) -> tuple[np.ndarray, list[str]]:
     return embedder.embed(df["text"].astype(str).tolist()), df["category"].astype(str).tolist()
 
 
-def quality(seeds: tuple[int, ...]) -> None:
+VARIANTS = ("full", "sampled_centroid", "sampled_knn", "full_float16", "oracle_centroid", "sampled_refine3")
+
+
+def refine(vectors: np.ndarray, labels: np.ndarray, index: np.ndarray, passes: int) -> np.ndarray:
+    """Streamed k-means passes after the assignment (measured, not in the product): each theme's centroid
+    becomes the mean of all its units, sampled and assigned, and the units outside the sample go to
+    their nearest new centroid; the sample keeps its fitted labels."""
+    labels = labels.copy()
+    rest = np.setdiff1d(np.arange(len(vectors)), index)
+    for _ in range(passes):
+        ids, cents = centroids_of(vectors, labels)
+        labels[rest] = assign_nearest(vectors[rest], ids, cents)
+    return labels
+
+
+def quality(seeds: tuple[int, ...], variants: tuple[str, ...] = VARIANTS) -> None:
+    """Rows for every seed asked for; the drops in scale.json are over SEEDS only (other seeds are the
+    check that a choice holds beyond the reported ones)."""
     results = _results()
     rows = results.setdefault("quality_rows", {})
     for name in DATASETS:
         vectors, gold = _embed(name)
-        half = SampleParams(threshold=0, size=len(vectors) // 2)
+        half = len(vectors) // 2
         for seed in seeds:
             inner = UmapHdbscanClusterer(ClusterParams(seed=seed))
-            variants = {
-                "full": inner,
-                "sampled_centroid": SampledClusterer(inner, SampleParams(0, half.size, seed), "centroid"),
-                "sampled_knn": SampledClusterer(inner, SampleParams(0, half.size, seed), "knn"),
-                "full_float16": "f16",
-            }
-            for label, clusterer in variants.items():
+            index = sample_indices(len(vectors), half, seed)
+            fitted: dict[str, np.ndarray] = {}
+            for label in variants:
                 started = time.perf_counter()
-                if clusterer == "f16":
+                if label == "full":
+                    labels = inner.fit(vectors)
+                elif label == "sampled_centroid":
+                    labels = SampledClusterer(inner, SampleParams(0, half, seed), "centroid").fit(vectors)
+                elif label == "sampled_knn":
+                    labels = SampledClusterer(inner, SampleParams(0, half, seed), "knn").fit(vectors)
+                elif label == "full_float16":
                     labels = inner.fit(vectors.astype(np.float16).astype(np.float32))
+                elif label == "oracle_centroid":
+                    # The full fit's own labels on the sample, the rest to their nearest centroid: what
+                    # the assignment alone costs, with a sample fit as good as the full one.
+                    full = fitted["full"] if "full" in fitted else inner.fit(vectors)
+                    labels = full.copy()
+                    ids, cents = centroids_of(vectors[index], full[index])
+                    rest = np.setdiff1d(np.arange(len(vectors)), index)
+                    labels[rest] = assign_nearest(vectors[rest], ids, cents)
+                elif label == "sampled_refine3":
+                    sampled = fitted["sampled_centroid"] if "sampled_centroid" in fitted else SampledClusterer(
+                        inner, SampleParams(0, half, seed), "centroid").fit(vectors)
+                    labels = refine(vectors, sampled, index, 3)
                 else:
-                    labels = clusterer.fit(vectors)
+                    raise ValueError(f"unknown variant {label!r}; choose from {VARIANTS}")
+                fitted[label] = np.asarray(labels, dtype=np.int64)
                 scores = clustering_scores(gold, labels)
                 rows[f"{name}/{seed}/{label}"] = {"nmi": round(100 * float(scores["nmi"]), 2),
                                                   "ari": round(100 * float(scores["ari"]), 2),
@@ -108,9 +152,29 @@ def quality(seeds: tuple[int, ...]) -> None:
     for metric, key in (("nmi", "sampled_nmi_drop"), ("ari", "sampled_ari_drop")):
         for name in DATASETS:
             drops = [rows[f"{name}/{s}/full"][metric] - rows[f"{name}/{s}/sampled_centroid"][metric]
-                     for s in seeds if f"{name}/{s}/sampled_centroid" in rows]
+                     for s in SEEDS if f"{name}/{s}/sampled_centroid" in rows and f"{name}/{s}/full" in rows]
             results[key][name] = round(float(np.mean(drops)), 2) if drops else None
     _save(results)
+    print(quality_table(rows))
+
+
+def quality_table(rows: dict, seeds: tuple[int, ...] = SEEDS) -> str:
+    """The markdown rows of BENCHMARKS.md's quality table: mean NMI/ARI, cluster range, drops
+    (full minus variant) as mean (min…max) over the seeds."""
+    lines = []
+    for name in DATASETS:
+        for variant in VARIANTS:
+            got = [rows.get(f"{name}/{s}/{variant}") for s in seeds]
+            full = [rows.get(f"{name}/{s}/full") for s in seeds]
+            if not all(got) or not all(full):
+                continue
+            cells = [f"{np.mean([g[m] for g in got]):.2f}" for m in ("nmi", "ari")]
+            cells.append(f"{min(g['clusters'] for g in got)}–{max(g['clusters'] for g in got)}")
+            for m in ("nmi", "ari"):
+                d = [f_[m] - g[m] for f_, g in zip(full, got)]
+                cells.append("" if variant == "full" else f"{np.mean(d):.2f} ({min(d):.2f}…{max(d):.2f})")
+            lines.append(f"| {name} | {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def write_synthetic(path: Path, n: int, dim: int = 384, centres: int = 200, seed: int = 0) -> None:
@@ -189,21 +253,141 @@ def memory(n: int, sample: int, chunk: int) -> None:
     _save(results)
 
 
+WORKERS_RESULTS = RESULTS.with_name("scale_workers.json")
+
+
+def _parts_by_worker(log_dir: Path, job_id: str) -> dict[str, str]:
+    """{step key ('embed:3', 'assign:0', 'cluster'...): worker} from the workers' logs: each worker
+    logs `job <id>: <step key> done` (miner.jobs.run_step) in its own file. The worker_tasks rows say
+    who runs a task only while it runs, and job_steps does not name the worker."""
+    import re
+
+    done = re.compile(rf"job {re.escape(job_id)}: (\S+) done ")
+    parts = {}
+    for log in sorted(log_dir.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            found = done.search(line)
+            if found:
+                parts[found.group(1)] = log.stem
+    return parts
+
+
+def _phase(steps: list[tuple], name: str) -> dict:
+    """First start to last finish of a step's parts, and each part's own seconds."""
+    rows = [s for s in steps if s[0] == name or s[0].startswith(name + ":")]
+    if not rows:
+        return {"parts": 0, "seconds": None}
+    span = max(r[2] for r in rows) - min(r[1] for r in rows)
+    return {"parts": len(rows), "seconds": round(span.total_seconds(), 2),
+            "part_seconds": {r[0]: round((r[2] - r[1]).total_seconds(), 2) for r in sorted(rows, key=lambda r: r[1])}}
+
+
+def workers(interviews: int, chunk: int, sample: int, threshold: int, configs: list[int], seed: int) -> None:
+    """A sampled job through `count` real Celery workers (solo pool, one thread each, distinct
+    hostnames) on one broker queue and a temporary database, for each count in `configs`; records
+    which worker ran each part of the fanned-out embed and assign steps and the wall times."""
+    import tempfile
+    import uuid
+
+    import psycopg
+
+    from bench_embedding import BROKER_URL, fresh_database, machine, sample_interviews, store_interviews
+    from bench_workers import run_job_through_workers, start_workers, stop_workers
+
+    report = {"benchmark": "scale workers", "machine": machine(),
+              "params": {"interviews": interviews, "embed_chunk": chunk, "sample_size": sample,
+                         "sample_threshold": threshold, "configs": configs, "seed": seed,
+                         "worker": "celery --pool solo, OMP_NUM_THREADS=MKL_NUM_THREADS=1"},
+              "runs": []}
+    tag = uuid.uuid4().hex[:8]
+    with fresh_database() as url:
+        base = {**os.environ, "MINER_DATABASE_URL": url, "MINER_BROKER_URL": BROKER_URL, "HF_HUB_OFFLINE": "1",
+                "MINER_EMBED_CHUNK": str(chunk), "MINER_CLUSTER_SAMPLE_THRESHOLD": str(threshold),
+                "MINER_CLUSTER_SAMPLE_SIZE": str(sample)}
+        store_interviews(url, sample_interviews(interviews, seed, "scale-workers"))
+        for n, count in enumerate(configs):
+            log_dir = Path(tempfile.mkdtemp(prefix=f"bench-scale-workers-{count}-"))
+            # A queue of this run's own, so no worker of another run (or session) takes its tasks.
+            env = {**base, "MINER_QUEUE": f"miner-bench-scale-{tag}-{n}", "MINER_HOME": str(log_dir / "home")}
+            processes = start_workers(env, count, 1, log_dir, f"{tag}-{n}")
+            try:
+                # Warm-up: a small sampled job with a part for every worker, so each loads the model
+                # (and one compiles UMAP) outside the measure; then a cold embedding cache.
+                warm = f"warm-up-{n}"
+                store_interviews(url, sample_interviews(max(40, chunk * count // 4), 500 + n, warm))
+                warm_job = run_job_through_workers(url, env, warm, timeout=3600)
+                with psycopg.connect(url) as conn:
+                    conn.execute("DELETE FROM embeddings")
+                    conn.commit()
+                job_id = run_job_through_workers(url, env, "scale-workers", timeout=7200)
+                with psycopg.connect(url, autocommit=True) as conn:
+                    steps = conn.execute("SELECT step, started_at, finished_at, detail FROM job_steps "
+                                         "WHERE job_id = %s", (job_id,)).fetchall()
+                    created, finished, counts = conn.execute(
+                        "SELECT created_at, finished_at, counts FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
+            finally:
+                stop_workers(processes)
+            who = _parts_by_worker(log_dir, job_id)
+            warm_who = _parts_by_worker(log_dir, warm_job)
+            run = {"workers": count, "run_order": n + 1, "job_id": job_id, "units": counts.get("units"),
+                   "sampled_units": counts.get("sampled_units"), "mode": counts.get("mode"),
+                   "job_seconds": round((finished - created).total_seconds(), 2),
+                   "embed": _phase(steps, "embed"), "cluster": _phase(steps, "cluster"),
+                   "assign": _phase(steps, "assign"),
+                   "worker_of_part": who,
+                   "warm_up_embed_parts_per_worker": {w: sum(1 for k, v in warm_who.items()
+                                                             if v == w and k.startswith("embed:"))
+                                                      for w in sorted(set(warm_who.values()))}}
+            for name in ("embed", "assign"):
+                run[name]["parts_per_worker"] = {w: sum(1 for k, v in who.items() if v == w and k.split(":")[0] == name)
+                                                 for w in sorted(set(who.values()))}
+            print(json.dumps(run), flush=True)
+            report["runs"].append(run)
+    report["machine"]["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
+    report["ratio_1_over_2"] = _ratios(report["runs"])
+    # Each invocation is kept (a session): seconds on shared cores need repeating in both orders.
+    kept = json.loads(WORKERS_RESULTS.read_text()) if WORKERS_RESULTS.exists() else {}
+    sessions = kept.get("sessions", []) + [report]
+    runs = [run for session in sessions for run in session["runs"]]
+    WORKERS_RESULTS.write_text(json.dumps({"benchmark": "scale workers", "sessions": sessions,
+                                           "ratio_1_over_2_all_sessions": _ratios(runs)}, indent=2, default=str) + "\n")
+    print(json.dumps(report["ratio_1_over_2"]), flush=True)
+
+
+def _ratios(runs: list[dict]) -> dict | None:
+    """Mean seconds with 1 worker over mean seconds with 2: embed phase, assign phase, whole job."""
+    def mean(count: int, key: str) -> float:
+        return float(np.mean([r[key]["seconds"] if isinstance(r[key], dict) else r[key]
+                              for r in runs if r["workers"] == count]))
+
+    if not {1, 2} <= {r["workers"] for r in runs}:
+        return None
+    return {key: round(mean(1, key) / mean(2, key), 2) for key in ("embed", "assign", "job_seconds")}
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         print(json.dumps(_memory_child(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("quality", "memory"))
+    parser.add_argument("what", choices=("quality", "memory", "workers"))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--units", type=int, default=100_000)
-    parser.add_argument("--sample", type=int, default=SampleParams().size)
-    parser.add_argument("--chunk", type=int, default=2000)
+    parser.add_argument("--sample", type=int, default=None,
+                        help=f"units fitted on (memory: {SampleParams().size}; workers: 350)")
+    parser.add_argument("--chunk", type=int, default=None, help="units per assign part (memory: 2000; workers: 150)")
+    parser.add_argument("--interviews", type=int, default=200, help="workers: the study's interviews")
+    parser.add_argument("--threshold", type=int, default=100, help="workers: MINER_CLUSTER_SAMPLE_THRESHOLD")
+    parser.add_argument("--configs", default="2,1", help="workers: worker counts, in run order")
     args = parser.parse_args()
-    if args.what == "quality":
-        quality(tuple(args.seeds))
+    if args.what == "workers":
+        workers(args.interviews, args.chunk or 150, args.sample or 350, args.threshold,
+                [int(c) for c in args.configs.split(",")], seed=11)
+    elif args.what == "quality":
+        quality(tuple(args.seeds), tuple(args.variants))
     else:
-        memory(args.units, args.sample, args.chunk)
+        memory(args.units, args.sample or SampleParams().size, args.chunk or 2000)
 
 
 if __name__ == "__main__":
