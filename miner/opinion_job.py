@@ -5,7 +5,7 @@ An answer that carries no opinion (miner.opinion_units.is_no_opinion: a bare rat
 "idk", "?") gives no unit: it is counted (reporting.no_opinion) and feeds ratings, never a theme.
 Every other answer gives one unit per opinion span (miner.opinion_units.split_spans), with its
 own id `<answer unit id>:<k>`, the span's text as what is embedded and quoted, the whole answer
-and the span's offsets kept. Its stance comes from its vector once embedded (`unit_stances`).
+and the span's offsets kept. Its stance comes from its text and vector once embedded (`unit_stances`).
 """
 
 from __future__ import annotations
@@ -36,20 +36,14 @@ MIN_POLAR_SHARE = 0.3
 _RATING_ONLY = _RATING_WORDS | _CONTENTLESS | _NUMBER_NAMES | frozenset("out of / a an".split())
 
 
-# The offline stance of a unit: the embedding-anchor estimator (miner.ratings.AnchorSentiment via
-# miner.stance.AnchorStance) at this threshold. Chosen over VADER by measurement (BENCHMARKS.md
-# § Opinions): sign right on 87% vs 72% of the sample's polar units, 14 vs 13 of 17 held-out
-# phrasings, Spearman with HALIE helpfulness 0.72 vs 0.65.
-STANCE_THRESHOLD = 0.1
-
-
 def unit_stances(texts: Sequence[str], vectors: np.ndarray, embedder) -> list[str]:
-    """positive / negative / neutral for each unit, from its vector."""
-    from miner.stance import AnchorStance
+    """positive / negative / neutral for each unit: the product's one offline estimator
+    (miner.stance.default_stance, also ``miner eval opinions``'; chosen in BENCHMARKS.md § Opinions)."""
+    from miner.stance import default_stance
 
     if not len(texts):
         return []
-    return AnchorStance(embedder, threshold=STANCE_THRESHOLD).stances(texts, vectors)
+    return default_stance(embedder).stances(texts, vectors)
 
 
 # Opinion units are cut at sentence and clause boundaries and contrastive conjunctions, not at
