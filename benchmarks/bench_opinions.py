@@ -122,7 +122,12 @@ class Estimator:
 
 
 class AlwaysNeutral:
+    """Every unit neutral; units clustered on VADER's aspect text like the estimators' rows."""
+
     name = "always neutral"
+
+    def __init__(self):
+        self.aspect_text = VaderStance().aspect_text
 
     def stances(self, texts, vectors=None):
         return ["neutral"] * len(texts)
