@@ -27,7 +27,8 @@ __all__ = ["opinion_units", "says_nothing", "split_by_stance", "theme_stances", 
 
 # A side's share of a cluster's polar units that makes it its own theme (and at least the
 # clusterer's smallest cluster): below it, its units stay with the cluster's main side. The stance
-# estimator errs on ~13% of the sample's polar units, up to ~30% within one planted theme: at 0.2
+# estimator errs on ~12% of the sample's polar units it gives a side (anchor estimator then: ~13%),
+# up to ~30% within one planted theme: at 0.2
 # and 0.3 those errors became themes of the wrong stance (benchmarks/bench_opinion_job.py,
 # tests/test_pipeline.py); at 0.4 a cluster splits only when praise and complaint are both large.
 MIN_STANCE_SHARE = 0.4
