@@ -264,9 +264,9 @@ def main(argv=None):
                          else f"{values[0]:.3f}")
         themes = sorted({m.scores["themes"] for m in members})
         what = stance if clusterer.startswith("opinion") else f"{stance}; {units}, {clusterer}"
+        theme_range = f"{themes[0]}–{themes[-1]}" if len(themes) > 1 else str(themes[0])
         print(f"| {split} | {what} | {len(members)} | {' | '.join(cells)} | {members[0].scores['units']} | "
-              f"{themes[0]}–{themes[-1]} |" if len(themes) > 1 else
-              f"| {split} | {what} | {len(members)} | {' | '.join(cells)} | {members[0].scores['units']} | {themes[0]} |")
+              f"{theme_range} |")
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ ASSISTANT_LEXICON: dict[str, float] = {
 
 # Multi-word complaints joined into one lexicon token before VADER sees them.
 # ("make up for it" is not a complaint.)
-_PHRASES = re.compile(r"\b(?:made up|make up|makes up)\b(?!\s+for\b)|\b(?:too long|too slow|too wordy|too verbose|too cautious|"
-                      r"long winded|out of date)\b", re.IGNORECASE)
+_PHRASES = re.compile(r"\b(?:made up|make up|makes up)\b(?!\s+for\b)|"
+                      r"\b(?:too long|too slow|too wordy|too verbose|too cautious|long winded|out of date)\b",
+                      re.IGNORECASE)
 
 
 _ASPECT_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
