@@ -106,16 +106,11 @@ class Estimator:
         self.inner, self.name, self.majority, self._threshold = inner, name, majority, threshold
         self.vader = inner if isinstance(inner, VaderStance) else VaderStance()
         self.aspect_text = self.vader.aspect_text
-        if not majority:
-            self.threshold = threshold
+        if not majority:  # eval_opinions scores a text's category by the mean when these are there
+            self.threshold, self.scores = threshold, self.raw
 
     def raw(self, texts, vectors):
         return self.inner.scores(texts, vectors)
-
-    def __getattr__(self, name):
-        if name == "scores" and not self.__dict__["majority"]:
-            return self.raw
-        raise AttributeError(name)
 
     def stances(self, texts, vectors=None):
         return [stance_of_score(s, self._threshold) for s in self.raw(texts, vectors)]
