@@ -1,12 +1,15 @@
 """Opinion units → embed → cluster → stance on MAMS ACSA (../shared/data/mams_acsa_*.csv).
 
 Scored by miner.eval_opinions (themes mapped many-to-one to their most co-occurring gold
-category; micro pair-F1, category-F1, polarity accuracy on found categories). Choices are made
-on validation (and train), the chosen configuration and the reference rows are then run on
-test in the same process. Writes benchmarks/results/opinions.json and prints the markdown
-table for BENCHMARKS.md § Opinions.
+category; micro pair-F1, category-F1, polarity accuracy on found categories). The product path
+(`miner eval opinions`: clauses+commas units, aspect vectors, eval_opinions.OpinionClusterer,
+stance.default_stance, a text's category scored by its units' mean stance score) and the
+estimators it replaced are run on validation with three seeds, then on test with three seeds,
+beside reference rows measured in the same run. Writes benchmarks/results/opinions.json and
+prints the markdown table for BENCHMARKS.md § Opinions.
 
-    python benchmarks/bench_opinions.py [--quick]   # --quick: no train row; writes opinions_quick.json
+    python benchmarks/bench_opinions.py                # MAMS validation + test (minutes)
+    python benchmarks/bench_opinions.py --stance-only  # stance estimators on the interview side
 """
 
 from __future__ import annotations
@@ -20,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from miner.cluster import ClusterParams, UmapHdbscanClusterer
 from miner.embed import SentenceTransformerEmbedder
 from miner.eval_opinions import OpinionClusterer, evaluate_opinions, read_opinion_csv
 from miner.opinion_units import Span, split_spans
-from miner.stance import CombinedStance, VaderStance
+from miner.stance import AnchorStance, OpinionStance, VaderStance, stance_of_score
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not DATA.exists():
@@ -56,19 +58,6 @@ class KMeansTrueK:
         return KMeans(self.k, n_init=10, random_state=self.seed).fit_predict(vectors)
 
 
-class CappedMcs(UmapHdbscanClusterer):
-    """HDBSCAN's min_cluster_size as a fraction of the units (at least 5)."""
-
-    def __init__(self, fraction, seed=42, refine="ward"):
-        self.fraction, self.seed, self.refine = fraction, seed, refine
-        self.name = f"umap-hdbscan mcs={fraction:.1%}·n {refine}"
-
-    def fit(self, vectors):
-        self.params = ClusterParams(seed=self.seed, refine=self.refine,
-                                    min_cluster_size=max(5, round(self.fraction * len(vectors))))
-        return super().fit(vectors)
-
-
 def whole(text):
     return [Span(0, len(text))]
 
@@ -93,6 +82,52 @@ class Row:
     scores: dict
 
 
+class CachedClusterer:
+    """The opinion clusterer of one seed, each distinct set of vectors clustered once (the rows
+    differ in stance only, and the clustering does not read the stance)."""
+
+    def __init__(self, seed):
+        self.inner, self.cache = OpinionClusterer(seed), {}
+        self.name = f"opinion clusterer (mcs=1.5%·n leaf none) seed={seed}"
+
+    def fit(self, vectors):
+        key = hash(np.ascontiguousarray(vectors).tobytes())
+        if key not in self.cache:
+            self.cache[key] = self.inner.fit(vectors)
+        return self.cache[key]
+
+
+class Estimator:
+    """A stance estimator as eval opinions sees it: units clustered on VADER's aspect text for
+    every estimator (so rows differ in stance only); with `majority` the category polarity is
+    the units' majority stance (the scoring before the mean-score rule), else their mean score."""
+
+    def __init__(self, inner, threshold, name, majority=False):
+        self.inner, self.name, self.majority, self._threshold = inner, name, majority, threshold
+        self.vader = inner if isinstance(inner, VaderStance) else VaderStance()
+        self.aspect_text = self.vader.aspect_text
+        if not majority:  # eval_opinions scores a text's category by the mean when these are there
+            self.threshold, self.scores = threshold, self.raw
+
+    def raw(self, texts, vectors):
+        return self.inner.scores(texts, vectors)
+
+    def stances(self, texts, vectors=None):
+        return [stance_of_score(s, self._threshold) for s in self.raw(texts, vectors)]
+
+
+class AlwaysNeutral:
+    """Every unit neutral; units clustered on VADER's aspect text like the estimators' rows."""
+
+    name = "always neutral"
+
+    def __init__(self):
+        self.aspect_text = VaderStance().aspect_text
+
+    def stances(self, texts, vectors=None):
+        return ["neutral"] * len(texts)
+
+
 def run(data_name, units, clusterer, stance, embedder, aspect=False):
     data = read_opinion_csv(DATA / f"mams_acsa_{data_name}.csv")
     scores = evaluate_opinions(data, embedder, clusterer, stance, split=SPLITS[units], aspect=aspect)
@@ -101,127 +136,132 @@ def run(data_name, units, clusterer, stance, embedder, aspect=False):
     return row
 
 
-def stance_checks() -> dict:
-    """VADER thresholds on the held-out phrasings of tests/test_stance.py, and HALIE: Spearman of
-    each interview's mean unit compound score with the person's own helpfulness rating."""
+def estimators(embedder):
+    """The product's estimator and those it replaced, as the benchmark runs them."""
+    opinion = OpinionStance(embedder)
+    return [Estimator(opinion, opinion.threshold, f"opinion t={opinion.threshold} (mean score)"),
+            Estimator(opinion, opinion.threshold, f"opinion t={opinion.threshold} (majority)", majority=True),
+            Estimator(VaderStance(), 0.05, "vader t=0.05 (majority; eval opinions before)", majority=True),
+            Estimator(AnchorStance(embedder), 0.1, "anchor t=0.1 (majority; the job before)", majority=True)]
+
+
+def stance_checks(embedder=None) -> dict:
+    """The stance estimators on the interview side: the held-out phrasings of tests/test_stance.py
+    (written for that test; never used to choose), the synthetic sample study's units (300
+    interviews, seed 0; sign right among the units given a side, and the share given one, against
+    the polarity of the planted theme of the unit's answer — a two-claim answer's second claim
+    counts with the first's polarity, so 1.0 is out of reach), and HALIE: Spearman of each
+    interview's mean unit score with the person's own helpfulness rating."""
     import csv
 
     from scipy.stats import spearmanr
 
+    from miner.ingest import to_interview
+    from miner.opinion_job import opinion_units
     from miner.opinion_units import is_no_opinion
+    from miner.sample import THEME_POLARITY, generate_sample
+    from miner.units import split_units
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from test_stance import HELD_OUT
 
-    out: dict = {"held_out": {}}
-    vader = VaderStance()
-    scores = vader.scores([t for t, _ in HELD_OUT])
-    for t in (0.05, 0.2, 0.3, 0.5):
-        got = [("positive" if s > t else "negative" if s < -t else "neutral") for s in scores]
-        out["held_out"][str(t)] = f"{sum(g == w for g, (_, w) in zip(got, HELD_OUT))}/{len(HELD_OUT)}"
+    embedder = embedder or CachedEmbedder(SentenceTransformerEmbedder())
+    samples = generate_sample(300, seed=0)
+    interviews = [to_interview(s.record, "g", "sample.jsonl", n) for n, s in enumerate(samples, start=1)]
+    planted = {f"{i.interview_id}:{k}": label for i, s in zip(interviews, samples)
+               for k, label in enumerate(s.answer_themes)}
+    units, _ = opinion_units(split_units(interviews))
+    polar = [(u.answer, THEME_POLARITY[planted[u.answer_unit_id]]) for u in units
+             if planted[u.answer_unit_id] in THEME_POLARITY]
     gold = {r["id"]: float(r["helpfulness"]) for r in csv.DictReader(open(DATA / "halie_crossword_ratings.csv"))
             if r["helpfulness"]}
-    means, ratings, units, no_opinion = [], [], 0, 0
+    halie: dict[str, list[str]] = {}
+    no_opinion = 0
     for line in open(DATA / "halie_crossword.jsonl", encoding="utf-8"):
         record = json.loads(line)
-        texts = []
         for message in record["interview"]:
             if message["role"] != "user" or not isinstance(message["content"], str):
                 continue
             if is_no_opinion(message["content"]):
                 no_opinion += 1
                 continue
-            texts += [message["content"][s.start:s.end] for s in split_spans(message["content"])]
-        units += len(texts)
-        if texts and record.get("id") in gold:
-            means.append(float(vader.scores(texts).mean()))
-            ratings.append(gold[record["id"]])
-    out["halie"] = {"interviews": len(means), "units": units, "no_opinion_answers": no_opinion,
-                    "spearman_mean_unit_vader_vs_helpfulness": round(float(spearmanr(means, ratings)[0]), 3)}
-    print(json.dumps(out), flush=True)
+            halie.setdefault(record.get("id"), []).extend(
+                message["content"][s.start:s.end] for s in split_spans(message["content"]))
+    out: dict = {"sample_polar_units": len(polar), "halie_units": sum(map(len, halie.values())),
+                 "halie_no_opinion_answers": no_opinion, "estimators": {}}
+    held_texts = [t for t, _ in HELD_OUT]
+    for estimator in estimators(embedder):
+        if estimator.name.endswith("(majority)"):
+            continue  # same unit stances as the mean-score row
+        got = estimator.stances(held_texts, embedder.embed(held_texts))
+        sign_errors = sum({g, w} == {"positive", "negative"} for g, (_, w) in zip(got, HELD_OUT))
+        texts = [t for t, _ in polar]
+        stances = estimator.stances(texts, embedder.embed(texts))
+        given = [(s, p) for s, p in zip(stances, (p for _, p in polar)) if s != "neutral"]
+        right = sum((s == "positive") == (p > 0) for s, p in given)
+        means, ratings = [], []
+        for interview_id, texts in halie.items():
+            if texts and interview_id in gold:
+                means.append(float(np.mean(estimator.raw(texts, embedder.embed(texts)))))
+                ratings.append(gold[interview_id])
+        out["estimators"][estimator.name.split(" (")[0]] = {
+            "held_out_right": f"{sum(g == w for g, (_, w) in zip(got, HELD_OUT))}/{len(HELD_OUT)}",
+            "held_out_sign_errors": sign_errors,
+            "sample_sign_right": round(right / len(given), 3), "sample_given_a_side": round(len(given) / len(polar), 3),
+            "halie_interviews": len(means),
+            "halie_spearman_mean_unit_score_vs_helpfulness": round(float(spearmanr(means, ratings)[0]), 3)}
+        print(json.dumps({estimator.name: out["estimators"][estimator.name.split(" (")[0]]}), flush=True)
     return out
+
+
+SEEDS = (42, 1, 2)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--stance-only", action="store_true", help="only the stance checks (seconds)")
+    parser.add_argument("--stance-only", action="store_true", help="only the interview-side stance checks")
     args = parser.parse_args(argv)
+    embedder = CachedEmbedder(SentenceTransformerEmbedder())
     if args.stance_only:
-        (OUT.parent / "opinions_stance.json").write_text(json.dumps(stance_checks(), indent=1))
+        (OUT.parent / "opinions_stance.json").write_text(json.dumps(stance_checks(embedder), indent=1))
         return 0
     started = time.perf_counter()
-    embedder = CachedEmbedder(SentenceTransformerEmbedder())
-    vader = VaderStance(0.05)
-    vader.name = "vader t=0.05"
-    stances = [vader]
-    for t in (0.3, 0.5):
-        s = VaderStance(t)
-        s.name = f"vader t={t}"
-        stances.append(s)
-    combined = CombinedStance(embedder, threshold=0.1, weight=0.5)
-    combined.name = "vader+0.5·anchor t=0.1"
-    stances.append(combined)
+    clusterers = {seed: CachedClusterer(seed) for seed in SEEDS}
     rows: list[Row] = []
-    # Grid on validation: units × clusterer (stance fixed), then stance on the best.
-    clusterers = [UmapHdbscanClusterer(ClusterParams()), CappedMcs(0.01), CappedMcs(0.02), CappedMcs(0.01, refine="none")]
-    clusterers[0].name = "umap-hdbscan default"
-    for units in ("clauses", "clauses+commas"):
-        for clusterer in clusterers:
-            rows.append(run("validation", units, clusterer, vader, embedder))
-    fits = [r for r in rows if r.scores["themes"] <= 24]
-    best = max(fits, key=lambda r: r.scores["pair_f1"])
-    best_clusterer = next(c for c in clusterers if c.name == best.clusterer)
-    for stance in stances[1:]:
-        rows.append(run("validation", best.units, best_clusterer, stance, embedder))
-    best_stance = max((s for s in stances),
-                      key=lambda s: max((r.scores["pair_f1"] for r in rows if r.stance == s.name
-                                         and r.units == best.units and r.clusterer == best.clusterer), default=-1))
-    # Units clustered by their text without sentiment words (stance.aspect_text), HDBSCAN "leaf".
-    leaf = OpinionClusterer(42)
-    leaf.name = "opinion clusterer (mcs=1.5%·n leaf none)"
-    aspect_rows = [run("validation", "clauses+commas", leaf, s, embedder, aspect=True) for s in (vader, stances[2])]
-    rows += aspect_rows
-    best_aspect = max(aspect_rows, key=lambda r: r.scores["pair_f1"])
-    if best_aspect.scores["pair_f1"] > max(r.scores["pair_f1"] for r in rows if r not in aspect_rows):
-        chosen_stance = next(s for s in stances if s.name == best_aspect.stance)
-        chosen = ("clauses+commas", leaf, chosen_stance, True)
-    else:
-        chosen = (best.units, best_clusterer, best_stance, False)
-    if not args.quick:
-        rows.append(run("train", *chosen[:3], embedder, aspect=chosen[3]))
-    for seed in (42, 1, 2):
-        c = chosen[1]
-        if isinstance(c, OpinionClusterer):
-            c = OpinionClusterer(seed)
-            c.name = f"opinion clusterer (mcs=1.5%·n leaf none)"
-        elif hasattr(c, "fraction"):
-            c = CappedMcs(c.fraction, seed=seed, refine=c.refine)
-        else:
-            c = UmapHdbscanClusterer(ClusterParams(seed=seed))
-            c.name = "umap-hdbscan default"
-        c.name += f" seed={seed}"
-        rows.append(run("test", chosen[0], c, chosen[2], embedder, aspect=chosen[3]))
-    # The product default (VaderStance(), threshold 0.05, chosen on held-out phrasings and HALIE)
-    # on test with the chosen units and clusterer, when MAMS validation preferred another stance.
-    if chosen[2] is not vader:
-        rows.append(run("test", chosen[0], chosen[1], vader, embedder, aspect=chosen[3]))
-    # Reference rows, same run: whole sentences and clause units with k-means told the true k + VADER.
-    rows.append(run("test", "whole", KMeansTrueK(8), vader, embedder))
-    rows.append(run("test", "clauses", KMeansTrueK(8), vader, embedder))
-    rows.append(run("test", "clauses+commas", KMeansTrueK(8), vader, embedder))
-    out = OUT.with_name("opinions_quick.json") if args.quick else OUT
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"chosen": {"units": chosen[0], "clusterer": chosen[1].name, "stance": chosen[2].name,
-                                          "aspect_vectors": chosen[3]},
-                               "rows": [r.__dict__ for r in rows],
-                               "seconds": round(time.perf_counter() - started, 1)}, indent=1))
-    print("| split | units | clusterer | stance | pair-F1 | category-F1 | polarity acc | units | themes | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    for split in ("validation", "test"):
+        for estimator in estimators(embedder):
+            for seed in SEEDS:
+                rows.append(run(split, "clauses+commas", clusterers[seed], estimator, embedder, aspect=True))
+        if split == "validation":
+            # The product estimator's threshold on MAMS validation (chosen on the interview side).
+            for t in (0.2, 0.4, 0.5):
+                est = Estimator(OpinionStance(embedder, threshold=t), t, f"opinion t={t} (mean score)")
+                rows.append(run(split, "clauses+commas", clusterers[42], est, embedder, aspect=True))
+    # Reference rows, same run: always neutral on the product's themes; k-means told the true k + VADER.
+    for seed in SEEDS:
+        rows.append(run("test", "clauses+commas", clusterers[seed], AlwaysNeutral(), embedder, aspect=True))
+    vader = Estimator(VaderStance(), 0.05, "vader t=0.05 (majority)", majority=True)
+    for units in ("whole", "clauses", "clauses+commas"):
+        rows.append(run("test", units, KMeansTrueK(8), vader, embedder))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"rows": [r.__dict__ for r in rows], "seconds": round(time.perf_counter() - started, 1)},
+                              indent=1))
+    print("| split | stance (category polarity) | seeds | pair-F1 | category-F1 | polarity acc | units | themes |")
+    print("|---|---|---|---|---|---|---|---|")
+    groups: dict[tuple, list[Row]] = {}
     for r in rows:
-        s = r.scores
-        print(f"| {r.split} | {r.units} | {r.clusterer} | {r.stance} | {s['pair_f1']:.3f} | {s['category_f1']:.3f} | "
-              f"{s['polarity_accuracy']:.3f} | {s['units']} | {s['themes']} | {s['seconds']} |")
+        groups.setdefault((r.split, r.units, r.clusterer.split(" seed=")[0], r.stance), []).append(r)
+    for (split, units, clusterer, stance), members in groups.items():
+        cells = []
+        for key in ("pair_f1", "category_f1", "polarity_accuracy"):
+            values = [m.scores[key] for m in members]
+            cells.append(f"{np.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})" if len(values) > 1
+                         else f"{values[0]:.3f}")
+        themes = sorted({m.scores["themes"] for m in members})
+        what = stance if clusterer.startswith("opinion") else f"{stance}; {units}, {clusterer}"
+        theme_range = f"{themes[0]}–{themes[-1]}" if len(themes) > 1 else str(themes[0])
+        print(f"| {split} | {what} | {len(members)} | {' | '.join(cells)} | {members[0].scores['units']} | "
+              f"{theme_range} |")
 
 
 if __name__ == "__main__":

@@ -570,7 +570,7 @@ def eval_opinions(
     """
     from miner.components import embedder_from_settings
     from miner.eval_opinions import OpinionDataError, evaluate_opinions, opinion_clusterer, read_opinion_csv
-    from miner.stance import VaderStance
+    from miner.stance import default_stance
 
     settings = Settings() if seed is None else Settings(seed=seed)
     try:
@@ -578,8 +578,8 @@ def eval_opinions(
     except OpinionDataError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
-    scores = evaluate_opinions(data, embedder_from_settings(settings), opinion_clusterer(settings.seed),
-                               VaderStance())
+    embedder = embedder_from_settings(settings)
+    scores = evaluate_opinions(data, embedder, opinion_clusterer(settings.seed), default_stance(embedder))
     if as_json:
         typer.echo(json.dumps(scores))
         return

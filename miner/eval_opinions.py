@@ -2,11 +2,14 @@
 ``category:polarity`` pairs (format of MAMS ACSA, ../shared/data/mams_acsa_*.csv).
 
 Scoring (the data README's): each theme is mapped to the gold category its units' texts
-carry most often (many themes may map to one category); a text's predicted pairs are
-(category of its unit's theme, unit's stance), one polarity per category (the units' most
-common stance there; a tie is "mixed", which matches no gold polarity). Micro P/R/F1 over
-(text, category, polarity) triples; category-F1 over (text, category); polarity accuracy over
-categories found in both.
+carry most often (many themes may map to one category; a tie goes to the first category in
+alphabetical order, so a run does not depend on Python's string hashing); a text's predicted
+pairs are (category of its unit's theme, unit's stance), one polarity per category: with a
+stance estimator that scores units, the stance of the mean score of the text's units there (a
+unit that takes a side outweighs a neutral one beside it; measured in BENCHMARKS.md §
+Opinions), else the units' most common stance (a tie is "mixed", which matches no gold
+polarity). Micro P/R/F1 over (text, category, polarity) triples; category-F1 over (text,
+category); polarity accuracy over categories found in both.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from miner.eval_clusters import csv_rows
 from miner.protocols import Clusterer, Embedder
 from miner.opinion_units import Span, split_spans
+from miner.stance import stance_of_score
 
 logger = logging.getLogger(__name__)
 
@@ -65,20 +69,29 @@ def _f1(predicted: set, gold: set) -> tuple[float, float, float]:
 
 
 def score_opinions(gold: Sequence[frozenset[tuple[str, str]]], text_index: Sequence[int],
-                   themes: Sequence[int], stances: Sequence[str]) -> dict[str, float]:
+                   themes: Sequence[int], stances: Sequence[str], scores: Sequence[float] | None = None,
+                   threshold: float | None = None) -> dict[str, float]:
     """Pair-F1, category-F1 and polarity accuracy of units (text index, theme, stance) against
-    per-text gold pairs; themes mapped many-to-one to their most co-occurring gold category."""
+    per-text gold pairs; themes mapped many-to-one to their most co-occurring gold category.
+    With `scores` (each unit's stance score) and `threshold`, a text's polarity on a category
+    is that of its units' mean score there; without, their majority stance."""
     cooccur: dict[int, Counter] = defaultdict(Counter)
     for i, theme in zip(text_index, themes):
         for category, _ in gold[i]:
             cooccur[theme][category] += 1
-    category_of = {t: c.most_common(1)[0][0] for t, c in cooccur.items() if c}
+    category_of = {t: min(c.items(), key=lambda item: (-item[1], item[0]))[0] for t, c in cooccur.items() if c}
     votes: dict[tuple[int, str], Counter] = defaultdict(Counter)
-    for i, theme, stance in zip(text_index, themes, stances):
+    totals: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for unit, (i, theme, stance) in enumerate(zip(text_index, themes, stances)):
         if theme in category_of:
             votes[(i, category_of[theme])][stance] += 1
+            if scores is not None:
+                totals[(i, category_of[theme])].append(float(scores[unit]))
     predicted: dict[tuple[int, str], str] = {}
     for key, counter in votes.items():
+        if scores is not None and threshold is not None:
+            predicted[key] = stance_of_score(float(np.mean(totals[key])), threshold)
+            continue
         (top, n), *rest = counter.most_common(2)
         predicted[key] = "mixed" if rest and rest[0][1] == n else top
     gold_pairs = {(i, c, p) for i, pairs in enumerate(gold) for c, p in pairs}
@@ -96,7 +109,9 @@ def evaluate_opinions(data: OpinionTexts, embedder: Embedder, clusterer: Cluster
                       split: Callable[[str], list[Span]] = split_spans,
                       aspect: bool = True) -> dict[str, float | int]:
     """Split, embed, cluster and give each unit a stance as the product does; the scores
-    plus units, themes and seconds. `stance` has ``stances(texts, vectors) -> list[str]``;
+    plus units, themes and seconds. `stance` has ``stances(texts, vectors) -> list[str]``
+    (and, to score a text's category by its units' mean, ``scores(texts, vectors)`` and
+    ``threshold``);
     `split` (answer → spans) is the product's splitter unless a benchmark swaps it. With
     `aspect` (and a stance that has ``aspect_text``) units are clustered by their text without
     sentiment words; the stance still reads the whole unit."""
@@ -111,9 +126,12 @@ def evaluate_opinions(data: OpinionTexts, embedder: Embedder, clusterer: Cluster
         themes = clusterer.fit(embedder.embed([stance.aspect_text(t) for t in unit_texts]))
     else:
         themes = clusterer.fit(vectors)
-    stances = stance.stances(unit_texts, vectors)
+    unit_scores = stance.scores(unit_texts, vectors) if hasattr(stance, "scores") and unit_texts else None
+    threshold = getattr(stance, "threshold", None) if unit_scores is not None else None
+    stances = ([stance_of_score(s, threshold) for s in unit_scores] if threshold is not None
+               else stance.stances(unit_texts, vectors))
     seconds = time.perf_counter() - started
-    scores = score_opinions(data.gold, text_index, themes.tolist(), stances)
+    scores = score_opinions(data.gold, text_index, themes.tolist(), stances, unit_scores, threshold)
     result = {"pair_f1": round(scores["pair_f1"], 4), "category_f1": round(scores["category_f1"], 4),
               "polarity_accuracy": round(scores["polarity_accuracy"], 4), "units": len(unit_texts),
               "themes": len({t for t in themes.tolist() if t >= 0}), "seconds": round(seconds, 2)}

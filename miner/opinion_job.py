@@ -5,7 +5,7 @@ An answer that carries no opinion (miner.opinion_units.is_no_opinion: a bare rat
 "idk", "?") gives no unit: it is counted (reporting.no_opinion) and feeds ratings, never a theme.
 Every other answer gives one unit per opinion span (miner.opinion_units.split_spans), with its
 own id `<answer unit id>:<k>`, the span's text as what is embedded and quoted, the whole answer
-and the span's offsets kept. Its stance comes from its vector once embedded (`unit_stances`).
+and the span's offsets kept. Its stance comes from its text and vector once embedded (`unit_stances`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ __all__ = ["opinion_units", "says_nothing", "split_by_stance", "theme_stances", 
 
 # A side's share of a cluster's polar units that makes it its own theme (and at least the
 # clusterer's smallest cluster): below it, its units stay with the cluster's main side. The stance
-# estimator errs on ~13% of the sample's polar units, up to ~30% within one planted theme: at 0.2
+# estimator errs on ~12% of the sample's polar units it gives a side (anchor estimator then: ~13%),
+# up to ~30% within one planted theme: at 0.2
 # and 0.3 those errors became themes of the wrong stance (benchmarks/bench_opinion_job.py,
 # tests/test_pipeline.py); at 0.4 a cluster splits only when praise and complaint are both large.
 MIN_STANCE_SHARE = 0.4
@@ -36,20 +37,14 @@ MIN_POLAR_SHARE = 0.3
 _RATING_ONLY = _RATING_WORDS | _CONTENTLESS | _NUMBER_NAMES | frozenset("out of / a an".split())
 
 
-# The offline stance of a unit: the embedding-anchor estimator (miner.ratings.AnchorSentiment via
-# miner.stance.AnchorStance) at this threshold. Chosen over VADER by measurement (BENCHMARKS.md
-# § Opinions): sign right on 87% vs 72% of the sample's polar units, 14 vs 13 of 17 held-out
-# phrasings, Spearman with HALIE helpfulness 0.72 vs 0.65.
-STANCE_THRESHOLD = 0.1
-
-
 def unit_stances(texts: Sequence[str], vectors: np.ndarray, embedder) -> list[str]:
-    """positive / negative / neutral for each unit, from its vector."""
-    from miner.stance import AnchorStance
+    """positive / negative / neutral for each unit: the product's one offline estimator
+    (miner.stance.default_stance, also ``miner eval opinions``'; chosen in BENCHMARKS.md § Opinions)."""
+    from miner.stance import default_stance
 
     if not len(texts):
         return []
-    return AnchorStance(embedder, threshold=STANCE_THRESHOLD).stances(texts, vectors)
+    return default_stance(embedder).stances(texts, vectors)
 
 
 # Opinion units are cut at sentence and clause boundaries and contrastive conjunctions, not at

@@ -66,6 +66,7 @@ _CLAUSE_BREAK = re.compile(
     re.IGNORECASE)
 _LEADING_CONJUNCTION = re.compile(r"(?:but|although|however|whereas|though|yet|while|and)\b[,\s]*",
                                   re.IGNORECASE)
+_BARE_CONJUNCTION = re.compile(r"(?:but|although|however|whereas|though|yet|while|and)[,.]?", re.IGNORECASE)
 _TRIM = " \t\r\n,;:-–—"
 
 
@@ -109,16 +110,25 @@ def _drop_conjunction(answer: str, span: Span) -> Span:
 
 def split_spans(answer: str, min_words: int = MIN_WORDS, commas: bool = SPLIT_AT_COMMAS) -> list[Span]:
     """Char spans of the opinion units of one answer, in order; fragments of fewer than
-    `min_words` words are joined to the previous unit (to the next one when first). With
+    `min_words` words are joined to the previous unit (to the next one when first), and a bare
+    contrastive conjunction ("…, however, it …") to the clause it opens. With
     `commas`, a comma followed by a space is a clause boundary too."""
     pieces = _pieces(answer, commas)
     joined: list[Span] = []
+    carried: Span | None = None  # a bare conjunction ("…, however, it …") waits for the clause it opens
     for piece in pieces:
+        if _BARE_CONJUNCTION.fullmatch(answer, piece.start, piece.end):
+            carried = Span(carried.start if carried else piece.start, piece.end)
+            continue
+        if carried is not None:
+            piece, carried = Span(carried.start, piece.end), None
         if joined and (_words(answer[piece.start:piece.end]) < min_words
                        or _words(answer[joined[-1].start:joined[-1].end]) < min_words):
             joined[-1] = Span(joined[-1].start, piece.end)
         else:
             joined.append(piece)
+    if carried is not None:  # the answer ends on one ("it was fast though")
+        joined = joined[:-1] + [Span(joined[-1].start, carried.end)] if joined else [carried]
     return [_drop_conjunction(answer, span) for span in joined]
 
 

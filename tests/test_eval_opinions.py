@@ -81,3 +81,17 @@ def test_scoring_maps_themes_many_to_one():
     assert scores["category_f1"] == 1.0
     assert scores["polarity_accuracy"] == 0.75
     assert scores["pair_f1"] == pytest.approx(0.75)
+
+
+def test_scoring_by_mean_unit_score_and_deterministic_ties():
+    gold = [frozenset({("food", "positive"), ("staff", "neutral")}),
+            frozenset({("food", "neutral"), ("staff", "negative")})]
+    # theme 0 co-occurs with food and staff twice each: the tie goes to "food" (alphabetical)
+    text_index, themes = [0, 0, 1], [0, 0, 0]
+    stances, scores = ["positive", "neutral", "neutral"], [0.6, 0.0, 0.1]
+    majority = score_opinions(gold, text_index, themes, stances)
+    assert majority["category_f1"] == pytest.approx(2 / 3)  # (0, food), (1, food) of 4 gold categories
+    assert majority["polarity_accuracy"] == 0.5  # text 0's positive/neutral tie is "mixed"
+    by_mean = score_opinions(gold, text_index, themes, stances, scores=scores, threshold=0.2)
+    assert by_mean["polarity_accuracy"] == 1.0  # text 0: mean 0.3 → positive; text 1: 0.1 → neutral
+    assert by_mean["pair_f1"] == pytest.approx(2 / 3)

@@ -30,6 +30,11 @@ SPLITS = [
     ("Great!!! Loved how it explained the clues\nbut the last hint was wrong",
      ["Great!!! Loved how it explained the clues", "the last hint was wrong"]),
     ("helpful, smart, quick", ["helpful, smart, quick"]),
+    # a bare "however," opens the clause after it instead of trailing the one before
+    ("It was fast, however, it made things up.", ["It was fast", "it made things up."]),
+    ("The tone was warm and friendly, however, the facts were often wrong",
+     ["The tone was warm and friendly", "the facts were often wrong"]),
+    ("It was quick and it was accurate though", ["It was quick and it was accurate though"]),
 ]
 
 

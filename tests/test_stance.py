@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from miner.stance import VaderStance, theme_stance
+from miner.stance import OpinionStance, VaderStance, default_stance, theme_stance
 
 HELD_OUT = [
     ("it made up the sources", "negative"),
@@ -36,6 +36,43 @@ def test_stance_on_held_out_phrasings():
     # § Opinions), one with the opposite sign ("honestly it was useless ..." scores +0.05).
     assert len(wrong) <= 4, wrong
     assert len([w for w in wrong if {w[1], w[2]} == {"positive", "negative"}]) <= 1, wrong
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from miner.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+def test_product_stance_on_held_out_phrasings(embedder):
+    """The product's one estimator (the job's and eval opinions'): measured 15 of 17 right, no
+    sign error (BENCHMARKS.md § Opinions); VADER alone gets 13 with one sign error."""
+    stance = default_stance(embedder)
+    assert isinstance(stance, OpinionStance)
+    texts = [text for text, _ in HELD_OUT]
+    got = stance.stances(texts, embedder.embed(texts))
+    wrong = [(text, want, have) for (text, want), have in zip(HELD_OUT, got) if want != have]
+    assert len(wrong) <= 3, wrong
+    assert not [w for w in wrong if {w[1], w[2]} == {"positive", "negative"}], wrong
+
+
+def test_anchors_speak_only_for_text_like_them(embedder):
+    """A complaint about an assistant with no sentiment word is found through the anchors; a
+    sentence far from every anchor phrasing is scored by VADER alone."""
+    stance = default_stance(embedder)
+    texts = ["none of the links it gave me actually worked", "we sat by the window and ordered two soups"]
+    vectors = embedder.embed(texts)
+    relevance = stance.relevance_of(vectors)
+    assert relevance[0] > 0.5 and relevance[1] == 0.0
+    assert VaderStance().stances(texts) == ["neutral", "neutral"]
+    assert stance.stances(texts, vectors) == ["negative", "neutral"]
+    assert stance.scores(texts[1:], vectors[1:])[0] == pytest.approx(VaderStance().scores(texts[1:])[0])
+
+
+def test_make_up_for_is_not_a_complaint():
+    assert VaderStance().stances(["it made up the sources", "the great drinks more than make up for it"]) == [
+        "negative", "positive"]
 
 
 def test_negation_flips_stance():
