@@ -73,6 +73,7 @@ class JsonRequest:
     schema: type[BaseModel]
     check: Callable[[Any], str | None] | None = None
     theme_id: int | None = None
+    repairs: int | None = None  # re-asks after an invalid reply, at most LLMOptions.repair_attempts (None: those)
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,10 @@ class LLM:
                     latency_ms=sent.latency_ms, theme_id=item.request.theme_id, repair=item.repair,
                     error=None if error is None else error[:1000]))
                 self._count(sent, outcome)
-                if outcome == "invalid" and round_number < self.options.repair_attempts:
+                repairs = self.options.repair_attempts
+                if item.request.repairs is not None:
+                    repairs = min(repairs, item.request.repairs)
+                if outcome == "invalid" and round_number < repairs:
                     logger.info("llm: %s reply for theme %s invalid, asking again: %s",
                                 item.request.purpose, item.request.theme_id, error)
                     repairs.append(_Pending(item.index, item.request, [
