@@ -246,10 +246,10 @@ class LLM:
                     latency_ms=sent.latency_ms, theme_id=item.request.theme_id, repair=item.repair,
                     error=None if error is None else error[:1000]))
                 self._count(sent, outcome)
-                repairs = self.options.repair_attempts
+                allowed = self.options.repair_attempts
                 if item.request.repairs is not None:
-                    repairs = min(repairs, item.request.repairs)
-                if outcome == "invalid" and round_number < repairs:
+                    allowed = min(allowed, item.request.repairs)
+                if outcome == "invalid" and round_number < allowed:
                     logger.info("llm: %s reply for theme %s invalid, asking again: %s",
                                 item.request.purpose, item.request.theme_id, error)
                     repairs.append(_Pending(item.index, item.request, [
