@@ -6,7 +6,8 @@ What the model says is never trusted as text: a quote is kept only where it is f
 (whitespace and case normalised, a scrubbing placeholder such as "[email]" standing for what it
 replaced), and the unit's text is the answer's own span. An answer falls back to the offline
 splitter (miner.opinion_job.opinion_units), counted by reason, when
-  * its interview's call did not deliver a valid reply (`no_reply`),
+  * its interview's call did not deliver a valid reply (`no_reply`: faults, an invalid reply, or
+    the job's token budget, of which reading may spend READ_BUDGET_SHARE),
   * its text was cut before it was sent (`too_long`: the model did not see all of it),
   * any of its quotes is not a span of it (`not_a_span`: a paraphrase or an invented quote).
 An answer the model says has no opinion (an empty list) is a no-opinion answer like those the
@@ -32,6 +33,10 @@ from miner.units import answer_hash
 logger = logging.getLogger(__name__)
 
 FALLBACK_REASONS = ("no_reply", "too_long", "not_a_span")
+# With a job token budget, reading the interviews (the first LLM step) may spend at most this share
+# of it: the themes keep the rest for their labels, which a researcher reads first. An interview
+# left unread for want of budget is split and rated offline, like one whose call failed.
+READ_BUDGET_SHARE = 0.5
 _PLACEHOLDER = re.compile(r"\[(?:url|email|secret|iban|card|ssn|ip|phone)\]")
 _QUOTE_EDGES = " \t\r\n\"'“”‘’.,;:!?…"
 

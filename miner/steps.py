@@ -103,10 +103,10 @@ def _opinion_units(conn: psycopg.Connection, job: Job, parts: Components,
     if parts.llm_client is None:
         return (*opinion_units(answers), {})
     from miner.llm_rate import reading_json
-    from miner.llm_units import read_with_llm
+    from miner.llm_units import READ_BUDGET_SHARE, read_with_llm
     from miner.understand import UnderstandOptions
 
-    llm = _llm(conn, job, parts)
+    llm = _llm(conn, job, parts, share=READ_BUDGET_SHARE)
     scrub = (parts.understand_options or UnderstandOptions()).llm_scrub
     read = read_with_llm(answers, llm, scrub=scrub)
     repository.save_interview_readings(conn, job.job_id, llm.options.model,
@@ -252,15 +252,16 @@ def themes(conn: psycopg.Connection, job: Job, parts: Components, part: int | No
                    counts={"themes": len(built), "outliers": outliers})
 
 
-def _llm(conn: psycopg.Connection, job: Job, parts: Components):
+def _llm(conn: psycopg.Connection, job: Job, parts: Components, share: float = 1.0):
     """A miner.llm.LLM over the job's ledger, with what is left of the job's token budget (one budget
-    per job: what earlier steps spent is gone)."""
+    per job: what earlier steps spent is gone), or of `share` of it."""
     from miner.llm import LLM, LLMOptions, PostgresStore
 
     options = parts.llm_options or LLMOptions(model="")
     budget = job.params.get("token_budget", options.token_budget)
     if budget is not None:
-        budget = max(0, budget - sum(row["billed_tokens"] for row in repository.llm_cost(conn, job.job_id)))
+        spent = sum(row["billed_tokens"] for row in repository.llm_cost(conn, job.job_id))
+        budget = max(0, int(budget * share) - spent)
     return LLM(parts.llm_client, options, PostgresStore(conn, job.job_id), token_budget=budget)
 
 
