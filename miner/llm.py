@@ -209,10 +209,12 @@ class LLM:
     """Structured requests over one client for one job: its cache, ledger and token budget."""
 
     def __init__(self, client: Any, options: LLMOptions, store: LLMStore | None = None,
-                 token_budget: int | None = None):
+                 token_budget: int | None = None, spent: int = 0):
+        """`spent`: tokens of `token_budget` that earlier steps of the job used already."""
         self.client, self.options = client, options
         self.store = store if store is not None else MemoryStore()
         self.budget = TokenBudget(token_budget)
+        self.budget.used = spent
         self.consecutive_failures = 0
         self.counts: Counter[str] = Counter()
         self.base_url = endpoint_url(client)

@@ -259,10 +259,11 @@ def _llm(conn: psycopg.Connection, job: Job, parts: Components, share: float = 1
 
     options = parts.llm_options or LLMOptions(model="")
     budget = job.params.get("token_budget", options.token_budget)
+    spent = 0
     if budget is not None:
+        budget = int(budget * share)
         spent = sum(row["billed_tokens"] for row in repository.llm_cost(conn, job.job_id))
-        budget = max(0, int(budget * share) - spent)
-    return LLM(parts.llm_client, options, PostgresStore(conn, job.job_id), token_budget=budget)
+    return LLM(parts.llm_client, options, PostgresStore(conn, job.job_id), token_budget=budget, spent=spent)
 
 
 def label(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
