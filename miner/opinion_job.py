@@ -6,6 +6,8 @@ An answer that carries no opinion (miner.opinion_units.is_no_opinion: a bare rat
 Every other answer gives one unit per opinion span (miner.opinion_units.split_spans), with its
 own id `<answer unit id>:<k>`, the span's text as what is embedded and quoted, the whole answer
 and the span's offsets kept. Its stance comes from its vector once embedded (`unit_stances`).
+With an LLM configured the units come from its quotes instead (miner.llm_units), with the LLM's
+stance, which `job_unit_stances` keeps; answers it could not read are split here.
 """
 
 from __future__ import annotations

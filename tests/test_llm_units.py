@@ -12,6 +12,7 @@ import json
 import re
 from collections import Counter
 
+import numpy as np
 import openai
 import psycopg
 import pytest
@@ -208,3 +209,50 @@ def test_calls_stay_one_per_interview_and_two_per_theme_besides_the_tree(conn, l
     ledger = dict(conn.execute("SELECT purpose, count(*) FROM llm_calls WHERE job_id = %s GROUP BY 1",
                                (job_id,)).fetchall())
     assert ledger["rate"] == INTERVIEWS
+
+
+def _label_fixture():
+    from miner.records import Theme
+
+    texts = ["it made up the sources for my essay", "the citations were invented", "fake references again",
+             "sometimes sources were fine, sometimes not", "mixed bag on the references", "sources okay-ish"]
+    units = [Unit(f"iv{n}:0:0", f"iv{n}", "s", "m", 0, "Q?", t, answer_hash(t)) for n, t in enumerate(texts)]
+    vectors = np.eye(6, dtype=np.float32) + 0.5
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    themes = [Theme(0, "made up sources", (), "extractive", 3, 3, stance="negative"),
+              Theme(1, "sources okay", (), "extractive", 3, 3, stance="mixed")]
+    return themes, units, vectors / np.linalg.norm(vectors, axis=1, keepdims=True), labels
+
+
+@pytest.mark.parametrize("learns", [True, False])
+def test_an_llm_label_must_confirm_a_theme_of_praise_or_complaint(learns):
+    """"Made-up sources", negative: a label for a negative theme that comes back positive is asked again
+    with the stance named, and a model that keeps disagreeing leaves the theme its extractive phrase."""
+    from miner.llm import LLM, MemoryStore
+    from miner.llm_label import label_themes
+
+    def reply(body: dict) -> dict:
+        if is_repair(body) and learns:
+            stance = request_data(body)["stance"]
+            return {"label": "Made-up sources", "summary": "People say the sources were invented.",
+                    "polarity": stance if stance in ("positive", "negative") else "mixed"}
+        return {"label": "Sources", "summary": "People talk about sources.", "polarity": "positive"}
+
+    themes, units, vectors, labels = _label_fixture()
+    with OpenAIServer(reply) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test", timeout=10, max_retries=0)
+        llm = LLM(client, LLMOptions(model="m-stance", max_retries=0), MemoryStore())
+        result = label_themes(themes, units, vectors, labels, [], llm)
+        asked = [(request_data(b)["stance"], is_repair(b)) for b in server.requests
+                 if schema_name(b) == "ThemeLabelReply"]
+    assert sorted(asked) == [("mixed", False), ("negative", False), ("negative", True)]
+    negative, mixed = result.themes
+    [repair] = [b for b in server.requests if is_repair(b)]
+    assert "negative" in repair["messages"][-1]["content"]  # the error names the stance to confirm
+    opinions = {o.theme_id: o for o in result.opinions}
+    if learns:
+        assert (negative.label, opinions[0].polarity, negative.labeller) == ("Made-up sources", "negative", "llm:m-stance")
+    else:
+        assert (negative.label, negative.labeller, opinions[0].fallback) == ("made up sources", "extractive", "invalid")
+    # A mixed theme takes the label and polarity the model gives.
+    assert (mixed.label, opinions[1].polarity, mixed.labeller) == ("Sources", "positive", "llm:m-stance")
