@@ -73,6 +73,7 @@ class JsonRequest:
     schema: type[BaseModel]
     check: Callable[[Any], str | None] | None = None
     theme_id: int | None = None
+    repairs: int | None = None  # re-asks after an invalid reply, at most LLMOptions.repair_attempts (None: those)
 
 
 @dataclass(frozen=True)
@@ -208,10 +209,12 @@ class LLM:
     """Structured requests over one client for one job: its cache, ledger and token budget."""
 
     def __init__(self, client: Any, options: LLMOptions, store: LLMStore | None = None,
-                 token_budget: int | None = None):
+                 token_budget: int | None = None, spent: int = 0):
+        """`spent`: tokens of `token_budget` that earlier steps of the job used already."""
         self.client, self.options = client, options
         self.store = store if store is not None else MemoryStore()
         self.budget = TokenBudget(token_budget)
+        self.budget.used = spent
         self.consecutive_failures = 0
         self.counts: Counter[str] = Counter()
         self.base_url = endpoint_url(client)
@@ -245,7 +248,10 @@ class LLM:
                     latency_ms=sent.latency_ms, theme_id=item.request.theme_id, repair=item.repair,
                     error=None if error is None else error[:1000]))
                 self._count(sent, outcome)
-                if outcome == "invalid" and round_number < self.options.repair_attempts:
+                allowed = self.options.repair_attempts
+                if item.request.repairs is not None:
+                    allowed = min(allowed, item.request.repairs)
+                if outcome == "invalid" and round_number < allowed:
                     logger.info("llm: %s reply for theme %s invalid, asking again: %s",
                                 item.request.purpose, item.request.theme_id, error)
                     repairs.append(_Pending(item.index, item.request, [

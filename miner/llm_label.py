@@ -1,4 +1,5 @@
-"""LLM labelling: each theme gets a short label, a summary and a polarity from an LLM; each theme ×
+"""LLM labelling: each theme gets a short label (an opinion phrase carrying the theme's stance: "Made-up
+sources", negative), a summary and a polarity from an LLM; each theme ×
 session model with enough answers gets one sentence citing answers; near-duplicate labels are
 relabelled with the themes side by side. Wherever the LLM does not deliver (budget spent, faults,
 replies that fail validation) the theme keeps its extractive label, and says why.
@@ -41,10 +42,14 @@ LABEL_PROMPT = (
     "used. The user message is a JSON document: \"theme_answers\" are answers grouped into one theme; "
     "\"answers_from_other_themes\" are answers from neighbouring themes, shown only so that your "
     "label says what sets this theme apart from them.\n" + UNTRUSTED_DATA_NOTE + "\n"
+    "\"stance\" is how the theme's answers were read: positive (praise), negative (complaint), mixed "
+    "or neutral.\n"
     "Reply with one JSON object: \"label\": at most 8 words naming the opinion the theme's answers "
-    "share; \"summary\": one paragraph of 2 to 4 sentences describing that opinion and how it "
-    "varies; \"polarity\": positive, negative, mixed or neutral — how these participants feel about "
-    "the assistant in this theme."
+    "share, as a phrase that says what they think, not only what they talk about (\"Made-up sources\", "
+    "\"Quick, clear answers\", \"Wants shorter replies\"; not \"Sources\" or \"Answer length\"); "
+    "\"summary\": one paragraph of 2 to 4 sentences describing that opinion and how it varies; "
+    "\"polarity\": positive, negative, mixed or neutral — how these participants feel about the "
+    "assistant in this theme: the given stance when it is positive or negative."
 )
 
 SENTENCES_PROMPT = (
@@ -184,11 +189,26 @@ def _label_request(theme: Theme, prompts: _Prompts) -> tuple[JsonRequest, list[t
     for other in prompts.neighbours(theme.theme_id):
         contrast += [(f"t{other}-{prompt_id}", prompts.text(unit_id)) for prompt_id, unit_id in
                      prompts.examples(prompts.members[other], options.examples_per_neighbour, "x")]
-    data = {"theme_answers": [{"id": i, "text": t} for i, t in theme_answers],
+    data = {"stance": theme.stance or "neutral",
+            "theme_answers": [{"id": i, "text": t} for i, t in theme_answers],
             "answers_from_other_themes": [{"id": i, "text": t} for i, t in contrast]}
     request = JsonRequest("label", _messages(LABEL_PROMPT, data), ThemeLabelReply,
-                          check=lambda reply: label_problem(reply.label, theme_answers), theme_id=theme.theme_id)
+                          check=_label_check(theme, theme_answers), theme_id=theme.theme_id)
     return request, theme_answers
+
+
+def _label_check(theme: Theme, theme_answers: list[tuple[str, str]]):
+    """The label passes the label checks and, for a theme of praise or of complaint, says that
+    stance: the label carries the theme's `stance` (the LLM confirms it, or the theme keeps its
+    extractive opinion phrase)."""
+    def check(reply: ThemeLabelReply) -> str | None:
+        if problem := label_problem(reply.label, theme_answers):
+            return problem
+        if theme.stance in ("positive", "negative") and reply.polarity != theme.stance:
+            return (f"the theme's answers are {theme.stance}: give a label that says their {theme.stance} "
+                    f"opinion, and polarity {theme.stance!r}")
+        return None
+    return check
 
 
 def label_themes(themes: Sequence[Theme], units: Sequence[Unit], vectors: np.ndarray, labels: np.ndarray,

@@ -1,5 +1,7 @@
 """LLM ratings: ONE call per interview classifies every question's dimension, scores every rated
-dimension 1-5 with a one-line evidence quote, and judges the interview's quality.
+dimension 1-5 with a one-line evidence quote, and judges the interview's quality. Inside the
+analysis job the same call also quotes each answer's opinions with their stance (`extract=True`,
+`InterviewReadingReply`): miner.llm_units turns the quotes into opinion units.
 
 (CLUE spends about forty calls per interview on this: classify, rate five times, extract.)
 Answers travel scrubbed inside a JSON document under a system prompt that calls them untrusted
@@ -47,6 +49,23 @@ RATE_PROMPT = (
     "\"quality_reason\": a few words on why, or an empty string."
 )
 
+# With `extract`, the "questions" entries also carry the answer's opinions, quoted (miner.llm_units).
+READ_QUESTIONS = (
+    "\"questions\": one entry per listed answer, {\"id\": its id, \"dimension\": what the question asks "
+    "about: understanding (did the assistant understand the person), needs (did it meet their needs, "
+    "was it helpful), credibility (accurate, coherent, trustworthy), satisfaction (how satisfied), "
+    "improvement (what should change), overall (overall opinion), or other, \"opinions\": each opinion "
+    "the answer gives about the assistant, in the answer's order, as {\"quote\": the words of the "
+    "answer that state this one opinion, copied exactly (a clause or a sentence; no paraphrase, no "
+    "words added, nothing left out in the middle), \"stance\": positive (praise), negative (complaint) "
+    "or neutral (a suggestion or a plain description)}; an answer with several opinions (\"quick, but "
+    "it made up the sources\") gives one entry each. The list is empty when the answer gives no "
+    "opinion: only a rating (\"4/5\", \"fairly satisfied\"), yes or no, \"idk\", \"fine\" or nothing.}\n"
+)
+_RATE_QUESTIONS_START = RATE_PROMPT.index('"questions"')
+_RATE_QUESTIONS_END = RATE_PROMPT.index('"ratings"')
+READ_PROMPT = RATE_PROMPT[:_RATE_QUESTIONS_START] + READ_QUESTIONS + RATE_PROMPT[_RATE_QUESTIONS_END:]
+
 Dimension = Literal["understanding", "needs", "credibility", "satisfaction", "improvement", "overall", "other"]
 MAX_ANSWER_CHARS = 1200
 
@@ -55,6 +74,18 @@ class QuestionDimension(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     dimension: Dimension
+
+
+class QuotedOpinion(BaseModel):
+    """One opinion of an answer, as the LLM quotes it (validated as a span by miner.llm_units)."""
+
+    model_config = ConfigDict(extra="forbid")
+    quote: str
+    stance: Literal["positive", "negative", "neutral"]
+
+
+class AnswerReading(QuestionDimension):
+    opinions: list[QuotedOpinion]
 
 
 class DimensionScore(BaseModel):
@@ -82,6 +113,12 @@ class InterviewRatingReply(BaseModel):
     quality_reason: str
 
 
+class InterviewReadingReply(InterviewRatingReply):
+    """The rating reply, each answer with its opinions quoted (`rate_with_llm(..., extract=True)`)."""
+
+    questions: list[AnswerReading]
+
+
 @dataclass(frozen=True)
 class LLMInterviewRating:
     """What we keep from one interview's reply."""
@@ -91,6 +128,26 @@ class LLMInterviewRating:
     ratings: tuple[Rating, ...]
     low_effort: bool
     quality_reason: str
+    # With `extract`: answer unit id → its opinions as quoted, (quote, stance) pairs; () = no opinion.
+    opinions: dict[str, tuple[tuple[str, str], ...]] | None = None
+    # Answer unit ids whose text was cut at MAX_ANSWER_CHARS before it was sent.
+    truncated: frozenset[str] = frozenset()
+
+
+def reading_json(rating: LLMInterviewRating) -> dict:
+    """What the understand step needs of one interview's reply, as JSON (interview_readings.reading)."""
+    return {"dimensions": {unit_id: label.dimension for unit_id, label in rating.dimensions.items()},
+            "ratings": [{"dimension": r.dimension, "score": r.score, "evidence": r.evidence} for r in rating.ratings],
+            "low_effort": rating.low_effort, "quality_reason": rating.quality_reason}
+
+
+def reading_from_json(interview_id: str, session_model: str, data: dict) -> LLMInterviewRating:
+    return LLMInterviewRating(
+        interview_id=interview_id,
+        dimensions={unit_id: DimensionLabel(dimension, 1.0) for unit_id, dimension in data["dimensions"].items()},
+        ratings=tuple(Rating(interview_id, session_model, r["dimension"], float(r["score"]), "llm", r["evidence"])
+                      for r in data["ratings"]),
+        low_effort=bool(data["low_effort"]), quality_reason=data["quality_reason"])
 
 
 def _ids_check(expected: set[str]):
@@ -107,7 +164,8 @@ def _squash(text: str) -> str:
     return re.sub(r"\W+", " ", text.casefold()).strip()
 
 
-def _request(units: Sequence[Unit], scrub: bool, scrubbed: Counter[str]) -> tuple[JsonRequest, dict[str, str]]:
+def _request(units: Sequence[Unit], scrub: bool, scrubbed: Counter[str],
+             extract: bool = False) -> tuple[JsonRequest, dict[str, str]]:
     ids = {f"a{n}": unit.unit_id for n, unit in enumerate(units, start=1)}
     answers = []
     for answer_id, unit in zip(ids, units):
@@ -116,8 +174,12 @@ def _request(units: Sequence[Unit], scrub: bool, scrubbed: Counter[str]) -> tupl
         question = scrub_text(unit.question, scrubbed) if scrub else unit.question
         answers.append({"id": answer_id, "question": question,
                         "answer": text[:MAX_ANSWER_CHARS] + ("…" if len(text) > MAX_ANSWER_CHARS else "")})
-    messages = ({"role": "system", "content": RATE_PROMPT},
+    messages = ({"role": "system", "content": READ_PROMPT if extract else RATE_PROMPT},
                 {"role": "user", "content": json.dumps({"answers": answers}, ensure_ascii=False, indent=1)})
+    if extract:
+        # The job's one call per interview: no re-ask, so the calls stay one per interview; an
+        # interview whose reply fails is read offline (units and ratings), nothing is lost.
+        return JsonRequest("rate", messages, InterviewReadingReply, check=_ids_check(set(ids)), repairs=0), ids
     return JsonRequest("rate", messages, InterviewRatingReply, check=_ids_check(set(ids))), ids
 
 
@@ -132,22 +194,29 @@ def _keep(reply: InterviewRatingReply, units: Sequence[Unit], ids: dict[str, str
         evidence = scored.evidence.strip() if _squash(scored.evidence) and _squash(scored.evidence) in texts else None
         ratings.append(Rating(first.interview_id, first.session_model, dimension, float(scored.score), "llm",
                               evidence))
+    opinions = None
+    if isinstance(reply, InterviewReadingReply):
+        opinions = {ids[q.id]: tuple((o.quote, o.stance) for o in q.opinions) for q in reply.questions}
     return LLMInterviewRating(
         interview_id=first.interview_id,
         dimensions={ids[q.id]: DimensionLabel(q.dimension, 1.0) for q in reply.questions},
         ratings=tuple(ratings),
         low_effort=reply.low_effort,
         quality_reason=reply.quality_reason.strip()[:200],
+        opinions=opinions,
+        truncated=frozenset(u.unit_id for u in units if len(u.answer) > MAX_ANSWER_CHARS),
     )
 
 
-def rate_with_llm(units: Sequence[Unit], llm: LLM, scrub: bool = True) -> dict[str, LLMInterviewRating]:
-    """One request per interview; interviews whose request did not deliver are left out."""
+def rate_with_llm(units: Sequence[Unit], llm: LLM, scrub: bool = True,
+                  extract: bool = False) -> dict[str, LLMInterviewRating]:
+    """One request per interview; interviews whose request did not deliver are left out. With
+    `extract`, each answer's opinions come back quoted with their stance (`opinions`)."""
     by_interview: dict[str, list[Unit]] = {}
     for unit in units:
         by_interview.setdefault(unit.interview_id, []).append(unit)
     scrubbed: Counter[str] = Counter()
-    prepared = [(interview_units, *_request(interview_units, scrub, scrubbed))
+    prepared = [(interview_units, *_request(interview_units, scrub, scrubbed, extract))
                 for interview_units in by_interview.values()]
     results = llm.complete_json([request for _, request, _ in prepared])
     kept: dict[str, LLMInterviewRating] = {}

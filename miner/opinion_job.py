@@ -6,6 +6,8 @@ An answer that carries no opinion (miner.opinion_units.is_no_opinion: a bare rat
 Every other answer gives one unit per opinion span (miner.opinion_units.split_spans), with its
 own id `<answer unit id>:<k>`, the span's text as what is embedded and quoted, the whole answer
 and the span's offsets kept. Its stance comes from its text and vector once embedded (`unit_stances`).
+With an LLM configured the units come from its quotes instead (miner.llm_units), with the LLM's
+stance, which `job_unit_stances` keeps; answers it could not read are split here.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from miner.records import Unit
 from miner.stance import MAJORITY, theme_stance
 from miner.units import answer_hash
 
-__all__ = ["opinion_units", "says_nothing", "split_by_stance", "theme_stances", "unit_theme_stance", "node_stance",
+__all__ = ["job_unit_stances", "opinion_units", "says_nothing", "split_by_stance", "theme_stances", "unit_theme_stance", "node_stance",
            "unit_stances"]
 
 # A side's share of a cluster's polar units that makes it its own theme (and at least the
@@ -45,6 +47,17 @@ def unit_stances(texts: Sequence[str], vectors: np.ndarray, embedder) -> list[st
     if not len(texts):
         return []
     return default_stance(embedder).stances(texts, vectors)
+
+
+def job_unit_stances(units: Sequence[Unit], vectors: np.ndarray, embedder) -> list[str]:
+    """The stance of each of the job's units: the LLM's for units it quoted (miner.llm_units), the
+    offline estimate (`unit_stances`) for the others."""
+    offline = [i for i, u in enumerate(units) if not (u.source == "llm" and u.stance)]
+    stances = [u.stance for u in units]
+    if offline:
+        for i, stance in zip(offline, unit_stances([units[i].answer for i in offline], vectors[offline], embedder)):
+            stances[i] = stance
+    return stances
 
 
 # Opinion units are cut at sentence and clause boundaries and contrastive conjunctions, not at
@@ -82,7 +95,7 @@ def opinion_units(answers: Sequence[Unit]) -> tuple[list[Unit], set[str]]:
             text = answer.answer[span.start:span.end]
             found.append(replace(answer, unit_id=f"{answer.unit_id}:{k}", answer=text, answer_hash=answer_hash(text),
                                  answer_unit_id=answer.unit_id, span_start=span.start, span_end=span.end,
-                                 full_answer=answer.answer))
+                                 full_answer=answer.answer, source="split"))
     return found, empty
 
 

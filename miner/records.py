@@ -110,7 +110,8 @@ class Unit:
     span_start: int | None = None
     span_end: int | None = None
     full_answer: str | None = None
-    stance: str | None = None  # positive | negative | neutral (miner.stance)
+    stance: str | None = None  # positive | negative | neutral (miner.stance, or the LLM's)
+    source: str | None = None  # opinion units: "split" (miner.opinion_job) or "llm" (miner.llm_units)
 
 
 @dataclass(frozen=True)

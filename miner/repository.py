@@ -95,11 +95,11 @@ def save_units(conn: psycopg.Connection, units: Sequence[Unit]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO units (unit_id, interview_id, study, session_model, answer_index,
-                   question, answer, answer_hash, answer_unit_id, span_start, span_end, full_answer, stance)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   question, answer, answer_hash, answer_unit_id, span_start, span_end, full_answer, stance, source)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (unit_id) DO NOTHING""",
             [(u.unit_id, u.interview_id, u.study, u.session_model, u.answer_index, u.question,
-              u.answer, u.answer_hash, u.answer_unit_id, u.span_start, u.span_end, u.full_answer, u.stance)
+              u.answer, u.answer_hash, u.answer_unit_id, u.span_start, u.span_end, u.full_answer, u.stance, u.source)
              for u in units],
         )
 
@@ -304,3 +304,20 @@ def save_insights(conn: psycopg.Connection, job_id: str, run: dict[str, Any], in
         for sql, params in rows.items():
             if params:
                 cur.executemany(sql, params)
+
+
+def save_interview_readings(conn: psycopg.Connection, job_id: str, model: str,
+                            readings: dict[str, dict[str, Any]]) -> None:
+    """What the job's LLM call said about each interview (miner.llm_rate.reading_json), for its understand step."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO interview_readings (job_id, interview_id, model, reading) VALUES (%s, %s, %s, %s)
+               ON CONFLICT (job_id, interview_id) DO UPDATE SET model = excluded.model, reading = excluded.reading""",
+            [(job_id, interview_id, model, Jsonb(reading)) for interview_id, reading in readings.items()])
+
+
+def load_interview_readings(conn: psycopg.Connection, job_id: str) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """(the model that read them, interview id → reading) for one job; (None, {}) when none was read."""
+    rows = conn.execute("SELECT interview_id, model, reading FROM interview_readings WHERE job_id = %s",
+                        (job_id,)).fetchall()
+    return (rows[0][1] if rows else None), {interview_id: reading for interview_id, _, reading in rows}

@@ -171,7 +171,7 @@ def save_job_units(conn: psycopg.Connection, job_id: str, unit_ids: Sequence[str
 
 
 _UNIT_COLUMNS = """u.unit_id, u.interview_id, u.study, u.session_model, u.answer_index, u.question, u.answer,
-    u.answer_hash, u.answer_unit_id, u.span_start, u.span_end, u.full_answer, u.stance"""
+    u.answer_hash, u.answer_unit_id, u.span_start, u.span_end, u.full_answer, u.stance, u.source"""
 
 
 def save_job_answers(conn: psycopg.Connection, job_id: str, answers: Sequence[tuple[str, bool]]) -> None:

@@ -26,7 +26,7 @@ from miner.components import Components
 from miner.embed import embed_units
 from miner.label import label_clusters
 from miner.nightly import NightlyParams, fold_in
-from miner.opinion_job import min_theme_size, opinion_units, split_by_stance, theme_stances, unit_stances
+from miner.opinion_job import job_unit_stances, min_theme_size, opinion_units, split_by_stance, theme_stances
 from miner.opinion_label import label_opinion_theme
 from miner.protocols import Embedder
 from miner.records import Job, JobPlan, Unit
@@ -67,15 +67,18 @@ class Step:
 
 
 def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
-    """Fix the job's answers (miner.units) and their opinion units (miner.opinion_job), and plan
-    the embedding chunks. The opinion units are what the job embeds, clusters and themes
-    (job_units); the answers, no-opinion ones flagged, feed ratings and quality (job_answers)."""
+    """Fix the job's answers (miner.units) and their opinion units (miner.opinion_job; with an LLM,
+    quoted in the job's one call per interview, miner.llm_units), and plan the embedding chunks. The
+    opinion units are what the job embeds, clusters and themes (job_units); the answers, no-opinion
+    ones flagged, feed ratings and quality (job_answers)."""
     interviews = repository.load_interviews(conn, job.study)
     answers = split_units(interviews)
     if not answers:
         raise NoUnitsError(f"study {job.study!r} has no answers to analyse; run `miner ingest` first")
-    found, empty = opinion_units(answers)
+    found, empty, read = _opinion_units(conn, job, parts, answers)
     repository.save_units(conn, answers + found)
+    # A unit read before by another model keeps its row; its stance is this job's LLM's.
+    repository.save_unit_stances(conn, {u.unit_id: u.stance for u in found if u.source == "llm"})
     # The reporting views show only this scrubbed copy of the text (schemas/migrations/006).
     reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
                                          for u in answers + found])
@@ -88,9 +91,27 @@ def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
     repository_jobs.set_job_plan(conn, job.job_id, plan)
     return Outcome({"interviews": len(interviews), "answers": len(answers), "no_opinion": len(empty),
                     "units": len(found), "chunks": plan.embed_chunks, "chunk_size": plan.embed_chunk_size,
-                    "previous_job": plan.previous_job_id},
+                    "previous_job": plan.previous_job_id, **read},
                    counts={"interviews": len(interviews), "answers": len(answers), "no_opinion": len(empty),
-                           "units": len(found)})
+                           "units": len(found), **read})
+
+
+def _opinion_units(conn: psycopg.Connection, job: Job, parts: Components,
+                   answers: list[Unit]) -> tuple[list[Unit], set[str], dict[str, Any]]:
+    """Opinion units and no-opinion answer ids: offline (miner.opinion_job), or with an LLM from the
+    job's one call per interview (miner.llm_units), whose ratings are kept for `understand`."""
+    if parts.llm_client is None:
+        return (*opinion_units(answers), {})
+    from miner.llm_rate import reading_json
+    from miner.llm_units import READ_BUDGET_SHARE, read_with_llm
+    from miner.understand import UnderstandOptions
+
+    llm = _llm(conn, job, parts, share=READ_BUDGET_SHARE)
+    scrub = (parts.understand_options or UnderstandOptions()).llm_scrub
+    read = read_with_llm(answers, llm, scrub=scrub)
+    repository.save_interview_readings(conn, job.job_id, llm.options.model,
+                                       {i: reading_json(r) for i, r in read.ratings.items()})
+    return read.units, read.empty, {**read.counts, **{f"rate_{k}": v for k, v in llm.usage().items()}}
 
 
 def embed(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
@@ -125,7 +146,7 @@ def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | N
     next_id = runs.next_theme_id(conn, job.study)
     active = runs.active_themes(conn, job.study)
     unit_ids = [u.unit_id for u in units]
-    stances = unit_stances([u.answer for u in units], vectors, parts.embedder)
+    stances = job_unit_stances(units, vectors, parts.embedder)
     repository.save_unit_stances(conn, dict(zip(unit_ids, stances)))
     if job.kind == "nightly" and previous:
         # Jobs published before base_units was a column measured growth from their own size.
@@ -159,7 +180,7 @@ def _cluster_sample(conn: psycopg.Connection, job: Job, parts: Components, plan:
     units = repository_assign.load_job_units_at(conn, job.job_id, sample_indices(total, sample.size, sample.seed))
     vectors, late = _embed_missing(conn, units, parts.embedder)
     unit_ids = [u.unit_id for u in units]
-    stances = unit_stances([u.answer for u in units], vectors, parts.embedder)
+    stances = job_unit_stances(units, vectors, parts.embedder)
     repository.save_unit_stances(conn, dict(zip(unit_ids, stances)))
     previous = runs.load_assignments(conn, plan.previous_job_id) if plan.previous_job_id else {}
     previous = {u: previous[u] for u in unit_ids if u in previous}  # the sample's share of the lineage
@@ -189,7 +210,7 @@ def assign(conn: psycopg.Connection, job: Job, parts: Components, part: int | No
     chunk = repository_jobs.load_job_units(conn, job.job_id, offset=(part or 0) * size, limit=size)
     vectors, late = _embed_missing(conn, chunk, parts.embedder)
     repository.save_unit_stances(conn, dict(zip((u.unit_id for u in chunk),
-                                                unit_stances([u.answer for u in chunk], vectors, parts.embedder))))
+                                                job_unit_stances(chunk, vectors, parts.embedder))))
     theme_ids, centroids = repository_assign.load_centroids(conn, job.job_id)
     labels = assign_nearest(vectors, theme_ids, centroids)
     written = repository_assign.add_assignments(
@@ -231,15 +252,18 @@ def themes(conn: psycopg.Connection, job: Job, parts: Components, part: int | No
                    counts={"themes": len(built), "outliers": outliers})
 
 
-def _llm(conn: psycopg.Connection, job: Job, parts: Components, spent: int = 0):
-    """A miner.llm.LLM over the job's ledger, with what is left of the job's token budget."""
+def _llm(conn: psycopg.Connection, job: Job, parts: Components, share: float = 1.0):
+    """A miner.llm.LLM over the job's ledger, with what is left of the job's token budget (one budget
+    per job: what earlier steps spent is gone), or of `share` of it."""
     from miner.llm import LLM, LLMOptions, PostgresStore
 
     options = parts.llm_options or LLMOptions(model="")
     budget = job.params.get("token_budget", options.token_budget)
+    spent = 0
     if budget is not None:
-        budget = max(0, budget - spent)
-    return LLM(parts.llm_client, options, PostgresStore(conn, job.job_id), token_budget=budget)
+        budget = int(budget * share)
+        spent = sum(row["billed_tokens"] for row in repository.llm_cost(conn, job.job_id))
+    return LLM(parts.llm_client, options, PostgresStore(conn, job.job_id), token_budget=budget, spent=spent)
 
 
 def label(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
@@ -270,10 +294,12 @@ def tree(conn: psycopg.Connection, job: Job, parts: Components, part: int | None
 
 
 def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
-    """Question dimensions, ratings, quality verdicts and per-model statistics (miner.understand).
+    """Question dimensions, ratings, quality verdicts and per-model statistics (miner.understand);
+    with an LLM, its ratings are those the units step's call gave (interview_readings).
 
     Job params `include_low_quality` and `correction` ("bh" | "holm") override the defaults.
     """
+    from miner.llm_rate import reading_from_json
     from miner.understand import UnderstandOptions, texts_to_embed, understand_interviews
     from miner.units import answer_hash
 
@@ -285,22 +311,22 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
     options = parts.understand_options or UnderstandOptions()
     options = replace(options, include_low_quality=bool(job.params.get("include_low_quality", options.include_low_quality)),
                       stats=replace(options.stats, correction=job.params.get("correction", options.stats.correction)))
-    llm = None
-    if parts.llm_client is not None:  # one budget per job: what labelling spent is gone
-        llm = _llm(conn, job, parts, spent=sum(row["billed_tokens"] for row in repository.llm_cost(conn, job.job_id)))
+    # The units step read each interview with the LLM once (miner.llm_units): its ratings are stored.
+    rated_by, readings = repository.load_interview_readings(conn, job.job_id)
+    by_interview = {u.interview_id: u.session_model for u in units}
+    rated = {i: reading_from_json(i, by_interview[i], r) for i, r in readings.items() if i in by_interview}
     # Questions, prototypes and anchors go through the embedding cache like answers do.
     by_hash = {answer_hash(text): text for text in texts_to_embed(units)}
     cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
     embedder = stored_precision(parts.embedder)  # new vectors at the precision the cache keeps
     result = understand_interviews(interviews, units, vectors, np.full(len(units), -1, dtype=np.int64),
-                                   embedder, options, llm,
-                                   known_vectors={by_hash[h]: v for h, v in cached.items()}, themed=(opinions, labels))
+                                   embedder, options, known_vectors={by_hash[h]: v for h, v in cached.items()},
+                                   themed=(opinions, labels), rated=rated, rated_by=rated_by)
     repository.save_embeddings(conn, parts.embedder.name,
                                {answer_hash(text): v for text, v in result.new_vectors.items()})
     repository.save_insights(conn, job.job_id, result.run, result.insights, result.ratings, result.verdicts,
                              result.statistics)
-    counts = {**result.counts, **({} if llm is None else {f"rate_{k}": v for k, v in llm.usage().items()})}
-    return Outcome(counts, counts=counts)
+    return Outcome(result.counts, counts=result.counts)
 
 
 def publish(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:

@@ -77,7 +77,8 @@ def texts_to_embed(units: Sequence[Unit]) -> set[str]:
 def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit], vectors: np.ndarray,
                           labels: np.ndarray, embedder: Embedder, options: UnderstandOptions = UnderstandOptions(),
                           llm=None, known_vectors: dict[str, np.ndarray] | None = None,
-                          themed: tuple[Sequence[Unit], np.ndarray] | None = None) -> Understanding:
+                          themed: tuple[Sequence[Unit], np.ndarray] | None = None,
+                          rated: dict | None = None, rated_by: str | None = None) -> Understanding:
     """Dimensions, ratings, quality verdicts and statistics for one study's units.
 
     `themed` is what the themes were built from when that is not the answers themselves: the
@@ -86,6 +87,8 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
 
     `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline (its
     failures are outcomes, not exceptions: an exception here is a bug or a database error).
+    `rated` (interview id → miner.llm_rate.LLMInterviewRating, by the model `rated_by`) is what an
+    earlier call said instead: the job's units step reads each interview once (miner.llm_units).
     """
     embedder = _OnceEmbedder(embedder, known_vectors)
     estimator = AnchorSentiment(embedder)
@@ -101,12 +104,12 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
     if llm is not None and units:
         from miner.llm_rate import rate_with_llm
 
-        rated = rate_with_llm(units, llm, scrub=options.llm_scrub)
-        if rated:
-            ratings = _merge_llm(units, dimensions, sources, ratings, rated)
-            llm_judgements = {i: r.quality_reason or "judged low effort" for i, r in rated.items() if r.low_effort}
-            rating_estimator = f"llm:{llm.options.model}" + (" + " + estimator.name if len(rated) < len(
-                {u.interview_id for u in units}) else "")
+        rated, rated_by = rate_with_llm(units, llm, scrub=options.llm_scrub), llm.options.model
+    if rated:
+        ratings = _merge_llm(units, dimensions, sources, ratings, rated)
+        llm_judgements = {i: r.quality_reason or "judged low effort" for i, r in rated.items() if r.low_effort}
+        rating_estimator = f"llm:{rated_by}" + (" + " + estimator.name if len(rated) < len(
+            {u.interview_id for u in units}) else "")
 
     verdicts = judge_quality(interviews, units, vectors, embedder, estimator.anchor_vectors(), options.quality,
                              llm_judgements)

@@ -124,8 +124,13 @@ def smart_reply(body: dict[str, Any]) -> dict[str, Any]:
     data = request_data(body) if name in ("ThemeLabelReply", "ModelSentencesReply", "DistinctLabelsReply") else {}
     if name == "ThemeLabelReply":
         words = top_words([a["text"] for a in data["theme_answers"]]) or ["misc"]
+        # Confirms the stance it is given when that is praise or complaint (miner.llm_label asks so).
+        stance = data.get("stance")
         return {"label": " ".join(words).capitalize() + " opinions",
-                "summary": f"Participants talk about {' and '.join(words)}.", "polarity": "mixed"}
+                "summary": f"Participants talk about {' and '.join(words)}.",
+                "polarity": stance if stance in ("positive", "negative") else "mixed"}
+    if name == "InterviewReadingReply":
+        return reading_reply(body)
     if name == "ModelSentencesReply":
         return {"sentences": [
             {"session_model": m["session_model"],
@@ -137,6 +142,47 @@ def smart_reply(body: dict[str, Any]) -> dict[str, Any]:
                            for t in data["themes"]]}
     # Requests of other stages get a reply that follows their schema, so they are cached too.
     return schema_example(request_schema(body))
+
+
+# A reader of opinions for the job's one call per interview (miner.llm_rate, extract=True): cuts
+# answers at sentence ends and at "but", quotes each piece verbatim, and takes its stance from a
+# few words. Deterministic, so a test can recompute what it said (`scripted_opinions`).
+NEGATIVE_WORDS = frozenset("""wrong made invented fake slow confusing confused useless unhelpful bad
+worse worst incorrect error errors hallucinated wasted annoying frustrating irrelevant repetitive not
+never didn't couldn't wouldn't too""".split())
+POSITIVE_WORDS = frozenset("""quick fast helpful clear accurate great good excellent useful friendly
+loved love liked nice smart knowledgeable concise easy perfect""".split())
+NO_OPINION = re.compile(r"^\W*(?:\d+(?:\s*(?:/|out of)\s*\d+)?|yes|no|idk|fine|ok|okay|meh|n/?a|\?+)\W*$",
+                        re.IGNORECASE)
+
+
+def scripted_stance(quote: str) -> str:
+    words = set(re.findall(r"[a-z']+", quote.lower()))
+    if words & NEGATIVE_WORDS:
+        return "negative"
+    return "positive" if words & POSITIVE_WORDS else "neutral"
+
+
+def scripted_opinions(answer: str) -> list[dict[str, str]]:
+    """What `reading_reply` quotes from one answer: [] for a bare rating or yes/no."""
+    if NO_OPINION.match(answer) or not re.search(r"[A-Za-z]{3,}", answer):
+        return []
+    pieces = re.split(r"(?<=[.!?])\s+|,?\s+(?=but\b)", answer.strip())
+    quotes = [re.sub(r"^but\s+", "", p.strip()).rstrip(".!?") for p in pieces]
+    return [{"quote": q, "stance": scripted_stance(q)} for q in quotes if len(q.split()) >= 2]
+
+
+def reading_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """A well-behaved reader: every answer's dimension, its opinions quoted, every dimension rated."""
+    answers = request_data(body)["answers"]
+    rating_question = re.compile(r"scale|rate|satisf|out of", re.IGNORECASE)
+    evidence = " ".join(answers[-1]["answer"].split()[:4])
+    return {"questions": [{"id": a["id"], "opinions": scripted_opinions(a["answer"]),
+                           "dimension": "satisfaction" if rating_question.search(a["question"]) else "needs"}
+                          for a in answers],
+            "ratings": {d: {"score": 4, "evidence": evidence}
+                        for d in ("understanding", "needs", "credibility", "satisfaction", "overall")},
+            "low_effort": all(len(a["answer"]) < 12 for a in answers), "quality_reason": "short answers"}
 
 
 def schema_example(schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:

@@ -96,10 +96,15 @@ def analyse(conn, study: str, parts: Components, params: dict | None = None) -> 
 
 def themes_of(conn, job_id: str) -> list[dict]:
     rows = conn.execute(
-        """SELECT t.theme_id, t.label, t.labeller, t.summary, o.polarity, o.fallback
+        """SELECT t.theme_id, t.label, t.labeller, t.summary, o.polarity, o.fallback, t.stance
            FROM themes t LEFT JOIN theme_opinions o USING (job_id, theme_id)
            WHERE t.job_id = %s ORDER BY t.theme_id""", (job_id,))
-    return [dict(zip(("theme_id", "label", "labeller", "summary", "polarity", "fallback"), r)) for r in rows]
+    return [dict(zip(("theme_id", "label", "labeller", "summary", "polarity", "fallback", "stance"), r)) for r in rows]
+
+
+def scripted_polarity(theme: dict) -> str:
+    """What smart_reply answers: the theme's stance when it is praise or complaint, else mixed."""
+    return theme["stance"] if theme["stance"] in ("positive", "negative") else "mixed"
 
 
 def assert_distinct(labels: list[str]) -> None:
@@ -131,7 +136,7 @@ def test_llm_labels_summaries_polarity_and_sentences_are_stored(conn, basic_runs
     assert len(themes) == repository_jobs.get_job(conn, first).counts["themes"] >= THEMES
     for theme in themes:
         assert theme["labeller"] == "llm:m-basic" and theme["fallback"] is None
-        assert theme["label"] and theme["summary"] and theme["polarity"] == "mixed"
+        assert theme["label"] and theme["summary"] and theme["polarity"] == scripted_polarity(theme)
     assert_distinct([t["label"] for t in themes])
     # As stored (the theme_model_sentences view hides the sentences of cells under K).
     with conn.cursor(row_factory=dict_row) as cur:
@@ -185,14 +190,19 @@ def test_token_budget_cap_is_honoured(conn, embedder, fresh_server):
     assert labelling == counts["llm_prompt_tokens"] + counts["llm_completion_tokens"]
 
 
+def labelling(body) -> bool:
+    """A request of the label stage (the units step reads each interview before, miner.llm_units)."""
+    return schema_name(body) in LABELLING_SCHEMAS
+
+
 FAULTS = {
     # name: (how to break the endpoint, whether labels still come from the LLM)
     "invalid-json": (lambda s: s.add_fault(Fault(content="Here you go: label = verbose"), times=None,
                                            when=is_schema("ThemeLabelReply")), False),
-    "rate-limited": (lambda s: s.add_fault(Fault(status=429, retry_after=0.5), times=3), True),
+    "rate-limited": (lambda s: s.add_fault(Fault(status=429, retry_after=0.5), times=3, when=labelling), True),
     "server-error": (lambda s: s.add_fault(Fault(status=500), times=None), False),
-    "hang": (lambda s: s.add_fault(Fault(hang=3.0), times=2), True),  # past the 2 s client timeout
-    "connection-reset": (lambda s: s.add_fault(Fault(reset=True), times=3), True),
+    "hang": (lambda s: s.add_fault(Fault(hang=3.0), times=2, when=labelling), True),  # past the 2 s client timeout
+    "connection-reset": (lambda s: s.add_fault(Fault(reset=True), times=3, when=labelling), True),
 }
 
 
@@ -307,7 +317,7 @@ def test_labels_stay_distinct_when_relabelling_fails(conn, embedder, fresh_serve
     assert counts["llm_duplicate_labels_reverted"] == counts["themes"] - 1
     reverted = [t for t in themes if t["fallback"] == "duplicate"]
     assert len(reverted) == counts["themes"] - 1 and {t["labeller"] for t in reverted} == {"extractive"}
-    assert all(t["polarity"] == "mixed" for t in reverted)  # what else the LLM said still stands
+    assert all(t["polarity"] == scripted_polarity(t) for t in reverted)  # what else the LLM said still stands
     assert_distinct([t["label"] for t in themes])
 
 

@@ -136,17 +136,15 @@ def test_a_job_with_an_llm_makes_one_rating_call_per_interview(database_url, set
     from miner.llm import LLMOptions
     from miner.llm_label import LabelOptions
     from openai_server import OpenAIServer, schema_name, smart_reply
-    from test_ratings import rating_reply
 
     study = "understand-llm"
     samples = generate_sample(12, seed=31)
     path = tmp_path / "small.jsonl"
     write_jsonl(samples, path)
 
-    def reply(body: dict) -> dict:
-        return rating_reply(body) if schema_name(body) == "InterviewRatingReply" else smart_reply(body)
-
-    with OpenAIServer(reply) as server, db.connect(database_url) as conn:
+    # The job's rating call is the units step's reading of each interview (miner.llm_units), which
+    # also quotes its opinions: the scripted server's reading_reply answers it.
+    with OpenAIServer(smart_reply) as server, db.connect(database_url) as conn:
         client = openai.OpenAI(base_url=server.base_url, api_key="test", timeout=10, max_retries=0)
         components = Components.from_settings(
             settings, embedder=embedder, llm_client=client, llm_options=LLMOptions(model="job-model", max_retries=0),
@@ -155,7 +153,7 @@ def test_a_job_with_an_llm_makes_one_rating_call_per_interview(database_url, set
         job_id = repository_jobs.create_job(conn, study)
         conn.commit()
         counts = pipeline.run_job(conn, job_id, components)
-        rating_requests = sum(schema_name(body) == "InterviewRatingReply" for body in server.requests)
+        rating_requests = sum(schema_name(body) == "InterviewReadingReply" for body in server.requests)
         assert rating_requests == len(samples) == counts["rate_llm_calls"]
         ledger = conn.execute("SELECT count(*) FROM llm_calls WHERE job_id = %s AND purpose = 'rate'",
                               (job_id,)).fetchone()[0]
