@@ -14,6 +14,12 @@ In one temporary database (miner.db.temporary_database):
 Per job: wall seconds, each step's seconds (job_steps), the job's counts, and the rows each table
 received while the job ran (pg_stat_user_tables inserts + updates + deletes, copies included).
 
+`--embedder hashed` swaps the embedding model for hashed word uni- and bigrams projected to 384
+dims (as bench_memory.py's stand-in vectors): every step but the model's encoding runs as it does,
+and a 5k study fits the time this shared machine gives. The model's cost for the nightly job's new
+texts is then measured apart (`minilm_new_texts_seconds`: all-MiniLM-L6-v2 encoding every distinct
+text the nightly job embedded) and added to both sides for the ratios `*_with_minilm`.
+
 Results: benchmarks/results/nightly.json (every run); `nightly_vs_full` (nightly ÷ full_same_cache)
 merges into benchmarks/results/scale.json with `--scale`.
 """
@@ -41,6 +47,21 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "nightly.json"
 SCALE = REPO / "benchmarks" / "results" / "scale.json"
 STUDY = "bench"
+
+
+class HashedEmbedder:
+    """Hashed word uni- and bigrams, 384 dims, unit length: a stand-in with no model to run."""
+
+    name = "hashed-ngrams-384"
+
+    def embed(self, texts: list[str]):
+        import numpy as np
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        hashed = HashingVectorizer(n_features=384, ngram_range=(1, 2), alternate_sign=True, norm="l2")
+        vectors = hashed.transform(list(texts)).toarray().astype(np.float32)
+        vectors[np.linalg.norm(vectors, axis=1) == 0, 0] = 1.0
+        return vectors
 
 
 def _ingest(conn: psycopg.Connection, samples, offset: int) -> None:
@@ -99,16 +120,20 @@ def main() -> None:
                         help="vectors of the old interviews' answers: loaded when the file exists, else written")
     parser.add_argument("--label", default="")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--embedder", choices=("model", "hashed"), default="model")
     parser.add_argument("--scale", action="store_true", help="write nightly_vs_full into scale.json")
     parser.add_argument("--skip-warm", action="store_true", help="leave out the fully warm full re-run")
     parser.add_argument("--admin-url", default=os.environ.get("MINER_ADMIN_URL",
                                                               "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
-    components = Components.from_settings(Settings())
+    if args.embedder == "hashed":
+        components = Components.from_settings(Settings(), embedder=HashedEmbedder())
+    else:
+        components = Components.from_settings(Settings())
     components.embedder.embed(["warm up"])  # the model load is not the job's
     old = generate_sample(args.interviews, seed=args.seed)
     new = generate_sample(args.new, seed=args.seed + 1)
-    run = {"label": args.label, "interviews": args.interviews, "new": args.new, "seed": args.seed,
+    run = {"label": args.label, "embedder": components.embedder.name, "interviews": args.interviews, "new": args.new, "seed": args.seed,
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "jobs": {}}
     with temporary_database(args.admin_url, prefix="miner_bench_nightly") as url, psycopg.connect(url) as conn:
         _ingest(conn, old, 0)
@@ -129,6 +154,19 @@ def main() -> None:
         run["jobs"]["nightly"] = _timed_job(conn, created[STUDY], components)
         nightly_hashes = {h for (h,) in conn.execute("SELECT answer_hash FROM embeddings")} - old_hashes
         conn.commit()
+        if args.embedder == "hashed":  # what the model would have spent on the nightly job's new texts
+            from miner.embed import SentenceTransformerEmbedder
+            from miner.units import answer_hash
+
+            texts = {answer_hash(t): t for (t,) in conn.execute(
+                "SELECT answer FROM units WHERE answer_hash = ANY(%s)", (sorted(nightly_hashes),))}
+            conn.commit()
+            model = SentenceTransformerEmbedder(Settings().embedding_model)
+            model.embed(["warm up"])
+            started = time.perf_counter()
+            model.embed(sorted(texts.values()))
+            run["minilm_new_texts"] = len(texts)
+            run["minilm_new_texts_seconds"] = round(time.perf_counter() - started, 1)
 
         conn.execute("DELETE FROM embeddings WHERE answer_hash = ANY(%s)", (sorted(nightly_hashes),))
         run["deleted_new_vectors"] = len(nightly_hashes)
@@ -154,6 +192,13 @@ def main() -> None:
     run["ratio_nightly_vs_full_same_cache"] = round(jobs["nightly"]["seconds"] / jobs["full_same_cache"]["seconds"], 4)
     if "full_warm" in jobs:
         run["ratio_nightly_vs_full_warm"] = round(jobs["nightly"]["seconds"] / jobs["full_warm"]["seconds"], 4)
+    if "minilm_new_texts_seconds" in run:
+        extra = run["minilm_new_texts_seconds"]
+        run["ratio_nightly_vs_full_same_cache_with_minilm"] = round(
+            (jobs["nightly"]["seconds"] + extra) / (jobs["full_same_cache"]["seconds"] + extra), 4)
+        if "full_warm" in jobs:
+            run["ratio_nightly_vs_full_warm_with_minilm"] = round(
+                (jobs["nightly"]["seconds"] + extra) / jobs["full_warm"]["seconds"], 4)
     if run["first_cache"] == "cold":
         run["ratio_nightly_vs_full_first_cold"] = round(jobs["nightly"]["seconds"] / jobs["full_first"]["seconds"], 4)
     print(json.dumps({k: v for k, v in run.items() if k != "jobs"}), flush=True)
