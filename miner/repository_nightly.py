@@ -93,8 +93,8 @@ def load_unit_themes(conn: psycopg.Connection, job_id: str) -> tuple[list[UnitOf
             np.array([r[4] for r in rows], dtype=np.int64))
 
 
-def load_theme_members(conn: psycopg.Connection, job_id: str, theme_ids: Sequence[int]) -> list[Unit]:
-    """The job's opinion units assigned to these themes, in position order."""
+def load_theme_members(conn: psycopg.Connection, job_id: str, theme_ids: Sequence[int]) -> tuple[list[Unit], np.ndarray]:
+    """The job's opinion units assigned to these themes, in position order, and their theme ids."""
     from miner.repository_jobs import _UNIT_COLUMNS
 
     with conn.cursor(row_factory=dict_row) as cur:
