@@ -244,20 +244,16 @@ def theme_model_sentences(conn: psycopg.Connection, study: str) -> list[dict[str
         ).fetchall()
 
 
-_INSIGHT_TABLES = ("unit_insights", "ratings", "quality_verdicts", "engagement_stats", "rating_stats",
-                   "prevalence_stats", "prevalence_tests", "correlation_stats", "sentiment_stats", "insight_runs")
+_INSIGHT_ROWS = ("unit_insights", "ratings", "quality_verdicts")
+_STATISTICS_TABLES = ("engagement_stats", "rating_stats", "prevalence_stats", "prevalence_tests", "correlation_stats",
+                      "sentiment_stats", "insight_runs")
 
 
 def save_insights(conn: psycopg.Connection, job_id: str, run: dict[str, Any], insights: Sequence[UnitInsight],
                   ratings: Sequence[Rating], verdicts: Sequence[QualityVerdict], statistics: Any) -> None:
     """Replace a job's dimensions, ratings, quality verdicts and statistics (a miner.stats.Statistics)."""
-    for table in _INSIGHT_TABLES:  # a fixed list of names, never input
+    for table in _INSIGHT_ROWS:  # a fixed list of names, never input
         conn.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
-    conn.execute(
-        """INSERT INTO insight_runs (job_id, rating_estimator, correction, alpha, low_quality_included,
-               interviews, excluded) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-        (job_id, run["rating_estimator"], run["correction"], run["alpha"], run["low_quality_included"],
-         run["interviews"], run["excluded"]))
     rows = {
         """INSERT INTO unit_insights (job_id, unit_id, dimension, dimension_confidence, dimension_source, sentiment)
            VALUES (%s, %s, %s, %s, %s, %s)""":
@@ -271,6 +267,24 @@ def save_insights(conn: psycopg.Connection, job_id: str, run: dict[str, Any], in
            VALUES (%s, %s, %s, %s, %s, %s)""":
             [(job_id, v.interview_id, v.session_model, v.low_quality, list(v.reasons), Jsonb(v.details))
              for v in verdicts],
+    }
+    with conn.cursor() as cur:
+        for sql, params in rows.items():
+            if params:
+                cur.executemany(sql, params)
+    save_statistics(conn, job_id, run, statistics)
+
+
+def save_statistics(conn: psycopg.Connection, job_id: str, run: dict[str, Any], statistics: Any) -> None:
+    """Replace a job's insight run (`run`: estimator, correction, counts) and its statistics."""
+    for table in _STATISTICS_TABLES:  # a fixed list of names, never input
+        conn.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
+    conn.execute(
+        """INSERT INTO insight_runs (job_id, rating_estimator, correction, alpha, low_quality_included,
+               interviews, excluded) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+        (job_id, run["rating_estimator"], run["correction"], run["alpha"], run["low_quality_included"],
+         run["interviews"], run["excluded"]))
+    rows = {
         """INSERT INTO engagement_stats (job_id, session_model, interviews, excluded, chat_rounds,
                user_words_per_turn, model_words_per_turn, answer_words, session_seconds, session_seconds_median,
                interview_seconds, interview_seconds_median)

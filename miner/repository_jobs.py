@@ -162,11 +162,12 @@ def published_job(conn: psycopg.Connection, study: str, excluding: str | None = 
     return None if row is None else str(row[0])
 
 
-def save_job_units(conn: psycopg.Connection, job_id: str, unit_ids: Sequence[str]) -> None:
+def save_job_units(conn: psycopg.Connection, job_id: str, unit_ids: Sequence[str], start: int = 0) -> None:
+    """The job's opinion units in their fixed order, from position `start` on."""
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO job_units (job_id, position, unit_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            [(job_id, position, unit_id) for position, unit_id in enumerate(unit_ids)],
+            [(job_id, position, unit_id) for position, unit_id in enumerate(unit_ids, start)],
         )
 
 
@@ -174,13 +175,14 @@ _UNIT_COLUMNS = """u.unit_id, u.interview_id, u.study, u.session_model, u.answer
     u.answer_hash, u.answer_unit_id, u.span_start, u.span_end, u.full_answer, u.stance, u.source"""
 
 
-def save_job_answers(conn: psycopg.Connection, job_id: str, answers: Sequence[tuple[str, bool]]) -> None:
-    """The job's answer units (unit id, carries no opinion), in their fixed order."""
+def save_job_answers(conn: psycopg.Connection, job_id: str, answers: Sequence[tuple[str, bool]],
+                     start: int = 0) -> None:
+    """The job's answer units (unit id, carries no opinion), in their fixed order from position `start` on."""
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO job_answers (job_id, position, unit_id, no_opinion) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING",
-            [(job_id, position, unit_id, empty) for position, (unit_id, empty) in enumerate(answers)],
+            [(job_id, position, unit_id, empty) for position, (unit_id, empty) in enumerate(answers, start)],
         )
 
 

@@ -125,53 +125,93 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def engagement(interviews: Sequence[Interview], units: Sequence[Unit], excluded: set[str]) -> list[ModelEngagement]:
-    """Per model: how long and how much its users chatted and answered (included interviews only)."""
-    by_model: dict[str, list[Interview]] = defaultdict(list)
-    excluded_count: dict[str, int] = defaultdict(int)
-    for interview in interviews:
-        if interview.interview_id in excluded:
-            excluded_count[interview.session_model] += 1
-        else:
-            by_model[interview.session_model].append(interview)
+@dataclass(frozen=True)
+class UnitOf:
+    """Where a unit comes from, all the theme statistics read of it."""
+
+    unit_id: str
+    interview_id: str
+    session_model: str
+
+
+@dataclass(frozen=True)
+class InterviewEngagement:
+    """One interview's engagement sums: what the per-model engagement statistics are made of
+    (stored per interview, so a nightly job recomputes the statistics without re-reading answers)."""
+
+    interview_id: str
+    session_model: str
+    chat_rounds: int
+    user_words: int
+    user_turns: int
+    model_words: int
+    model_turns: int
+    session_seconds: float | None
+    interview_seconds: float | None
+    answer_words: int
+    answers: int
+
+
+def interview_engagement(interviews: Sequence[Interview], units: Sequence[Unit]) -> list[InterviewEngagement]:
+    """Per interview: chat rounds, words and turns per role, durations, answer words over `units`."""
     answer_words: dict[str, list[int]] = defaultdict(list)
     for unit in units:
-        if unit.interview_id not in excluded:
-            answer_words[unit.session_model].append(_words(unit.answer))
+        answer_words[unit.interview_id].append(_words(unit.answer))
     rows = []
+    for interview in interviews:
+        words = {"user": [0, 0], "assistant": [0, 0]}
+        for message in interview.session:
+            if message.role in words:
+                words[message.role][0] += _words(message.text)
+                words[message.role][1] += 1
+        answered = answer_words.get(interview.interview_id, [])
+        rows.append(InterviewEngagement(
+            interview.interview_id, interview.session_model, sum(m.role == "user" for m in interview.session),
+            words["user"][0], words["user"][1], words["assistant"][0], words["assistant"][1],
+            _seconds(interview.session_start, interview.session_end),
+            _seconds(interview.interview_start, interview.interview_end), sum(answered), len(answered)))
+    return rows
+
+
+def engagement(interviews: Sequence[Interview], units: Sequence[Unit], excluded: set[str]) -> list[ModelEngagement]:
+    """Per model: how long and how much its users chatted and answered (included interviews only)."""
+    return engagement_from(interview_engagement(interviews, units), excluded)
+
+
+def engagement_from(rows: Sequence[InterviewEngagement], excluded: set[str]) -> list[ModelEngagement]:
+    """Per model engagement from per-interview sums (miner.stats.interview_engagement)."""
+    by_model: dict[str, list[InterviewEngagement]] = defaultdict(list)
+    excluded_count: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row.interview_id in excluded:
+            excluded_count[row.session_model] += 1
+        else:
+            by_model[row.session_model].append(row)
+
+    def mean(values: list[float]) -> float | None:
+        return float(np.mean(values)) if values else None
+
+    def median(values: list[float]) -> float | None:
+        return float(np.median(values)) if values else None
+
+    def ratio(words: int, turns: int) -> float | None:
+        return words / turns if turns else None
+
+    result = []
     for model in sorted(set(by_model) | set(excluded_count)):
         group = by_model.get(model, [])
-        rounds, turn_words = [], {"user": [0, 0], "assistant": [0, 0]}
-        session_seconds, interview_seconds = [], []
-        for interview in group:
-            rounds.append(sum(m.role == "user" for m in interview.session))
-            for message in interview.session:
-                if message.role in turn_words:
-                    turn_words[message.role][0] += _words(message.text)
-                    turn_words[message.role][1] += 1
-            if (s := _seconds(interview.session_start, interview.session_end)) is not None:
-                session_seconds.append(s)
-            if (s := _seconds(interview.interview_start, interview.interview_end)) is not None:
-                interview_seconds.append(s)
-
-        def per_turn(role: str) -> float | None:
-            words, turns = turn_words[role]
-            return words / turns if turns else None
-
-        def mean(values: list[float]) -> float | None:
-            return float(np.mean(values)) if values else None
-
-        def median(values: list[float]) -> float | None:
-            return float(np.median(values)) if values else None
-
-        rows.append(ModelEngagement(
+        session = [r.session_seconds for r in group if r.session_seconds is not None]
+        interview = [r.interview_seconds for r in group if r.interview_seconds is not None]
+        answers = sum(r.answers for r in group)
+        result.append(ModelEngagement(
             session_model=model, interviews=len(group), excluded=excluded_count.get(model, 0),
-            chat_rounds=float(np.mean(rounds)) if rounds else 0.0,
-            user_words_per_turn=per_turn("user"), model_words_per_turn=per_turn("assistant"),
-            answer_words=float(np.mean(answer_words[model])) if answer_words[model] else 0.0,
-            session_seconds=mean(session_seconds), session_seconds_median=median(session_seconds),
-            interview_seconds=mean(interview_seconds), interview_seconds_median=median(interview_seconds)))
-    return rows
+            chat_rounds=float(np.mean([r.chat_rounds for r in group])) if group else 0.0,
+            user_words_per_turn=ratio(sum(r.user_words for r in group), sum(r.user_turns for r in group)),
+            model_words_per_turn=ratio(sum(r.model_words for r in group), sum(r.model_turns for r in group)),
+            answer_words=sum(r.answer_words for r in group) / answers if answers else 0.0,
+            session_seconds=mean(session), session_seconds_median=median(session),
+            interview_seconds=mean(interview), interview_seconds_median=median(interview)))
+    return result
 
 
 def rating_stats(ratings: Sequence[Rating], excluded: set[str], options: StatsOptions = StatsOptions()) -> list[ModelRating]:
@@ -293,19 +333,31 @@ def compute_statistics(interviews: Sequence[Interview], units: Sequence[Unit], l
     `themed` (units, theme ids, sentiment) replaces `units`' own theme ids and sentiment for the
     theme statistics when the themes were built from other units (opinion units of the answers);
     every interview of `units` still counts in the denominators."""
-    theme_units, theme_labels, theme_values = (units, labels, sentiment) if themed is None else themed
-    prevalence, tests = theme_prevalence(list(units) + list(theme_units),
-                                         np.concatenate([np.full(len(units), -1, dtype=np.int64),
+    return statistics_from(interview_engagement(interviews, units), units, ratings,
+                           (units, labels, sentiment) if themed is None else themed, excluded, options,
+                           interviews=len(interviews))
+
+
+def statistics_from(engagement_rows: Sequence[InterviewEngagement], answered: Sequence[Unit | UnitOf],
+                    ratings: Sequence[Rating], themed: tuple[Sequence[Unit | UnitOf], np.ndarray, np.ndarray],
+                    excluded: set[str], options: StatsOptions = StatsOptions(),
+                    interviews: int | None = None) -> Statistics:
+    """The statistics from per-interview and per-unit values alone (what a job stores): engagement
+    sums, the answers' (interview, model) for the denominators, ratings, and the themed units with
+    their theme ids and sentiment. Nothing here reads an answer's text."""
+    theme_units, theme_labels, theme_values = themed
+    prevalence, tests = theme_prevalence(list(answered) + list(theme_units),
+                                         np.concatenate([np.full(len(answered), -1, dtype=np.int64),
                                                          np.asarray(theme_labels, dtype=np.int64)]),
                                          excluded, options)
     statistics = Statistics(
-        engagement=engagement(interviews, units, excluded),
+        engagement=engagement_from(engagement_rows, excluded),
         ratings=rating_stats(ratings, excluded, options),
         prevalence=prevalence, theme_tests=tests,
         correlations=dimension_correlations(ratings, excluded),
         sentiment=theme_sentiment(theme_units, theme_labels, theme_values, excluded, options),
     )
     logger.info("stats: %d interviews (%d excluded), %d rating cells, %d of %d theme × model differences "
-                "significant (%s)", len(interviews), len(excluded), len(statistics.ratings),
-                sum(p.significant for p in prevalence), len(prevalence), options.correction)
+                "significant (%s)", len(engagement_rows) if interviews is None else interviews, len(excluded),
+                len(statistics.ratings), sum(p.significant for p in prevalence), len(prevalence), options.correction)
     return statistics

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from miner import repository, repository_assign, repository_jobs
+from miner import nightly_steps, repository, repository_assign, repository_jobs, repository_nightly
 from miner import repository_reporting as reporting
 from miner import repository_runs as runs
 from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of, for_sample, sample_indices
@@ -70,7 +70,11 @@ def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
     """Fix the job's answers (miner.units) and their opinion units (miner.opinion_job; with an LLM,
     quoted in the job's one call per interview, miner.llm_units), and plan the embedding chunks. The
     opinion units are what the job embeds, clusters and themes (job_units); the answers, no-opinion
-    ones flagged, feed ratings and quality (job_answers)."""
+    ones flagged, feed ratings and quality (job_answers). A nightly job takes over its published
+    job's rows and adds only unseen interviews (miner.nightly_steps)."""
+    previous = repository_jobs.published_job(conn, job.study, excluding=job.job_id)
+    if (ext := nightly_steps.extends(conn, job, previous)) is not None:
+        return nightly_steps.units(conn, job, parts, ext)
     interviews = repository.load_interviews(conn, job.study)
     answers = split_units(interviews)
     if not answers:
@@ -87,7 +91,7 @@ def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
     repository_jobs.save_job_units(conn, job.job_id, sorted(u.unit_id for u in found))
     chunk = parts.embed_chunk
     plan = JobPlan(embed_chunks=max(1, math.ceil(len(found) / chunk)), embed_chunk_size=chunk,
-                   previous_job_id=repository_jobs.published_job(conn, job.study, excluding=job.job_id))
+                   previous_job_id=previous)
     repository_jobs.set_job_plan(conn, job.job_id, plan)
     return Outcome({"interviews": len(interviews), "answers": len(answers), "no_opinion": len(empty),
                     "units": len(found), "chunks": plan.embed_chunks, "chunk_size": plan.embed_chunk_size,
@@ -117,7 +121,9 @@ def _opinion_units(conn: psycopg.Connection, job: Job, parts: Components,
 def embed(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Embed the answers of one chunk of the job's units that the cache lacks (miner.embed)."""
     size = repository_jobs.job_plan(conn, job.job_id).embed_chunk_size
-    chunk = repository_jobs.load_job_units(conn, job.job_id, offset=(part or 0) * size, limit=size)
+    ext = nightly_steps.extends(conn, job)  # a nightly job's chunks cover its new units
+    chunk = repository_jobs.load_job_units(conn, job.job_id, offset=(ext.units_from if ext else 0) + (part or 0) * size,
+                                           limit=size)
     embedded = _embed_missing(conn, chunk, parts.embedder)[1]
     return Outcome({"embedded": embedded}, summed={"embedded": embedded})
 
@@ -133,6 +139,8 @@ def _embed_missing(conn: psycopg.Connection, units: list[Unit], embedder: Embedd
 def cluster(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Theme ids for the job's answers: cluster (miner.cluster) or, nightly, fold in (miner.nightly),
     matched to the published job's ids (miner.registry). Writes assignments and lineage events."""
+    if (ext := nightly_steps.extends(conn, job)) is not None:
+        return nightly_steps.cluster(conn, job, parts, ext)
     plan = repository_jobs.job_plan(conn, job.job_id)
     sample = parts.sample or SampleParams()
     total = repository_assign.count_job_units(conn, job.job_id)
@@ -234,6 +242,8 @@ def _job_arrays(conn: psycopg.Connection, job_id: str, embedder: Embedder) -> tu
 
 def themes(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Themes from the assignments (miner.themes): extractive labels, quotes, per theme × model counts."""
+    if (ext := nightly_steps.extends(conn, job)) is not None and (done := nightly_steps.themes(conn, job, parts, ext)):
+        return done
     units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
     members = members_by_theme(labels)
     documents = [[units[i].answer for i in indices] for indices in members.values()]
@@ -273,6 +283,8 @@ def label(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
     a database error and fails the step."""
     if parts.llm_client is None:
         return Outcome({"labeller": parts.labeller.name})
+    if (ext := nightly_steps.extends(conn, job)) is not None and (done := nightly_steps.label(conn, job, parts, ext)):
+        return done
     from miner.llm_label import LabelOptions, label_themes
 
     units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
@@ -288,6 +300,8 @@ def tree(conn: psycopg.Connection, job: Job, parts: Components, part: int | None
     """The theme tree (miner.tree): areas over the themes, named after the LLM labelled the themes."""
     from miner.tree_step import save_theme_tree
 
+    if (ext := nightly_steps.extends(conn, job)) is not None and (done := nightly_steps.tree(conn, job, parts, ext)):
+        return done
     units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
     counts = save_theme_tree(conn, job, units, vectors, labels, parts)
     return Outcome(counts)
@@ -300,17 +314,19 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
     Job params `include_low_quality` and `correction` ("bh" | "holm") override the defaults.
     """
     from miner.llm_rate import reading_from_json
-    from miner.understand import UnderstandOptions, texts_to_embed, understand_interviews
+    from miner.stats import interview_engagement
+    from miner.understand import texts_to_embed, understand_interviews
     from miner.units import answer_hash
 
+    if (ext := nightly_steps.extends(conn, job)) is not None and (
+            done := nightly_steps.understand(conn, job, parts, ext)):
+        return done
     opinions, _, labels = _job_arrays(conn, job.job_id, parts.embedder)
     # Ratings and quality read whole answers (no-opinion ones too); theme statistics the opinion units.
     units = repository_jobs.load_job_answers(conn, job.job_id)
     vectors, _ = _embed_missing(conn, units, parts.embedder)
     interviews = repository.load_job_interviews(conn, job.job_id)
-    options = parts.understand_options or UnderstandOptions()
-    options = replace(options, include_low_quality=bool(job.params.get("include_low_quality", options.include_low_quality)),
-                      stats=replace(options.stats, correction=job.params.get("correction", options.stats.correction)))
+    options = understand_options(job, parts)
     # The units step read each interview with the LLM once (miner.llm_units): its ratings are stored.
     rated_by, readings = repository.load_interview_readings(conn, job.job_id)
     by_interview = {u.interview_id: u.session_model for u in units}
@@ -326,7 +342,18 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
                                {answer_hash(text): v for text, v in result.new_vectors.items()})
     repository.save_insights(conn, job.job_id, result.run, result.insights, result.ratings, result.verdicts,
                              result.statistics)
+    # Per-interview engagement sums: what a nightly job's statistics are recomputed from.
+    repository_nightly.save_engagement(conn, job.job_id, interview_engagement(interviews, units))
     return Outcome(result.counts, counts=result.counts)
+
+
+def understand_options(job: Job, parts: Components):
+    """The understand options, with the job's params `include_low_quality` and `correction` applied."""
+    from miner.understand import UnderstandOptions
+
+    options = parts.understand_options or UnderstandOptions()
+    return replace(options, include_low_quality=bool(job.params.get("include_low_quality", options.include_low_quality)),
+                   stats=replace(options.stats, correction=job.params.get("correction", options.stats.correction)))
 
 
 def publish(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:

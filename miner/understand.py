@@ -60,7 +60,7 @@ class Understanding:
     insights: list[UnitInsight]
     ratings: list[Rating]
     verdicts: list[QualityVerdict]
-    statistics: Statistics
+    statistics: Statistics | None
     counts: dict[str, int]
     new_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # texts embedded by this run
 
@@ -78,12 +78,16 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
                           labels: np.ndarray, embedder: Embedder, options: UnderstandOptions = UnderstandOptions(),
                           llm=None, known_vectors: dict[str, np.ndarray] | None = None,
                           themed: tuple[Sequence[Unit], np.ndarray] | None = None,
-                          rated: dict | None = None, rated_by: str | None = None) -> Understanding:
+                          rated: dict | None = None, rated_by: str | None = None,
+                          with_statistics: bool = True) -> Understanding:
     """Dimensions, ratings, quality verdicts and statistics for one study's units.
 
     `themed` is what the themes were built from when that is not the answers themselves: the
     opinion units (each naming its answer, `answer_unit_id`) and their theme ids. Theme
     prevalence then counts an interview once per theme, and a unit's sentiment is its answer's.
+
+    `with_statistics=False` leaves `statistics` None (a nightly job recomputes them over the whole
+    study from stored values, miner.nightly_steps).
 
     `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline (its
     failures are outcomes, not exceptions: an exception here is a bug or a database error).
@@ -114,8 +118,10 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
     verdicts = judge_quality(interviews, units, vectors, embedder, estimator.anchor_vectors(), options.quality,
                              llm_judgements)
     excluded = set() if options.include_low_quality else {v.interview_id for v in verdicts if v.low_quality}
-    statistics = compute_statistics(interviews, units, labels, ratings, sentiment, excluded, options.stats,
-                                    themed=_themed(units, sentiment, themed))
+    statistics = None
+    if with_statistics:
+        statistics = compute_statistics(interviews, units, labels, ratings, sentiment, excluded, options.stats,
+                                        themed=_themed(units, sentiment, themed))
 
     insights = [UnitInsight(u.unit_id, dimensions[u.unit_id].dimension, dimensions[u.unit_id].confidence,
                             sources[u.unit_id], round(float(s), 4)) for u, s in zip(units, sentiment)]
@@ -124,7 +130,7 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
            "interviews": len(interviews), "excluded": len(excluded)}
     counts = {"ratings": len(ratings), "explicit_ratings": sum(r.source == "explicit" for r in ratings),
               "low_quality": sum(v.low_quality for v in verdicts), "excluded": len(excluded),
-              "significant_theme_differences": sum(p.significant for p in statistics.prevalence)}
+              "significant_theme_differences": sum(p.significant for p in statistics.prevalence) if statistics else 0}
     return Understanding(run, insights, ratings, verdicts, statistics, counts, embedder.new)
 
 

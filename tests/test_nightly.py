@@ -51,8 +51,22 @@ def runs_over_time(database_url, settings, embedder):
         nothing_new = create_nightly_jobs(conn)
         second = nightly_job(conn, components, force=True)
         ingest(conn, new, offset=len(old))
+        before = row_versions(conn)
         third = nightly_job(conn, components)
-    return {"first": first, "second": second, "third": third, "nothing_new": nothing_new, "new": new}
+        after = row_versions(conn)
+    return {"first": first, "second": second, "third": third, "nothing_new": nothing_new, "new": new,
+            "versions": (before, after)}
+
+
+# Rows shared by all jobs, by key; a row's xmin changes whenever it is written (insert or update).
+SHARED_ROWS = {"units": "unit_id", "scrubbed_units": "unit_id", "embeddings": "answer_hash || '/' || model"}
+
+
+def row_versions(conn) -> dict[str, dict[str, str]]:
+    versions = {table: dict(conn.execute(f"SELECT {key}, xmin::text FROM {table}").fetchall())
+                for table, key in SHARED_ROWS.items()}
+    conn.commit()
+    return versions
 
 
 def assignments(database_url, job_id):
@@ -121,3 +135,69 @@ def test_beat_schedules_the_nightly_task(miner_env):
     out = subprocess.run([sys.executable, "-c", code], env={**miner_env, "MINER_NIGHTLY_AT": "03:15"},
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == {"task": "miner.nightly", "hour": [3], "minute": [15]}
+
+
+def test_nightly_writes_rows_only_for_new_interviews(database_url, runs_over_time):
+    """Count rows written: shared rows (units, scrubbed texts, vectors) rewritten or added by the
+    nightly job are exactly the new interviews'; its per-interview rows of the old interviews are the
+    previous job's, unchanged; its counts say it understood only the new interviews."""
+    second, third = runs_over_time["second"], runs_over_time["third"]
+    before, after = runs_over_time["versions"]
+    new_ids = {to_interview(s.record, STUDY, "x", 0).interview_id for s in runs_over_time["new"]}
+    with psycopg.connect(database_url) as conn:
+        new_units = {r[0] for r in conn.execute("SELECT unit_id FROM units WHERE interview_id = ANY(%s)",
+                                                (sorted(new_ids),))}
+        written = {table: {k for k, v in after[table].items() if before[table].get(k) != v} for table in after}
+        assert written["units"] == new_units and written["scrubbed_units"] == new_units
+        new_hashes = {r[0] for r in conn.execute("SELECT DISTINCT answer_hash FROM units WHERE interview_id = ANY(%s)",
+                                                 (sorted(new_ids),))}
+        assert not written["embeddings"] & before["embeddings"].keys()  # no old vector rewritten
+        assert len(written["embeddings"]) <= len(new_hashes) + len(new_units)  # answers, units (and new questions)
+        counts = repository_jobs.get_job(conn, third).counts
+        assert counts["new_interviews"] == len(new_ids) == counts["understood_interviews"]
+        assert counts["new_units"] == conn.execute(
+            """SELECT count(*) FROM job_units j JOIN units u USING (unit_id)
+               WHERE j.job_id = %s AND u.interview_id = ANY(%s)""", (third, sorted(new_ids))).fetchone()[0]
+        for table in ("ratings", "quality_verdicts", "interview_engagement", "unit_insights", "assignments"):
+            rows = lambda job: conn.execute(
+                f"SELECT to_jsonb(t) - 'job_id' FROM {table} t WHERE job_id = %s ORDER BY 1", (job,)).fetchall()
+            # An old unit without a theme may join a theme born tonight; every other old row is copied.
+            old_rows = [r for r in rows(second) if table != "assignments" or r[0]["theme_id"] is not None]
+            new_rows = set(map(str, rows(third)))
+            assert old_rows and all(str(r) in new_rows for r in old_rows), table
+        assert conn.execute("SELECT count(*) FROM quality_verdicts WHERE job_id = %s AND interview_id = ANY(%s)",
+                            (third, sorted(new_ids))).fetchone()[0] == len(new_ids)
+
+
+def test_nightly_statistics_match_a_recount_of_every_interview(database_url, runs_over_time):
+    """The nightly job's statistics, recomputed from stored per-interview values, are those of the
+    whole study: engagement recounted from every interview, rating cells from every rating row."""
+    from miner.stats import engagement
+
+    third = runs_over_time["third"]
+    with psycopg.connect(database_url) as conn:
+        interviews = repository.load_job_interviews(conn, third)
+        answers = repository_jobs.load_job_answers(conn, third)
+        excluded = {r[0] for r in conn.execute(
+            "SELECT interview_id FROM quality_verdicts WHERE job_id = %s AND low_quality", (third,))}
+        stored = conn.execute("""SELECT session_model, interviews, excluded, chat_rounds, answer_words
+                                 FROM engagement_stats WHERE job_id = %s ORDER BY 1""", (third,)).fetchall()
+        cells = conn.execute("SELECT session_model, dimension, n FROM rating_stats WHERE job_id = %s ORDER BY 1, 2",
+                             (third,)).fetchall()
+        counted = conn.execute(
+            """SELECT session_model, dimension, count(*) FROM ratings r WHERE job_id = %s AND NOT EXISTS (
+                   SELECT 1 FROM quality_verdicts q WHERE q.job_id = r.job_id AND q.interview_id = r.interview_id
+                   AND q.low_quality) GROUP BY 1, 2 ORDER BY 1, 2""", (third,)).fetchall()
+        run = conn.execute("SELECT interviews FROM insight_runs WHERE job_id = %s", (third,)).fetchone()[0]
+    recount = [(e.session_model, e.interviews, e.excluded, e.chat_rounds, e.answer_words)
+               for e in engagement(interviews, answers, excluded)]
+    assert [r[0] for r in stored] == [r[0] for r in recount] and len(interviews) == run == 330
+    assert [x for r in stored for x in r[1:]] == pytest.approx([x for r in recount for x in r[1:]])
+    assert [tuple(c) for c in cells] == [tuple(c) for c in counted]
+
+
+def test_relabel_rule_new_themes_and_those_grown_by_a_fifth():
+    from miner.nightly_steps import relabelled
+
+    labelled = {0: 100, 1: 100, 2: 10}
+    assert relabelled({0: 119, 1: 120, 2: 11, 7: 3}, labelled) == [1, 7]

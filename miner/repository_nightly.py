@@ -1,0 +1,232 @@
+"""SQL of incremental nightly jobs (miner.nightly_steps): the interviews a published job has not
+seen, copying that job's rows forward, and the stored per-interview values the statistics are
+recomputed from. Small named functions over a connection, parameterized, no commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from miner.records import Interview, QualityVerdict, Rating, Unit, UnitInsight
+from miner.repository import _INTERVIEW_COLUMNS, interview_from_record
+from miner.stats import InterviewEngagement, UnitOf
+
+# Rows keyed by (job, unit) or (job, interview) that a nightly job takes over from the job it
+# extends for the interviews that job had seen. A fixed list of names, never input.
+PER_UNIT = ("job_answers", "job_units", "assignments", "unit_insights")
+PER_INTERVIEW = ("ratings", "quality_verdicts", "interview_engagement")
+PER_THEME = ("theme_opinions", "theme_sentences")
+
+
+def count_rows(conn: psycopg.Connection, table: str, job_id: str) -> int:
+    assert table in PER_UNIT + PER_INTERVIEW
+    return conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE job_id = %s").format(sql.Identifier(table)),
+                        (job_id,)).fetchone()[0]
+
+
+def copy_rows(conn: psycopg.Connection, table: str, source_job: str, job_id: str,
+              skip_themes: Sequence[int] = ()) -> int:
+    """Copy a job's rows of `table` to another job (same values, the new job id), for a per-theme
+    table leaving out `skip_themes`; returns rows copied."""
+    assert table in PER_UNIT + PER_INTERVIEW + PER_THEME
+    columns = [r[0] for r in conn.execute(
+        """SELECT column_name FROM information_schema.columns
+           WHERE table_schema = current_schema() AND table_name = %s AND column_name <> 'job_id'
+           ORDER BY ordinal_position""", (table,)).fetchall()]
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    skip = sql.SQL(" AND NOT (theme_id = ANY(%s))" if table in PER_THEME else "")
+    params = (job_id, source_job) + (([int(t) for t in skip_themes],) if table in PER_THEME else ())
+    cur = conn.execute(sql.SQL("INSERT INTO {table} (job_id, {names}) SELECT %s, {names} FROM {table} "
+                               "WHERE job_id = %s{skip} ON CONFLICT DO NOTHING").format(
+                                   table=sql.Identifier(table), names=names, skip=skip), params)
+    return max(cur.rowcount, 0)
+
+
+def load_unseen_interviews(conn: psycopg.Connection, study: str, job_id: str) -> list[Interview]:
+    """The study's interviews with no answer in the job (new since it ran), in a stable order."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT {_INTERVIEW_COLUMNS} FROM interviews i
+                WHERE study = %s AND NOT EXISTS (
+                    SELECT 1 FROM job_answers j JOIN units u USING (unit_id)
+                    WHERE j.job_id = %s AND u.interview_id = i.interview_id)
+                ORDER BY interview_id""", (study, job_id)).fetchall()
+    return [interview_from_record(row.pop("record"), **row) for row in rows]
+
+
+def load_interviews_of_answers(conn: psycopg.Connection, job_id: str, offset: int) -> list[Interview]:
+    """The interviews of the job's answers from position `offset` on (a nightly job's new ones)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT {_INTERVIEW_COLUMNS} FROM interviews
+                WHERE interview_id IN (SELECT u.interview_id FROM job_answers j JOIN units u USING (unit_id)
+                                       WHERE j.job_id = %s AND j.position >= %s)
+                ORDER BY interview_id""", (job_id, offset)).fetchall()
+    return [interview_from_record(row.pop("record"), **row) for row in rows]
+
+
+def load_job_answers_from(conn: psycopg.Connection, job_id: str, offset: int) -> list[Unit]:
+    """The job's answer units from position `offset` on."""
+    from miner.repository_jobs import _UNIT_COLUMNS
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT {_UNIT_COLUMNS} FROM job_answers j JOIN units u USING (unit_id)
+                WHERE j.job_id = %s AND j.position >= %s ORDER BY j.position""", (job_id, offset)).fetchall()
+    return [Unit(**row) for row in rows]
+
+
+def load_unit_themes(conn: psycopg.Connection, job_id: str) -> tuple[list[UnitOf], list[str], np.ndarray]:
+    """The job's opinion units in position order: (where each comes from, its answer hash, theme id or -1)."""
+    rows = conn.execute(
+        """SELECT u.unit_id, u.interview_id, u.session_model, u.answer_hash, coalesce(a.theme_id, -1)
+           FROM job_units j JOIN units u USING (unit_id)
+           LEFT JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
+           WHERE j.job_id = %s ORDER BY j.position""", (job_id,)).fetchall()
+    return ([UnitOf(r[0], r[1], r[2]) for r in rows], [r[3] for r in rows],
+            np.array([r[4] for r in rows], dtype=np.int64))
+
+
+def load_theme_members(conn: psycopg.Connection, job_id: str, theme_ids: Sequence[int]) -> tuple[list[Unit], np.ndarray]:
+    """The job's opinion units assigned to these themes, in position order, and their theme ids."""
+    from miner.repository_jobs import _UNIT_COLUMNS
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT {_UNIT_COLUMNS}, a.theme_id FROM job_units j JOIN units u USING (unit_id)
+                JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
+                WHERE j.job_id = %s AND a.theme_id = ANY(%s) ORDER BY j.position""",
+            (job_id, [int(t) for t in theme_ids])).fetchall()
+    return [Unit(**{k: v for k, v in row.items() if k != "theme_id"}) for row in rows], \
+        np.array([row["theme_id"] for row in rows], dtype=np.int64)
+
+
+def load_theme_texts(conn: psycopg.Connection, job_id: str, per_theme: int) -> dict[int, list[str]]:
+    """Up to `per_theme` answers of each of the job's themes (the first by position)."""
+    rows = conn.execute(
+        """SELECT theme_id, answer FROM (
+               SELECT a.theme_id, u.answer, row_number() OVER (PARTITION BY a.theme_id ORDER BY j.position) AS n
+               FROM job_units j JOIN units u USING (unit_id)
+               JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
+               WHERE j.job_id = %s AND a.theme_id IS NOT NULL) ranked
+           WHERE n <= %s ORDER BY theme_id, n""", (job_id, per_theme)).fetchall()
+    texts: dict[int, list[str]] = {}
+    for theme_id, answer in rows:
+        texts.setdefault(theme_id, []).append(answer)
+    return texts
+
+
+def add_assignments(conn: psycopg.Connection, job_id: str, assignments: dict[str, int | None]) -> None:
+    """Insert or change these units' theme in the job."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO assignments (job_id, unit_id, theme_id) VALUES (%s, %s, %s)
+               ON CONFLICT (job_id, unit_id) DO UPDATE SET theme_id = excluded.theme_id""",
+            [(job_id, unit_id, theme_id) for unit_id, theme_id in assignments.items()])
+
+
+def save_engagement(conn: psycopg.Connection, job_id: str, rows: Sequence[InterviewEngagement]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO interview_engagement (job_id, interview_id, session_model, chat_rounds, user_words,
+                   user_turns, model_words, model_turns, session_seconds, interview_seconds, answer_words, answers)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (job_id, interview_id) DO NOTHING""",
+            [(job_id, r.interview_id, r.session_model, r.chat_rounds, r.user_words, r.user_turns, r.model_words,
+              r.model_turns, r.session_seconds, r.interview_seconds, r.answer_words, r.answers) for r in rows])
+
+
+def load_engagement(conn: psycopg.Connection, job_id: str) -> list[InterviewEngagement]:
+    rows = conn.execute(
+        """SELECT interview_id, session_model, chat_rounds, user_words, user_turns, model_words, model_turns,
+                  session_seconds, interview_seconds, answer_words, answers
+           FROM interview_engagement WHERE job_id = %s ORDER BY interview_id""", (job_id,)).fetchall()
+    return [InterviewEngagement(*r) for r in rows]
+
+
+def load_ratings(conn: psycopg.Connection, job_id: str) -> list[Rating]:
+    rows = conn.execute(
+        """SELECT interview_id, session_model, dimension, score, source, evidence, unit_id
+           FROM ratings WHERE job_id = %s ORDER BY interview_id, dimension""", (job_id,)).fetchall()
+    return [Rating(*r) for r in rows]
+
+
+def low_quality_interviews(conn: psycopg.Connection, job_id: str) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT interview_id FROM quality_verdicts WHERE job_id = %s AND low_quality",
+                                       (job_id,))}
+
+
+def load_answers_of(conn: psycopg.Connection, job_id: str) -> list[UnitOf]:
+    """The job's answer units (where each comes from), in position order."""
+    rows = conn.execute(
+        """SELECT u.unit_id, u.interview_id, u.session_model FROM job_answers j JOIN units u USING (unit_id)
+           WHERE j.job_id = %s ORDER BY j.position""", (job_id,)).fetchall()
+    return [UnitOf(*r) for r in rows]
+
+
+def load_themed_sentiment(conn: psycopg.Connection, job_id: str) -> tuple[list[UnitOf], np.ndarray, np.ndarray]:
+    """The job's opinion units, their theme ids (-1 = none) and their answer's stored sentiment."""
+    rows = conn.execute(
+        """SELECT u.unit_id, u.interview_id, u.session_model, coalesce(a.theme_id, -1), coalesce(i.sentiment, 0)
+           FROM job_units j JOIN units u USING (unit_id)
+           LEFT JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
+           LEFT JOIN unit_insights i ON i.job_id = j.job_id AND i.unit_id = coalesce(u.answer_unit_id, u.unit_id)
+           WHERE j.job_id = %s ORDER BY j.position""", (job_id,)).fetchall()
+    return ([UnitOf(r[0], r[1], r[2]) for r in rows], np.array([r[3] for r in rows], dtype=np.int64),
+            np.array([r[4] for r in rows], dtype=np.float64))
+
+
+def insight_counts(conn: psycopg.Connection, job_id: str) -> dict[str, Any]:
+    """The job's rating and quality counts, from its stored rows."""
+    row = conn.execute(
+        """SELECT (SELECT count(*) FROM ratings WHERE job_id = %(job)s),
+                  (SELECT count(*) FROM ratings WHERE job_id = %(job)s AND source = 'explicit'),
+                  (SELECT count(*) FROM quality_verdicts WHERE job_id = %(job)s AND low_quality)""",
+        {"job": job_id}).fetchone()
+    return {"ratings": row[0], "explicit_ratings": row[1], "low_quality": row[2]}
+
+
+def save_new_insights(conn: psycopg.Connection, job_id: str, insights: Sequence[UnitInsight],
+                      ratings: Sequence[Rating], verdicts: Sequence[QualityVerdict]) -> None:
+    """Add per-unit and per-interview insight rows (a nightly job's new interviews)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO unit_insights (job_id, unit_id, dimension, dimension_confidence, dimension_source,
+                   sentiment) VALUES (%s, %s, %s, %s, %s, %s)""",
+            [(job_id, x.unit_id, x.dimension, x.dimension_confidence, x.dimension_source, x.sentiment)
+             for x in insights])
+        cur.executemany(
+            """INSERT INTO ratings (job_id, interview_id, session_model, dimension, score, source, evidence, unit_id)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+            [(job_id, r.interview_id, r.session_model, r.dimension, r.score, r.source, r.evidence, r.unit_id)
+             for r in ratings])
+        cur.executemany(
+            """INSERT INTO quality_verdicts (job_id, interview_id, session_model, low_quality, reasons, details)
+               VALUES (%s, %s, %s, %s, %s, %s)""",
+            [(job_id, v.interview_id, v.session_model, v.low_quality, list(v.reasons), Jsonb(v.details))
+             for v in verdicts])
+
+
+def count_interviews(conn: psycopg.Connection, job_id: str) -> tuple[int, int]:
+    """(interviews, answers without an opinion) among the job's answers."""
+    return conn.execute(
+        """SELECT count(DISTINCT u.interview_id), count(*) FILTER (WHERE j.no_opinion)
+           FROM job_answers j JOIN units u USING (unit_id) WHERE j.job_id = %s""", (job_id,)).fetchone()
+
+
+def labelled_sizes(conn: psycopg.Connection, job_id: str) -> dict[int, int]:
+    """Theme → its size when its label was written (its size in the job when never carried over)."""
+    return dict(conn.execute("SELECT theme_id, coalesce(labelled_answers, answers) FROM themes WHERE job_id = %s",
+                             (job_id,)).fetchall())
+
+
+def set_labelled_sizes(conn: psycopg.Connection, job_id: str, sizes: dict[int, int]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany("UPDATE themes SET labelled_answers = %s WHERE job_id = %s AND theme_id = %s",
+                        [(size, job_id, theme_id) for theme_id, size in sizes.items()])
