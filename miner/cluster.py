@@ -190,23 +190,36 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
     n = x.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    mcs = params.min_cluster_size or min_cluster_size_for(n)
-    if n < max(2 * mcs, params.n_components + 2):
+    if n < max(2 * (params.min_cluster_size or min_cluster_size_for(n)), params.n_components + 2):
         return np.zeros(n, dtype=np.int64)
+    return cluster_reduced(x, reduce_vectors(x, params), params)
 
-    import hdbscan
+
+def reduce_vectors(x: np.ndarray, params: ClusterParams = ClusterParams()) -> np.ndarray:
+    """Step 1 of :func:`cluster_vectors`: UMAP of the normalised vectors x (n, d) to (n, n_components)."""
     import umap
 
     reducer = umap.UMAP(
-        n_neighbors=min(params.n_neighbors, n - 1),
+        n_neighbors=min(params.n_neighbors, x.shape[0] - 1),
         n_components=params.n_components,
         min_dist=params.min_dist,
         metric="cosine",
         random_state=params.seed,
         n_jobs=1,
     )
-    emb = reducer.fit_transform(x)
-    del reducer  # its neighbour index is large and no longer needed (peak memory is in Ward, below)
+    return reducer.fit_transform(x)  # the reducer's neighbour index is large: dropped here
+
+
+def cluster_reduced(x: np.ndarray, emb: np.ndarray, params: ClusterParams = ClusterParams()) -> np.ndarray:
+    """Steps 2-3 of :func:`cluster_vectors` on the normalised vectors x and their UMAP space emb.
+
+    Split out so that a benchmark can score several HDBSCAN / refine settings on one UMAP run; only
+    the UMAP fields of ``params`` are not used here.
+    """
+    import hdbscan
+
+    n = x.shape[0]
+    mcs = params.min_cluster_size or min_cluster_size_for(n)
     clusterer = hdbscan.HDBSCAN(
         min_cluster_size=mcs,
         min_samples=params.min_samples,
