@@ -4,12 +4,15 @@ The product's default path (``cluster_vectors(x, ClusterParams())``):
 
 1. UMAP to 5 dimensions (cosine, 15 neighbours, min_dist 0, seeded);
 2. HDBSCAN on that space decides how many clusters k there are
-   (min_cluster_size from :func:`min_cluster_size_for`, i.e. one rule of n);
+   (min_cluster_size from :func:`min_cluster_size_for`, i.e. one rule of n; "leaf" selection:
+   k = the leaves of its condensed tree, so a long tail of small themes is not merged into a
+   few big ones as its default "eom" selection does on small, imbalanced sets);
 3. Ward linkage over a 15-NN graph of the same UMAP space is cut into exactly
    k clusters, so every text gets a cluster (no outliers) and the borders
    between dense groups are drawn by variance, not by HDBSCAN's noise rule.
 
-Step 3 is what beats BERTopic + ``reduce_outliers`` on BANKING77 and CLINC150
+Step 3 is what beats BERTopic + ``reduce_outliers`` on BANKING77 and CLINC150, leaf
+selection what beats it on their imbalanced (Zipf) subsets; chosen on held-out resamplings
 (see BENCHMARKS.md, "## Clustering"). ``refine="none"`` gives the BERTopic-like
 path instead (HDBSCAN clusters, outliers reassigned to the nearest centroid by
 cosine in the original space); near-duplicate merging is available but off.
@@ -59,7 +62,11 @@ class ClusterParams:
     min_cluster_size: int | None = None
     # None -> same as min_cluster_size (HDBSCAN's own default).
     min_samples: int | None = None
-    cluster_selection_method: str = "eom"
+    # "leaf": HDBSCAN's k is the number of leaves of its condensed tree (the finest dense groups of
+    # at least min_cluster_size texts); "eom" (BERTopic's) keeps the most stable clusters, which on
+    # small or imbalanced sets are a few big ones: on Zipf-shaped subsets of BANKING77 / CLINC150
+    # (n ~ 200) it found 2-3 clusters where leaf finds 5-8 (BENCHMARKS.md, "## Clustering").
+    cluster_selection_method: str = "leaf"
     # "ward": Ward agglomerative clustering of the UMAP space into HDBSCAN's k.
     # "none": HDBSCAN's own clusters (then outlier reassignment below).
     refine: str = "ward"
