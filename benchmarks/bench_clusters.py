@@ -475,6 +475,10 @@ def markdown(report: dict) -> str:
         if note:
             out.append(note)
             out.append("")
+        if any("part" not in r for r in sub):
+            out.append("**Not re-run with the current default**: these rows are from the previous run, when the "
+                       "default used eom selection (`default` below means that default).")
+            out.append("")
         out.append("| data set | method | NMI | ARI | ACC | outliers | k | seconds |")
         out.append("|---|---|---:|---:|---:|---:|---:|---:|")
         for r in sub:
