@@ -4,12 +4,15 @@ The product's default path (``cluster_vectors(x, ClusterParams())``):
 
 1. UMAP to 5 dimensions (cosine, 15 neighbours, min_dist 0, seeded);
 2. HDBSCAN on that space decides how many clusters k there are
-   (min_cluster_size from :func:`min_cluster_size_for`, i.e. one rule of n);
+   (min_cluster_size from :func:`min_cluster_size_for`, i.e. one rule of n; "leaf" selection:
+   k = the leaves of its condensed tree, so a long tail of small themes is not merged into a
+   few big ones as its default "eom" selection does on small, imbalanced sets);
 3. Ward linkage over a 15-NN graph of the same UMAP space is cut into exactly
    k clusters, so every text gets a cluster (no outliers) and the borders
    between dense groups are drawn by variance, not by HDBSCAN's noise rule.
 
-Step 3 is what beats BERTopic + ``reduce_outliers`` on BANKING77 and CLINC150
+Step 3 is what beats BERTopic + ``reduce_outliers`` on BANKING77 and CLINC150, leaf
+selection what beats it on their imbalanced (Zipf) subsets; chosen on held-out resamplings
 (see BENCHMARKS.md, "## Clustering"). ``refine="none"`` gives the BERTopic-like
 path instead (HDBSCAN clusters, outliers reassigned to the nearest centroid by
 cosine in the original space); near-duplicate merging is available but off.
@@ -59,7 +62,11 @@ class ClusterParams:
     min_cluster_size: int | None = None
     # None -> same as min_cluster_size (HDBSCAN's own default).
     min_samples: int | None = None
-    cluster_selection_method: str = "eom"
+    # "leaf": HDBSCAN's k is the number of leaves of its condensed tree (the finest dense groups of
+    # at least min_cluster_size texts); "eom" (BERTopic's) keeps the most stable clusters, which on
+    # small or imbalanced sets are a few big ones: on Zipf-shaped subsets of BANKING77 / CLINC150
+    # (n ~ 200) it found 2-3 clusters where leaf finds 5-8 (BENCHMARKS.md, "## Clustering").
+    cluster_selection_method: str = "leaf"
     # "ward": Ward agglomerative clustering of the UMAP space into HDBSCAN's k.
     # "none": HDBSCAN's own clusters (then outlier reassignment below).
     refine: str = "ward"
@@ -190,23 +197,36 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
     n = x.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    mcs = params.min_cluster_size or min_cluster_size_for(n)
-    if n < max(2 * mcs, params.n_components + 2):
+    if n < max(2 * (params.min_cluster_size or min_cluster_size_for(n)), params.n_components + 2):
         return np.zeros(n, dtype=np.int64)
+    return cluster_reduced(x, reduce_vectors(x, params), params)
 
-    import hdbscan
+
+def reduce_vectors(x: np.ndarray, params: ClusterParams = ClusterParams()) -> np.ndarray:
+    """Step 1 of :func:`cluster_vectors`: UMAP of the normalised vectors x (n, d) to (n, n_components)."""
     import umap
 
     reducer = umap.UMAP(
-        n_neighbors=min(params.n_neighbors, n - 1),
+        n_neighbors=min(params.n_neighbors, x.shape[0] - 1),
         n_components=params.n_components,
         min_dist=params.min_dist,
         metric="cosine",
         random_state=params.seed,
         n_jobs=1,
     )
-    emb = reducer.fit_transform(x)
-    del reducer  # its neighbour index is large and no longer needed (peak memory is in Ward, below)
+    return reducer.fit_transform(x)  # the reducer's neighbour index is large: dropped here
+
+
+def cluster_reduced(x: np.ndarray, emb: np.ndarray, params: ClusterParams = ClusterParams()) -> np.ndarray:
+    """Steps 2-3 of :func:`cluster_vectors` on the normalised vectors x and their UMAP space emb.
+
+    Split out so that a benchmark can score several HDBSCAN / refine settings on one UMAP run; only
+    the UMAP fields of ``params`` are not used here.
+    """
+    import hdbscan
+
+    n = x.shape[0]
+    mcs = params.min_cluster_size or min_cluster_size_for(n)
     clusterer = hdbscan.HDBSCAN(
         min_cluster_size=mcs,
         min_samples=params.min_samples,

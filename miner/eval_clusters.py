@@ -48,12 +48,13 @@ def read_labelled_csv(path: Path, text_column: str = "text", label_column: str =
     return LabelledTexts([row[text_column] for row in rows], [row[label_column] for row in rows])
 
 
-def zipf_subsample(data: LabelledTexts, seed: int) -> LabelledTexts:
-    """An imbalanced version of a labelled set: class sizes proportional to 1/rank.
+def zipf_subsample(data: LabelledTexts, seed: int, exponent: float = 1.0) -> LabelledTexts:
+    """An imbalanced version of a labelled set: class sizes proportional to 1/rank**exponent.
 
     The classes are put in a seeded random order; the class of rank r keeps
-    ``max(1, round(size / r))`` of its texts (drawn with the same seed), so a few big
-    classes and a long tail, as interview themes are. Text order is kept.
+    ``max(1, round(size / r**exponent))`` of its texts (drawn with the same seed), so a few big
+    classes and a long tail, as interview themes are. Text order is kept. `--zipf SEED` is
+    exponent 1; the benchmark also draws 0.5 and 1.5 to choose the default on other shapes.
     """
     rng = np.random.default_rng(seed)
     labels = np.asarray(data.labels)
@@ -62,7 +63,7 @@ def zipf_subsample(data: LabelledTexts, seed: int) -> LabelledTexts:
     keep: list[int] = []
     for rank, label in enumerate(classes, start=1):
         members = np.flatnonzero(labels == label)
-        keep.extend(rng.choice(members, max(1, round(len(members) / rank)), replace=False).tolist())
+        keep.extend(rng.choice(members, max(1, round(len(members) / rank**exponent)), replace=False).tolist())
     keep.sort()
     return LabelledTexts([data.texts[i] for i in keep], [data.labels[i] for i in keep])
 
