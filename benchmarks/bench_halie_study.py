@@ -63,7 +63,8 @@ def rated_above_rest(ratings: dict[str, list[float]]) -> dict[str, dict]:
     for model, own in ratings.items():
         rest = [r for other, values in ratings.items() if other != model for r in values]
         mean, rest_mean = sum(own) / len(own), sum(rest) / len(rest)
-        out[model] = {"mean": round(mean, 3), "rest_mean": round(rest_mean, 3), "n": len(own), "above": mean > rest_mean}
+        out[model] = {"mean": round(mean, 3), "rest_mean": round(rest_mean, 3), "n": len(own),
+                      "above": mean > rest_mean}
     return out
 
 
@@ -123,8 +124,8 @@ def run(data: Path, ratings_path: Path, settings: Settings, url: str | None = No
         counts = run_job(conn, job_id, parts)
         seconds = time.perf_counter() - started
         with conn.cursor(row_factory=dict_row) as cur:
-            themes = cur.execute("SELECT theme_id, label, stance, answers, interviews, models_differ FROM reporting.themes "
-                                 "WHERE study = %s ORDER BY answers DESC", (study,)).fetchall()
+            themes = cur.execute("SELECT theme_id, label, stance, answers, interviews, models_differ "
+                                 "FROM reporting.themes WHERE study = %s ORDER BY answers DESC", (study,)).fetchall()
             cells = cur.execute(
                 "SELECT theme_id, label, stance, session_model, answers, prevalence, rest_prevalence, p_adjusted, "
                 "significant, more_common, less_common, suppressed FROM reporting.theme_by_model WHERE study = %s "

@@ -6,7 +6,8 @@ The job's path without the database: opinion units → vectors → stance → cl
 as bench_halie_study.py scores the published cells. No low-quality interview is left out here (the
 job leaves out those miner.quality flags), so a variant's count can differ from the job's by a cell.
 
-    python benchmarks/bench_halie_variants.py [--cache /tmp/halie_vectors.npz] [--out benchmarks/results/halie_variants.json]
+    python benchmarks/bench_halie_variants.py [--cache /tmp/halie_vectors.npz]
+        [--out benchmarks/results/halie_variants.json]
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     parts = Components.from_settings(settings, llm_client=None)
-    answers = split_units(list(ingest_file(DATA / "halie_crossword.jsonl", "halie", settings.max_record_bytes).interviews))
+    interviews = ingest_file(DATA / "halie_crossword.jsonl", "halie", settings.max_record_bytes).interviews
+    answers = split_units(list(interviews))
     units, _ = opinion_units(answers)
     texts = [u.answer for u in units]
     vectors = VectorCache(parts.embedder, args.cache).embed(texts)

@@ -14,7 +14,10 @@ Embedding is most of the time: `--cache FILE.npz` keeps every text's vector acro
 seeds share many units); `--float32` runs the model in float32 (1.5x faster on CPU; vectors within
 1e-5 of the job's float64 ones after the same rounding).
 
-    python benchmarks/bench_opinion_job.py --sizes 300 1000 --seeds 0 [--cache /tmp/v.npz] [--out benchmarks/results/opinion_job.json]
+    python benchmarks/bench_opinion_job.py --sizes 300 1000 --seeds 0 [--cache /tmp/v.npz]
+        [--out benchmarks/results/opinion_job.json]
+    python benchmarks/bench_opinion_job.py --float32 --cache /tmp/v.npz --runs 300:1 3000:0 1000:1
+        --out benchmarks/results/opinion_job_sizes.json
 """
 
 from __future__ import annotations
