@@ -137,7 +137,9 @@ OPINION_MCS_FRACTION: float | None = 0.015
 
 # A cluster holding more than this share of the units is clustered again on its own, once (its
 # parts keep the same smallest cluster size). None: off. Measured on HALIE in memory
-# (benchmarks/bench_halie_variants.py: 8 aligned cells at 0.2 vs 6 off); not yet the default.
+# (benchmarks/bench_halie_variants.py: 8 aligned cells at 0.2 vs 6 off) and through the job
+# (bench_halie_study.py: 7 vs 5); the sample studies at 300 unchanged. Not yet the default
+# (BENCHMARKS.md § HALIE crossword as a study).
 OPINION_MAX_SHARE: float | None = None
 
 
