@@ -153,17 +153,39 @@ def opinion_clusterer(seed: int) -> Clusterer:
 OPINION_MCS_FRACTION: float | None = 0.015
 
 
+# A cluster holding more than this share of the units is clustered again on its own, once (its
+# parts keep the same smallest cluster size). None: off. Measured on HALIE in memory
+# (benchmarks/bench_halie_variants.py: 8 aligned cells at 0.2 vs 6 off) and through the job
+# (bench_halie_study.py: 7 vs 5); the sample studies at 300 unchanged. Not yet the default
+# (BENCHMARKS.md § HALIE crossword as a study).
+OPINION_MAX_SHARE: float | None = None
+
+
 class OpinionClusterer:
     """UMAP + HDBSCAN from miner.cluster, min_cluster_size from the unit count, no Ward re-cut."""
 
     name = "umap-hdbscan-opinions"
 
-    def __init__(self, seed: int = 42, fraction: float | None = OPINION_MCS_FRACTION, selection: str = "leaf"):
-        self.seed, self.fraction, self.selection = seed, fraction, selection
+    def __init__(self, seed: int = 42, fraction: float | None = OPINION_MCS_FRACTION, selection: str = "leaf",
+                 max_share: float | None = None):
+        self.seed, self.fraction, self.selection, self.max_share = seed, fraction, selection, max_share
 
     def fit(self, vectors: np.ndarray) -> np.ndarray:
         from miner.cluster import ClusterParams, cluster_vectors
 
         mcs = None if self.fraction is None else max(5, round(self.fraction * len(vectors)))
-        return cluster_vectors(vectors, ClusterParams(seed=self.seed, min_cluster_size=mcs, refine="none",
-                                                      cluster_selection_method=self.selection))
+        params = ClusterParams(seed=self.seed, min_cluster_size=mcs, refine="none",
+                               cluster_selection_method=self.selection)
+        labels = cluster_vectors(vectors, params)
+        max_share = self.max_share if self.max_share is not None else OPINION_MAX_SHARE
+        if max_share is None:
+            return labels
+        next_id = int(labels.max()) + 1
+        for cluster in np.unique(labels[labels >= 0]):
+            members = np.where(labels == cluster)[0]
+            if len(members) > max_share * len(vectors):
+                parts = cluster_vectors(vectors[members], params)
+                for part in np.unique(parts[parts > 0]):
+                    labels[members[parts == part]] = next_id
+                    next_id += 1
+        return labels

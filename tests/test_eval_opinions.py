@@ -95,3 +95,22 @@ def test_scoring_by_mean_unit_score_and_deterministic_ties():
     by_mean = score_opinions(gold, text_index, themes, stances, scores=scores, threshold=0.2)
     assert by_mean["polarity_accuracy"] == 1.0  # text 0: mean 0.3 → positive; text 1: 0.1 → neutral
     assert by_mean["pair_f1"] == pytest.approx(2 / 3)
+
+
+def test_a_cluster_above_max_share_is_clustered_again():
+    """Two groups close together (70% of the points, one cluster) and one far away: with max_share
+    the big cluster is clustered again on its own and splits; the small one stays whole."""
+    import numpy as np
+
+    from miner.eval_opinions import OpinionClusterer
+
+    rng = np.random.default_rng(0)
+    centres = {"a": np.eye(16)[0], "b": np.eye(16)[0] + 0.12 * np.eye(16)[1], "c": np.eye(16)[5]}
+    sizes = {"a": 70, "b": 70, "c": 60}
+    vectors = np.vstack([centres[k] + 0.03 * rng.normal(size=(n, 16)) for k, n in sizes.items()])
+    truth = np.repeat(list(sizes), list(sizes.values()))
+    plain = OpinionClusterer(seed=1, fraction=0.1, selection="eom").fit(vectors)
+    capped = OpinionClusterer(seed=1, fraction=0.1, selection="eom", max_share=0.5).fit(vectors)
+    big = (truth == "a") | (truth == "b")
+    assert len(set(plain[big])) == 1 and len(set(capped[big])) > 1
+    assert len(set(capped[truth == "c"])) == 1 and not set(capped[truth == "c"]) & set(capped[big])
