@@ -251,13 +251,20 @@ _INSIGHT_TABLES = ("unit_insights", "ratings", "quality_verdicts", "engagement_s
 def save_insights(conn: psycopg.Connection, job_id: str, run: dict[str, Any], insights: Sequence[UnitInsight],
                   ratings: Sequence[Rating], verdicts: Sequence[QualityVerdict], statistics: Any) -> None:
     """Replace a job's dimensions, ratings, quality verdicts and statistics (a miner.stats.Statistics)."""
+    clear_insights(conn, job_id)
+    add_insights(conn, job_id, insights, ratings, verdicts)
+    save_statistics(conn, job_id, run, statistics)
+
+
+def clear_insights(conn: psycopg.Connection, job_id: str) -> None:
     for table in _INSIGHT_TABLES:  # a fixed list of names, never input
         conn.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
-    conn.execute(
-        """INSERT INTO insight_runs (job_id, rating_estimator, correction, alpha, low_quality_included,
-               interviews, excluded) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-        (job_id, run["rating_estimator"], run["correction"], run["alpha"], run["low_quality_included"],
-         run["interviews"], run["excluded"]))
+
+
+def add_insights(conn: psycopg.Connection, job_id: str, insights: Sequence[UnitInsight], ratings: Sequence[Rating],
+                 verdicts: Sequence[QualityVerdict]) -> None:
+    """Add one part's per-answer and per-interview rows (after clear_insights; a large job writes its
+    interviews in parts, miner.steps.understand)."""
     rows = {
         """INSERT INTO unit_insights (job_id, unit_id, dimension, dimension_confidence, dimension_source, sentiment)
            VALUES (%s, %s, %s, %s, %s, %s)""":
@@ -271,6 +278,21 @@ def save_insights(conn: psycopg.Connection, job_id: str, run: dict[str, Any], in
            VALUES (%s, %s, %s, %s, %s, %s)""":
             [(job_id, v.interview_id, v.session_model, v.low_quality, list(v.reasons), Jsonb(v.details))
              for v in verdicts],
+    }
+    with conn.cursor() as cur:
+        for sql, params in rows.items():
+            if params:
+                cur.executemany(sql, params)
+
+
+def save_statistics(conn: psycopg.Connection, job_id: str, run: dict[str, Any], statistics: Any) -> None:
+    """The job's insight run and its per-model statistics (after clear_insights)."""
+    conn.execute(
+        """INSERT INTO insight_runs (job_id, rating_estimator, correction, alpha, low_quality_included,
+               interviews, excluded) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+        (job_id, run["rating_estimator"], run["correction"], run["alpha"], run["low_quality_included"],
+         run["interviews"], run["excluded"]))
+    rows = {
         """INSERT INTO engagement_stats (job_id, session_model, interviews, excluded, chat_rounds,
                user_words_per_turn, model_words_per_turn, answer_words, session_seconds, session_seconds_median,
                interview_seconds, interview_seconds_median)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -125,11 +125,52 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def engagement(interviews: Sequence[Interview], units: Sequence[Unit], excluded: set[str]) -> list[ModelEngagement]:
+@dataclass(frozen=True)
+class InterviewFacts:
+    """What engagement reads of one interview: numbers, not its transcript."""
+
+    interview_id: str
+    session_model: str
+    rounds: int
+    user_words: int
+    user_turns: int
+    model_words: int
+    model_turns: int
+    session_seconds: float | None
+    interview_seconds: float | None
+
+
+class AnswerFacts(NamedTuple):
+    """What the statistics read of one unit: its interview, its model, its length in words."""
+
+    interview_id: str
+    session_model: str
+    words: int = 0
+
+
+def interview_facts(interview: Interview) -> InterviewFacts:
+    words = {"user": [0, 0], "assistant": [0, 0]}
+    for message in interview.session:
+        if message.role in words:
+            words[message.role][0] += _words(message.text)
+            words[message.role][1] += 1
+    return InterviewFacts(interview.interview_id, interview.session_model,
+                          sum(m.role == "user" for m in interview.session), *words["user"], *words["assistant"],
+                          _seconds(interview.session_start, interview.session_end),
+                          _seconds(interview.interview_start, interview.interview_end))
+
+
+def answer_facts(units: Sequence[Unit]) -> list[AnswerFacts]:
+    return [AnswerFacts(u.interview_id, u.session_model, _words(u.answer)) for u in units]
+
+
+def engagement(interviews: Sequence[Interview | InterviewFacts], units: Sequence[Unit | AnswerFacts],
+               excluded: set[str]) -> list[ModelEngagement]:
     """Per model: how long and how much its users chatted and answered (included interviews only)."""
-    by_model: dict[str, list[Interview]] = defaultdict(list)
+    facts = [i if isinstance(i, InterviewFacts) else interview_facts(i) for i in interviews]
+    by_model: dict[str, list[InterviewFacts]] = defaultdict(list)
     excluded_count: dict[str, int] = defaultdict(int)
-    for interview in interviews:
+    for interview in facts:
         if interview.interview_id in excluded:
             excluded_count[interview.session_model] += 1
         else:
@@ -137,22 +178,15 @@ def engagement(interviews: Sequence[Interview], units: Sequence[Unit], excluded:
     answer_words: dict[str, list[int]] = defaultdict(list)
     for unit in units:
         if unit.interview_id not in excluded:
-            answer_words[unit.session_model].append(_words(unit.answer))
+            answer_words[unit.session_model].append(unit.words if isinstance(unit, AnswerFacts) else _words(unit.answer))
     rows = []
     for model in sorted(set(by_model) | set(excluded_count)):
         group = by_model.get(model, [])
-        rounds, turn_words = [], {"user": [0, 0], "assistant": [0, 0]}
-        session_seconds, interview_seconds = [], []
-        for interview in group:
-            rounds.append(sum(m.role == "user" for m in interview.session))
-            for message in interview.session:
-                if message.role in turn_words:
-                    turn_words[message.role][0] += _words(message.text)
-                    turn_words[message.role][1] += 1
-            if (s := _seconds(interview.session_start, interview.session_end)) is not None:
-                session_seconds.append(s)
-            if (s := _seconds(interview.interview_start, interview.interview_end)) is not None:
-                interview_seconds.append(s)
+        rounds = [i.rounds for i in group]
+        turn_words = {"user": [sum(i.user_words for i in group), sum(i.user_turns for i in group)],
+                      "assistant": [sum(i.model_words for i in group), sum(i.model_turns for i in group)]}
+        session_seconds = [i.session_seconds for i in group if i.session_seconds is not None]
+        interview_seconds = [i.interview_seconds for i in group if i.interview_seconds is not None]
 
         def per_turn(role: str) -> float | None:
             words, turns = turn_words[role]
@@ -284,7 +318,8 @@ def theme_sentiment(units: Sequence[Unit], labels: np.ndarray, sentiment: np.nda
     return rows
 
 
-def compute_statistics(interviews: Sequence[Interview], units: Sequence[Unit], labels: np.ndarray,
+def compute_statistics(interviews: Sequence[Interview | InterviewFacts], units: Sequence[Unit | AnswerFacts],
+                       labels: np.ndarray,
                        ratings: Sequence[Rating], sentiment: np.ndarray, excluded: set[str],
                        options: StatsOptions = StatsOptions(),
                        themed: tuple[Sequence[Unit], np.ndarray, np.ndarray] | None = None) -> Statistics:
@@ -292,7 +327,9 @@ def compute_statistics(interviews: Sequence[Interview], units: Sequence[Unit], l
 
     `themed` (units, theme ids, sentiment) replaces `units`' own theme ids and sentiment for the
     theme statistics when the themes were built from other units (opinion units of the answers);
-    every interview of `units` still counts in the denominators."""
+    every interview of `units` still counts in the denominators. Interviews and units may be their
+    facts (InterviewFacts, AnswerFacts): all the statistics read of them, so a large study's parts
+    can be understood one by one and counted together (miner.steps.understand)."""
     theme_units, theme_labels, theme_values = (units, labels, sentiment) if themed is None else themed
     prevalence, tests = theme_prevalence(list(units) + list(theme_units),
                                          np.concatenate([np.full(len(units), -1, dtype=np.int64),

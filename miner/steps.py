@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import psycopg
 
 from miner import repository, repository_assign, repository_jobs
+from miner import repository_stream as stream
 from miner import repository_reporting as reporting
 from miner import repository_runs as runs
 from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of, for_sample, sample_indices
@@ -32,7 +34,8 @@ from miner.protocols import Embedder
 from miner.records import Job, JobPlan, Unit
 from miner.registry import match_themes
 from miner.scrub import scrub_text
-from miner.themes import build_themes, members_by_theme, model_stats, number_clusters
+from miner.theme_digest import JobDigest, digest_rows
+from miner.themes import model_stats, number_clusters
 from miner.units import split_units
 
 logger = logging.getLogger(__name__)
@@ -66,31 +69,43 @@ class Step:
     fan_out: bool = False  # one part per embed chunk (jobs.embed_chunks), run in parallel
 
 
+# Interviews the units step splits and writes at a time.
+UNITS_INTERVIEWS = 5000
+
+
 def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Fix the job's answers (miner.units) and their opinion units (miner.opinion_job), and plan
     the embedding chunks. The opinion units are what the job embeds, clusters and themes
-    (job_units); the answers, no-opinion ones flagged, feed ratings and quality (job_answers)."""
-    interviews = repository.load_interviews(conn, job.study)
-    answers = split_units(interviews)
-    if not answers:
+    (job_units); the answers, no-opinion ones flagged, feed ratings and quality (job_answers).
+    The study's interviews are read and split UNITS_INTERVIEWS at a time; only ids are kept."""
+    answer_rows: list[tuple[str, bool]] = []
+    unit_ids: list[str] = []
+    interviews = no_opinion = 0
+    for chunk in stream.stream_interviews(conn, job.study, UNITS_INTERVIEWS):
+        answers = split_units(chunk)
+        found, empty = opinion_units(answers)
+        repository.save_units(conn, answers + found)
+        # The reporting views show only this scrubbed copy of the text (schemas/migrations/006).
+        reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
+                                             for u in answers + found])
+        answer_rows += [(u.unit_id, u.unit_id in empty) for u in answers]
+        unit_ids += [u.unit_id for u in found]
+        interviews, no_opinion = interviews + len(chunk), no_opinion + len(empty)
+        del chunk, answers, found
+    if not answer_rows:
         raise NoUnitsError(f"study {job.study!r} has no answers to analyse; run `miner ingest` first")
-    found, empty = opinion_units(answers)
-    repository.save_units(conn, answers + found)
-    # The reporting views show only this scrubbed copy of the text (schemas/migrations/006).
-    reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
-                                         for u in answers + found])
-    repository_jobs.save_job_answers(conn, job.job_id, [(u.unit_id, u.unit_id in empty)
-                                                        for u in sorted(answers, key=lambda u: u.unit_id)])
-    repository_jobs.save_job_units(conn, job.job_id, sorted(u.unit_id for u in found))
-    chunk = parts.embed_chunk
-    plan = JobPlan(embed_chunks=max(1, math.ceil(len(found) / chunk)), embed_chunk_size=chunk,
+    answer_rows.sort()
+    unit_ids.sort()
+    repository_jobs.save_job_answers(conn, job.job_id, answer_rows)
+    repository_jobs.save_job_units(conn, job.job_id, unit_ids)
+    chunk_size = parts.embed_chunk
+    plan = JobPlan(embed_chunks=max(1, math.ceil(len(unit_ids) / chunk_size)), embed_chunk_size=chunk_size,
                    previous_job_id=repository_jobs.published_job(conn, job.study, excluding=job.job_id))
     repository_jobs.set_job_plan(conn, job.job_id, plan)
-    return Outcome({"interviews": len(interviews), "answers": len(answers), "no_opinion": len(empty),
-                    "units": len(found), "chunks": plan.embed_chunks, "chunk_size": plan.embed_chunk_size,
-                    "previous_job": plan.previous_job_id},
-                   counts={"interviews": len(interviews), "answers": len(answers), "no_opinion": len(empty),
-                           "units": len(found)})
+    found_count = {"interviews": interviews, "answers": len(answer_rows), "no_opinion": no_opinion,
+                   "units": len(unit_ids)}
+    return Outcome({**found_count, "chunks": plan.embed_chunks, "chunk_size": plan.embed_chunk_size,
+                    "previous_job": plan.previous_job_id}, counts=found_count)
 
 
 def embed(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
@@ -201,33 +216,31 @@ def _clusterer(parts: Components):
     return parts.theme_clusterer or parts.clusterer
 
 
-def _job_arrays(conn: psycopg.Connection, job_id: str, embedder: Embedder) -> tuple[list[Unit], np.ndarray, np.ndarray]:
-    """The job's units, their vectors and theme ids (-1 = unassigned), aligned."""
-    units = repository_jobs.load_job_units(conn, job_id)
-    cached = runs.load_vectors(conn, embedder.name, units)
-    vectors = np.vstack([cached[u.answer_hash] for u in units])
-    assigned = runs.load_assignments(conn, job_id)
-    labels = np.array([-1 if assigned.get(u.unit_id) is None else assigned[u.unit_id] for u in units], dtype=np.int64)
-    return units, vectors, labels
+def _digest(conn: psycopg.Connection, job_id: str, embedder: Embedder) -> JobDigest:
+    """The job's units streamed once into per-unit refs and per-theme sums and samples (miner.theme_digest):
+    what the themes, label and tree steps read, bounded however many units the job has."""
+    return digest_rows(stream.stream_job_units(conn, job_id, embedder.name))
 
 
 def themes(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
-    """Themes from the assignments (miner.themes): extractive labels, quotes, per theme × model counts."""
-    units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
-    members = members_by_theme(labels)
-    documents = [[units[i].answer for i in indices] for indices in members.values()]
+    """Themes from the assignments (miner.themes): extractive labels, quotes, per theme × model counts.
+    Keywords, phrase and quotes come from each theme's bounded sample, counts from every unit."""
+    digest = _digest(conn, job.job_id, parts.embedder)
+    samples = {t: digest.sample(t) for t in digest.theme_ids}
+    documents = [[u.answer for u in units] for units, _ in samples.values()]
     # Keywords from the extractive labeller; the label is the phrase that says the opinion.
-    named = [replace(n, label=label_opinion_theme([units[i].answer for i in indices], vectors[indices],
-                                                  [units[i].stance or "neutral" for i in indices],
-                                                  parts.embedder).phrase)
-             for n, indices in zip(label_clusters(documents, parts.labeller), members.values(), strict=True)]
-    stances = theme_stances(units, labels)
-    built = [replace(t, stance=stances[t.theme_id]) for t in build_themes(units, vectors, labels, named)]
+    named = [replace(n, label=label_opinion_theme([u.answer for u in units], vectors,
+                                                  [u.stance or "neutral" for u in units], parts.embedder).phrase)
+             for n, (units, vectors) in zip(label_clusters(documents, parts.labeller), samples.values(), strict=True)]
+    del samples, documents
+    stances = theme_stances(digest.refs, digest.labels)
+    built = [replace(t, stance=stances[t.theme_id]) for t in digest.build_themes(named)]
     runs.save_themes(conn, job.job_id, built)
-    runs.save_model_stats(conn, job.job_id, model_stats(units, labels))
-    outliers = int((labels < 0).sum())
-    logger.info("themes: %d units → %d themes, %d unassigned", len(units), len(built), outliers)
-    return Outcome({"themes": len(built), "outliers": outliers, "models": len({u.session_model for u in units})},
+    runs.save_model_stats(conn, job.job_id, model_stats(digest.refs, digest.labels))
+    outliers = int((digest.labels < 0).sum())
+    logger.info("themes: %d units → %d themes, %d unassigned", len(digest.refs), len(built), outliers)
+    return Outcome({"themes": len(built), "outliers": outliers,
+                    "models": len({r.session_model for r in digest.refs})},
                    counts={"themes": len(built), "outliers": outliers})
 
 
@@ -251,9 +264,11 @@ def label(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
         return Outcome({"labeller": parts.labeller.name})
     from miner.llm_label import LabelOptions, label_themes
 
-    units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
-    result = label_themes(runs.load_themes(conn, job.job_id), units, vectors, labels, model_stats(units, labels),
-                          _llm(conn, job, parts), parts.label_options or LabelOptions())
+    digest = _digest(conn, job.job_id, parts.embedder)
+    units, vectors, labels = digest.sampled_arrays()  # examples and neighbours from each theme's sample
+    result = label_themes(runs.load_themes(conn, job.job_id), units, vectors, labels,
+                          model_stats(digest.refs, digest.labels), _llm(conn, job, parts),
+                          parts.label_options or LabelOptions())
     runs.update_theme_labels(conn, job.job_id, result.themes)
     repository.save_theme_opinions(conn, job.job_id, result.opinions)
     repository.save_theme_sentences(conn, job.job_id, result.sentences)
@@ -264,42 +279,74 @@ def tree(conn: psycopg.Connection, job: Job, parts: Components, part: int | None
     """The theme tree (miner.tree): areas over the themes, named after the LLM labelled the themes."""
     from miner.tree_step import save_theme_tree
 
-    units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
-    counts = save_theme_tree(conn, job, units, vectors, labels, parts)
+    counts = save_theme_tree(conn, job, _digest(conn, job.job_id, parts.embedder), parts)
     return Outcome(counts)
+
+
+# Interviews the understand step reads and writes at a time: its memory grows with this, not the study.
+UNDERSTAND_INTERVIEWS = 5000
 
 
 def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Question dimensions, ratings, quality verdicts and per-model statistics (miner.understand).
 
+    Everything but the statistics is per interview, so the job's interviews are understood
+    UNDERSTAND_INTERVIEWS at a time, their rows written part by part; the statistics are computed at
+    the end from what each part kept of them (miner.understand.StatsInputs: numbers, no texts).
     Job params `include_low_quality` and `correction` ("bh" | "holm") override the defaults.
     """
     from miner.understand import UnderstandOptions, texts_to_embed, understand_interviews
     from miner.units import answer_hash
 
-    opinions, _, labels = _job_arrays(conn, job.job_id, parts.embedder)
-    # Ratings and quality read whole answers (no-opinion ones too); theme statistics the opinion units.
-    units = repository_jobs.load_job_answers(conn, job.job_id)
-    vectors, _ = _embed_missing(conn, units, parts.embedder)
-    interviews = repository.load_job_interviews(conn, job.job_id)
     options = parts.understand_options or UnderstandOptions()
     options = replace(options, include_low_quality=bool(job.params.get("include_low_quality", options.include_low_quality)),
                       stats=replace(options.stats, correction=job.params.get("correction", options.stats.correction)))
     llm = None
     if parts.llm_client is not None:  # one budget per job: what labelling spent is gone
         llm = _llm(conn, job, parts, spent=sum(row["billed_tokens"] for row in repository.llm_cost(conn, job.job_id)))
-    # Questions, prototypes and anchors go through the embedding cache like answers do.
-    by_hash = {answer_hash(text): text for text in texts_to_embed(units)}
-    cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
     embedder = stored_precision(parts.embedder)  # new vectors at the precision the cache keeps
-    result = understand_interviews(interviews, units, vectors, np.full(len(units), -1, dtype=np.int64),
-                                   embedder, options, llm,
-                                   known_vectors={by_hash[h]: v for h, v in cached.items()}, themed=(opinions, labels))
-    repository.save_embeddings(conn, parts.embedder.name,
-                               {answer_hash(text): v for text, v in result.new_vectors.items()})
-    repository.save_insights(conn, job.job_id, result.run, result.insights, result.ratings, result.verdicts,
-                             result.statistics)
-    counts = {**result.counts, **({} if llm is None else {f"rate_{k}": v for k, v in llm.usage().items()})}
+    repository.clear_insights(conn, job.job_id)
+    interview_ids = stream.job_interview_ids(conn, job.job_id)
+    inputs, counts, estimators = None, Counter(), []
+    for start in range(0, len(interview_ids), UNDERSTAND_INTERVIEWS):
+        ids = interview_ids[start:start + UNDERSTAND_INTERVIEWS]
+        # Ratings and quality read whole answers (no-opinion ones too); theme statistics the opinion units.
+        units = stream.load_job_answers_in(conn, job.job_id, ids)
+        vectors, _ = _embed_missing(conn, units, parts.embedder)
+        themed = stream.load_job_units_in(conn, job.job_id, ids)
+        opinions = [u for u, _ in themed]
+        labels = np.array([-1 if t is None else t for _, t in themed], dtype=np.int64)
+        del themed
+        # Questions, prototypes and anchors go through the embedding cache like answers do.
+        by_hash = {answer_hash(text): text for text in texts_to_embed(units)}
+        cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
+        result = understand_interviews(stream.load_interviews_in(conn, ids), units, vectors,
+                                       np.full(len(units), -1, dtype=np.int64), embedder, options, llm,
+                                       known_vectors={by_hash[h]: v for h, v in cached.items()},
+                                       themed=(opinions, labels), with_statistics=False)
+        del units, vectors, opinions, labels
+        repository.save_embeddings(conn, parts.embedder.name,
+                                   {answer_hash(text): v for text, v in result.new_vectors.items()})
+        repository.add_insights(conn, job.job_id, result.insights, result.ratings, result.verdicts)
+        counts.update(result.counts)
+        estimators.append(result.run["rating_estimator"])
+        if inputs is None:
+            inputs = result.inputs
+        else:
+            inputs.add(result.inputs)
+        del result
+    if inputs is None:  # no answers: empty statistics, as the whole-study call gave
+        from miner.understand import StatsInputs
+        inputs = StatsInputs([], [], [], [], set(), ([], [], []))
+    statistics = inputs.statistics(options.stats)
+    # A part the LLM did not rate in full says so (llm:<model> + the offline estimator); that one wins.
+    run = {"rating_estimator": max(estimators, key=lambda e: (" + " in e, e)), "correction": options.stats.correction,
+           "alpha": options.stats.alpha, "low_quality_included": options.include_low_quality,
+           "interviews": len(interview_ids), "excluded": len(inputs.excluded)}
+    repository.save_statistics(conn, job.job_id, run, statistics)
+    counts = {**counts, "excluded": len(inputs.excluded),
+              "significant_theme_differences": sum(p.significant for p in statistics.prevalence),
+              **({} if llm is None else {f"rate_{k}": v for k, v in llm.usage().items()})}
     return Outcome(counts, counts=counts)
 
 

@@ -20,7 +20,8 @@ from miner.dimensions import (DEFAULT_THRESHOLD, DimensionLabel, PrototypeClassi
 from miner.quality import QualityOptions, judge_quality
 from miner.ratings import AnchorSentiment, explicit_ratings, load_anchors, rate_interviews
 from miner.records import Interview, QualityVerdict, Rating, Unit, UnitInsight
-from miner.stats import Statistics, StatsOptions, compute_statistics
+from miner.stats import (AnswerFacts, InterviewFacts, Statistics, StatsOptions, answer_facts, compute_statistics,
+                         interview_facts)
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +53,48 @@ class _OnceEmbedder:
         return np.vstack([self.known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
 
+@dataclass
+class StatsInputs:
+    """What the statistics read of a set of interviews, without texts or vectors. Parts of a study
+    understood one at a time `add` up to the inputs of the whole (miner.steps.understand)."""
+
+    interviews: list[InterviewFacts]
+    answers: list[AnswerFacts]
+    sentiment: list[float]
+    ratings: list[Rating]
+    excluded: set[str]
+    themed: tuple[list[AnswerFacts], list[int], list[float]]  # the themed units, their theme ids and sentiment
+
+    def add(self, other: StatsInputs) -> None:
+        self.interviews += other.interviews
+        self.answers += other.answers
+        self.sentiment += other.sentiment
+        self.ratings += other.ratings
+        self.excluded |= other.excluded
+        for mine, theirs in zip(self.themed, other.themed):
+            mine += theirs
+
+    def statistics(self, options: StatsOptions = StatsOptions()) -> Statistics:
+        themed = (self.themed[0], np.asarray(self.themed[1], dtype=np.int64),
+                  np.asarray(self.themed[2], dtype=np.float64))
+        return compute_statistics(self.interviews, self.answers, np.full(len(self.answers), -1, dtype=np.int64),
+                                  self.ratings, np.asarray(self.sentiment, dtype=np.float64), self.excluded,
+                                  options, themed=themed)
+
+
 @dataclass(frozen=True)
 class Understanding:
-    """What the stage produced, ready for repository.save_insights."""
+    """What the stage produced, ready for repository.save_insights (statistics None when not asked
+    for: `inputs` then holds what they need)."""
 
     run: dict
     insights: list[UnitInsight]
     ratings: list[Rating]
     verdicts: list[QualityVerdict]
-    statistics: Statistics
+    statistics: Statistics | None
     counts: dict[str, int]
     new_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # texts embedded by this run
+    inputs: StatsInputs | None = None
 
 
 def texts_to_embed(units: Sequence[Unit]) -> set[str]:
@@ -77,7 +109,8 @@ def texts_to_embed(units: Sequence[Unit]) -> set[str]:
 def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit], vectors: np.ndarray,
                           labels: np.ndarray, embedder: Embedder, options: UnderstandOptions = UnderstandOptions(),
                           llm=None, known_vectors: dict[str, np.ndarray] | None = None,
-                          themed: tuple[Sequence[Unit], np.ndarray] | None = None) -> Understanding:
+                          themed: tuple[Sequence[Unit], np.ndarray] | None = None,
+                          with_statistics: bool = True) -> Understanding:
     """Dimensions, ratings, quality verdicts and statistics for one study's units.
 
     `themed` is what the themes were built from when that is not the answers themselves: the
@@ -86,6 +119,9 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
 
     `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline (its
     failures are outcomes, not exceptions: an exception here is a bug or a database error).
+
+    Everything but the statistics is per interview; with `with_statistics=False` the result carries
+    their inputs instead (`StatsInputs`), to add up over parts of a study.
     """
     embedder = _OnceEmbedder(embedder, known_vectors)
     estimator = AnchorSentiment(embedder)
@@ -111,8 +147,17 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
     verdicts = judge_quality(interviews, units, vectors, embedder, estimator.anchor_vectors(), options.quality,
                              llm_judgements)
     excluded = set() if options.include_low_quality else {v.interview_id for v in verdicts if v.low_quality}
-    statistics = compute_statistics(interviews, units, labels, ratings, sentiment, excluded, options.stats,
-                                    themed=_themed(units, sentiment, themed))
+    inputs = None
+    if with_statistics:
+        statistics = compute_statistics(interviews, units, labels, ratings, sentiment, excluded, options.stats,
+                                        themed=_themed(units, sentiment, themed))
+    else:
+        statistics = None
+        # Without `themed` the answers are what was themed (compute_statistics reads them so too).
+        theme_units, theme_labels, values = _themed(units, sentiment, themed) or (units, labels, sentiment)
+        inputs = StatsInputs([interview_facts(i) for i in interviews], answer_facts(units),
+                             [float(v) for v in sentiment], list(ratings), set(excluded),
+                             (answer_facts(theme_units), [int(x) for x in theme_labels], [float(v) for v in values]))
 
     insights = [UnitInsight(u.unit_id, dimensions[u.unit_id].dimension, dimensions[u.unit_id].confidence,
                             sources[u.unit_id], round(float(s), 4)) for u, s in zip(units, sentiment)]
@@ -121,8 +166,8 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
            "interviews": len(interviews), "excluded": len(excluded)}
     counts = {"ratings": len(ratings), "explicit_ratings": sum(r.source == "explicit" for r in ratings),
               "low_quality": sum(v.low_quality for v in verdicts), "excluded": len(excluded),
-              "significant_theme_differences": sum(p.significant for p in statistics.prevalence)}
-    return Understanding(run, insights, ratings, verdicts, statistics, counts, embedder.new)
+              "significant_theme_differences": sum(p.significant for p in statistics.prevalence) if statistics else 0}
+    return Understanding(run, insights, ratings, verdicts, statistics, counts, embedder.new, inputs)
 
 
 def _merge_llm(units: Sequence[Unit], dimensions: dict[str, DimensionLabel], sources: dict[str, str],
