@@ -1,7 +1,8 @@
 """Scale benchmark: fit on a sample and assign the rest (miner.assign), float16 embeddings, memory.
 
 Run: ``python benchmarks/bench_scale.py quality`` (~10 min on 2 cores) and
-``python benchmarks/bench_scale.py memory --units 100000`` / ``--units 1000000`` (synthetic vectors).
+``python benchmarks/bench_scale.py memory --units 100000`` / ``--units 1000000`` (synthetic vectors), and
+``python benchmarks/bench_scale.py job --units 100000`` / ``--units 1000000`` (a whole job).
 
 quality: banking77 and clinc150 (../shared/data) embedded once with all-MiniLM-L6-v2; the default
 clusterer fitted on all texts vs fitted on a seeded half and the other half assigned (nearest
@@ -13,6 +14,15 @@ Gaussian directions in 384 dims, Zipf-ish sizes, unit length, float16 as stored)
 the assignment in chunks as the `assign` step does, in a child process whose peak RSS is ru_maxrss;
 the child first loads torch and MiniLM (a worker that embedded holds them). The vectors are read
 from a file standing in for the embeddings table, so Postgres's own cost is not in the figure.
+
+job: a whole job at N answer units (``python benchmarks/bench_scale.py job --units 100000``): a
+temporary database (miner.db.temporary_database) filled with COPY with a synthetic study of N
+answers over N/6 interviews (four session models, six fixed questions, short templated answers whose
+words follow their vector's centre), every answer's and opinion unit's vector inserted into the
+embeddings table as stored (float16, same synthetic mixture as `memory`) under the default
+embedder's name, so the embed step finds them cached; then every step of miner.steps.STEPS, parts
+one after another, in one child process that first loads MiniLM (as a worker does); per step its
+wall seconds, RSS after it and peak RSS so far (ru_maxrss). The job's peak RSS is the child's.
 
 Results merge into benchmarks/results/scale.json (exactly the keys issue 14 names) and
 scale_runs.json (every run, and why a figure is null).

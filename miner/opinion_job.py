@@ -10,6 +10,7 @@ and the span's offsets kept. Its stance comes from its vector once embedded (`un
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -45,11 +46,18 @@ STANCE_THRESHOLD = 0.1
 
 def unit_stances(texts: Sequence[str], vectors: np.ndarray, embedder) -> list[str]:
     """positive / negative / neutral for each unit, from its vector."""
-    from miner.stance import AnchorStance
-
     if not len(texts):
         return []
-    return AnchorStance(embedder, threshold=STANCE_THRESHOLD).stances(texts, vectors)
+    return _anchor_stance(embedder).stances(texts, vectors)
+
+
+@functools.lru_cache(maxsize=8)
+def _anchor_stance(embedder):
+    """One estimator per embedder object, so its 64 anchor phrasings are embedded once per process,
+    not once per assign part (they were 93% of a 2,000-unit part's time; BENCHMARKS.md § Scale)."""
+    from miner.stance import AnchorStance
+
+    return AnchorStance(embedder, threshold=STANCE_THRESHOLD)
 
 
 # Opinion units are cut at sentence and clause boundaries and contrastive conjunctions, not at
