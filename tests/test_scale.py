@@ -192,7 +192,13 @@ def test_understand_in_parts_writes_what_one_part_writes(database_url, settings,
     whole, in_parts = written
     assert len(whole["unit_insights"]) > 1000 and len(whole["quality_verdicts"]) == 200 and whole["prevalence_stats"]
     for table in _INSIGHTS:
-        assert in_parts[table] == whole[table], table
+        # Same rows; floats to the last stored digit (a matrix product over 37 interviews' rows and over
+        # 200 may round the last float32 bit differently: 4.6508 vs 4.6509 was seen).
+        assert len(in_parts[table]) == len(whole[table]), table
+        for a, b in zip(in_parts[table], whole[table]):
+            assert [x for x in a if not isinstance(x, float)] == [x for x in b if not isinstance(x, float)], table
+            assert [x for x in a if isinstance(x, float)] == pytest.approx(
+                [x for x in b if isinstance(x, float)], abs=2e-4), table
 
 
 def test_digest_counts_every_unit_and_samples_at_most_its_bound(database_url, sampled_jobs):
