@@ -16,7 +16,7 @@ does its work for those new rows and copies the rest forward:
 - tree: copied (stats recounted) while the set of themes and their labels are unchanged;
 - understand: ratings, stance, dimensions, quality and engagement sums for the new interviews only,
   the rest copied; the statistics are recomputed over the study from those stored per-interview
-  values (miner.stats.statistics_from), without re-reading any answer.
+  values (miner.steps.job_statistics, as a full job's are), without re-reading any answer.
 
 When any old unit changed theme (the fold-in re-clustered), or the job it extends predates what is
 copied here, the step takes the full path. A function returning None means: take the full path.
@@ -74,13 +74,15 @@ def extends(conn: psycopg.Connection, job: Job, previous: str | None = None) -> 
 
 def units(conn: psycopg.Connection, job: Job, parts: Components, ext: Extends):
     """The previous job's answers and units, then the unseen interviews' ones appended."""
-    from miner.steps import NoUnitsError, Outcome, _opinion_units
+    from miner.steps import NoUnitsError, Outcome, _opinion_units, _reading_llm, _reading_usage
     from miner.units import split_units
 
     interviews = stored.load_unseen_interviews(conn, job.study, ext.previous)
     answers = split_units(interviews)
     # Offline, or read by the LLM in one call per new interview (its ratings kept for `understand`).
-    found, empty, read = _opinion_units(conn, job, parts, answers) if answers else ([], set(), {})
+    llm = _reading_llm(conn, job, parts) if answers else None
+    found, empty, read = _opinion_units(conn, job, parts, answers, llm) if answers else ([], set(), {})
+    read = {**read, **_reading_usage(llm)}
     repository.save_units(conn, answers + found)
     repository.save_unit_stances(conn, {u.unit_id: u.stance for u in found if u.source == "llm"})
     reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
@@ -264,9 +266,9 @@ def tree(conn: psycopg.Connection, job: Job, parts: Components, ext: Extends):
 def understand(conn: psycopg.Connection, job: Job, parts: Components, ext: Extends):
     """Ratings, dimensions, quality and engagement for the new interviews; statistics from stored values."""
     from miner.compact import stored_precision
-    from miner.stats import interview_engagement, statistics_from
     from miner.llm_rate import reading_from_json
-    from miner.steps import Outcome, _embed_missing, understand_options
+    from miner.stats import interview_engagement
+    from miner.steps import Outcome, _embed_missing, job_statistics, understand_options
     from miner.understand import texts_to_embed, understand_interviews
     from miner.units import answer_hash
 
@@ -292,22 +294,11 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, ext: Exten
                                        rated=rated, rated_by=rated_by, with_statistics=False)
         repository.save_embeddings(conn, parts.embedder.name,
                                    {answer_hash(text): v for text, v in result.new_vectors.items()})
-        stored.save_new_insights(conn, job.job_id, result.insights, result.ratings, result.verdicts)
-        stored.save_engagement(conn, job.job_id, interview_engagement(interviews, answers))
+        repository.add_insights(conn, job.job_id, result.insights, result.ratings, result.verdicts,
+                                interview_engagement(interviews, answers))
         estimator = result.run["rating_estimator"]
-    engagement = stored.load_engagement(conn, job.job_id)
-    excluded = set() if options.include_low_quality else stored.low_quality_interviews(conn, job.job_id)
-    statistics = statistics_from(engagement, stored.load_answers_of(conn, job.job_id),
-                                 stored.load_ratings(conn, job.job_id), stored.load_themed_sentiment(conn, job.job_id),
-                                 excluded, options.stats)
     if estimator is None:
         row = conn.execute("SELECT rating_estimator FROM insight_runs WHERE job_id = %s", (ext.previous,)).fetchone()
         estimator = row[0] if row else ""
-    run = {"rating_estimator": estimator, "correction": options.stats.correction, "alpha": options.stats.alpha,
-           "low_quality_included": options.include_low_quality, "interviews": len(engagement),
-           "excluded": len(excluded)}
-    repository.save_statistics(conn, job.job_id, run, statistics)
-    counts = {**stored.insight_counts(conn, job.job_id), "excluded": len(excluded),
-              "significant_theme_differences": sum(p.significant for p in statistics.prevalence),
-              "understood_interviews": len(interviews)}
+    counts = {**job_statistics(conn, job.job_id, options, estimator), "understood_interviews": len(interviews)}
     return Outcome(counts, counts=counts)

@@ -12,6 +12,7 @@ stance, which `job_unit_stances` keeps; answers it could not read are split here
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -42,11 +43,18 @@ _RATING_ONLY = _RATING_WORDS | _CONTENTLESS | _NUMBER_NAMES | frozenset("out of 
 def unit_stances(texts: Sequence[str], vectors: np.ndarray, embedder) -> list[str]:
     """positive / negative / neutral for each unit: the product's one offline estimator
     (miner.stance.default_stance, also ``miner eval opinions``'; chosen in BENCHMARKS.md § Opinions)."""
-    from miner.stance import default_stance
-
     if not len(texts):
         return []
-    return default_stance(embedder).stances(texts, vectors)
+    return _default_stance(embedder).stances(texts, vectors)
+
+
+@functools.lru_cache(maxsize=8)
+def _default_stance(embedder):
+    """One estimator per embedder object, so its anchor phrasings are embedded once per process,
+    not once per assign part (they were 93% of a 2,000-unit part's time; BENCHMARKS.md § Scale)."""
+    from miner.stance import default_stance
+
+    return default_stance(embedder)
 
 
 def job_unit_stances(units: Sequence[Unit], vectors: np.ndarray, embedder) -> list[str]:

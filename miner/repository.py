@@ -244,16 +244,24 @@ def theme_model_sentences(conn: psycopg.Connection, study: str) -> list[dict[str
         ).fetchall()
 
 
-_INSIGHT_ROWS = ("unit_insights", "ratings", "quality_verdicts")
+# A job's per-answer and per-interview insight rows (written part by part) and its statistics
+# (written once, computed from those rows: miner.steps.job_statistics).
+_INSIGHT_ROWS = ("unit_insights", "ratings", "quality_verdicts", "interview_engagement")
 _STATISTICS_TABLES = ("engagement_stats", "rating_stats", "prevalence_stats", "prevalence_tests", "correlation_stats",
                       "sentiment_stats", "insight_runs")
 
 
-def save_insights(conn: psycopg.Connection, job_id: str, run: dict[str, Any], insights: Sequence[UnitInsight],
-                  ratings: Sequence[Rating], verdicts: Sequence[QualityVerdict], statistics: Any) -> None:
-    """Replace a job's dimensions, ratings, quality verdicts and statistics (a miner.stats.Statistics)."""
+def clear_insights(conn: psycopg.Connection, job_id: str) -> None:
+    """Delete a job's per-answer and per-interview insight rows (before its parts are added)."""
     for table in _INSIGHT_ROWS:  # a fixed list of names, never input
         conn.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
+
+
+def add_insights(conn: psycopg.Connection, job_id: str, insights: Sequence[UnitInsight], ratings: Sequence[Rating],
+                 verdicts: Sequence[QualityVerdict], engagement: Sequence[Any]) -> None:
+    """Add one part's rows: dimensions and sentiment per answer, ratings, quality verdicts and
+    engagement sums (miner.stats.InterviewEngagement) per interview. A job writes its interviews in
+    parts (miner.steps.understand), a nightly job only its new ones (miner.nightly_steps)."""
     rows = {
         """INSERT INTO unit_insights (job_id, unit_id, dimension, dimension_confidence, dimension_source, sentiment)
            VALUES (%s, %s, %s, %s, %s, %s)""":
@@ -267,16 +275,21 @@ def save_insights(conn: psycopg.Connection, job_id: str, run: dict[str, Any], in
            VALUES (%s, %s, %s, %s, %s, %s)""":
             [(job_id, v.interview_id, v.session_model, v.low_quality, list(v.reasons), Jsonb(v.details))
              for v in verdicts],
+        """INSERT INTO interview_engagement (job_id, interview_id, session_model, chat_rounds, user_words,
+               user_turns, model_words, model_turns, session_seconds, interview_seconds, answer_words, answers)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""":
+            [(job_id, r.interview_id, r.session_model, r.chat_rounds, r.user_words, r.user_turns, r.model_words,
+              r.model_turns, r.session_seconds, r.interview_seconds, r.answer_words, r.answers) for r in engagement],
     }
     with conn.cursor() as cur:
         for sql, params in rows.items():
             if params:
                 cur.executemany(sql, params)
-    save_statistics(conn, job_id, run, statistics)
 
 
 def save_statistics(conn: psycopg.Connection, job_id: str, run: dict[str, Any], statistics: Any) -> None:
-    """Replace a job's insight run (`run`: estimator, correction, counts) and its statistics."""
+    """Replace a job's insight run (`run`: estimator, correction, counts) and its statistics
+    (a miner.stats.Statistics)."""
     for table in _STATISTICS_TABLES:  # a fixed list of names, never input
         conn.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
     conn.execute(
@@ -330,8 +343,15 @@ def save_interview_readings(conn: psycopg.Connection, job_id: str, model: str,
             [(job_id, interview_id, model, Jsonb(reading)) for interview_id, reading in readings.items()])
 
 
-def load_interview_readings(conn: psycopg.Connection, job_id: str) -> tuple[str | None, dict[str, dict[str, Any]]]:
-    """(the model that read them, interview id → reading) for one job; (None, {}) when none was read."""
-    rows = conn.execute("SELECT interview_id, model, reading FROM interview_readings WHERE job_id = %s",
-                        (job_id,)).fetchall()
+def load_interview_readings(conn: psycopg.Connection, job_id: str, interview_ids: Sequence[str] | None = None
+                            ) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """(the model that read them, interview id → reading) for one job, or for these of its interviews;
+    (None, {}) when none was read."""
+    if interview_ids is None:
+        rows = conn.execute("SELECT interview_id, model, reading FROM interview_readings WHERE job_id = %s",
+                            (job_id,)).fetchall()
+    else:
+        rows = conn.execute("""SELECT interview_id, model, reading FROM interview_readings
+                               WHERE job_id = %s AND interview_id = ANY(%s)""",
+                            (job_id, list(interview_ids))).fetchall()
     return (rows[0][1] if rows else None), {interview_id: reading for interview_id, _, reading in rows}

@@ -1,6 +1,7 @@
 """SQL of incremental nightly jobs (miner.nightly_steps): the interviews a published job has not
 seen, copying that job's rows forward, and the stored per-interview values the statistics are
-recomputed from. Small named functions over a connection, parameterized, no commits."""
+computed from (by every job's understand step, miner.steps.job_statistics). Small named functions
+over a connection, parameterized, no commits."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
-from miner.records import Interview, QualityVerdict, Rating, Unit, UnitInsight
+from miner.records import Interview, Rating, Unit
 from miner.repository import _INTERVIEW_COLUMNS, interview_from_record
 from miner.stats import InterviewEngagement, UnitOf
 
@@ -131,17 +131,6 @@ def add_assignments(conn: psycopg.Connection, job_id: str, assignments: dict[str
             [(job_id, unit_id, theme_id) for unit_id, theme_id in assignments.items()])
 
 
-def save_engagement(conn: psycopg.Connection, job_id: str, rows: Sequence[InterviewEngagement]) -> None:
-    with conn.cursor() as cur:
-        cur.executemany(
-            """INSERT INTO interview_engagement (job_id, interview_id, session_model, chat_rounds, user_words,
-                   user_turns, model_words, model_turns, session_seconds, interview_seconds, answer_words, answers)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (job_id, interview_id) DO NOTHING""",
-            [(job_id, r.interview_id, r.session_model, r.chat_rounds, r.user_words, r.user_turns, r.model_words,
-              r.model_turns, r.session_seconds, r.interview_seconds, r.answer_words, r.answers) for r in rows])
-
-
 def load_engagement(conn: psycopg.Connection, job_id: str) -> list[InterviewEngagement]:
     rows = conn.execute(
         """SELECT interview_id, session_model, chat_rounds, user_words, user_turns, model_words, model_turns,
@@ -167,7 +156,7 @@ def load_answers_of(conn: psycopg.Connection, job_id: str) -> list[UnitOf]:
     rows = conn.execute(
         """SELECT u.unit_id, u.interview_id, u.session_model FROM job_answers j JOIN units u USING (unit_id)
            WHERE j.job_id = %s ORDER BY j.position""", (job_id,)).fetchall()
-    return [UnitOf(*r) for r in rows]
+    return _units_of(rows)
 
 
 def load_themed_sentiment(conn: psycopg.Connection, job_id: str) -> tuple[list[UnitOf], np.ndarray, np.ndarray]:
@@ -178,8 +167,15 @@ def load_themed_sentiment(conn: psycopg.Connection, job_id: str) -> tuple[list[U
            LEFT JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
            LEFT JOIN unit_insights i ON i.job_id = j.job_id AND i.unit_id = coalesce(u.answer_unit_id, u.unit_id)
            WHERE j.job_id = %s ORDER BY j.position""", (job_id,)).fetchall()
-    return ([UnitOf(r[0], r[1], r[2]) for r in rows], np.array([r[3] for r in rows], dtype=np.int64),
+    return (_units_of(rows), np.array([r[3] for r in rows], dtype=np.int64),
             np.array([r[4] for r in rows], dtype=np.float64))
+
+
+def _units_of(rows: Sequence[tuple[Any, ...]]) -> list[UnitOf]:
+    """UnitOf of rows (unit_id, interview_id, session_model, ...), one string object per interview and
+    model (a large job's statistics read every answer's: miner.steps.job_statistics)."""
+    shared: dict[str, str] = {}
+    return [UnitOf(r[0], shared.setdefault(r[1], r[1]), shared.setdefault(r[2], r[2])) for r in rows]
 
 
 def insight_counts(conn: psycopg.Connection, job_id: str) -> dict[str, Any]:
@@ -190,27 +186,6 @@ def insight_counts(conn: psycopg.Connection, job_id: str) -> dict[str, Any]:
                   (SELECT count(*) FROM quality_verdicts WHERE job_id = %(job)s AND low_quality)""",
         {"job": job_id}).fetchone()
     return {"ratings": row[0], "explicit_ratings": row[1], "low_quality": row[2]}
-
-
-def save_new_insights(conn: psycopg.Connection, job_id: str, insights: Sequence[UnitInsight],
-                      ratings: Sequence[Rating], verdicts: Sequence[QualityVerdict]) -> None:
-    """Add per-unit and per-interview insight rows (a nightly job's new interviews)."""
-    with conn.cursor() as cur:
-        cur.executemany(
-            """INSERT INTO unit_insights (job_id, unit_id, dimension, dimension_confidence, dimension_source,
-                   sentiment) VALUES (%s, %s, %s, %s, %s, %s)""",
-            [(job_id, x.unit_id, x.dimension, x.dimension_confidence, x.dimension_source, x.sentiment)
-             for x in insights])
-        cur.executemany(
-            """INSERT INTO ratings (job_id, interview_id, session_model, dimension, score, source, evidence, unit_id)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
-            [(job_id, r.interview_id, r.session_model, r.dimension, r.score, r.source, r.evidence, r.unit_id)
-             for r in ratings])
-        cur.executemany(
-            """INSERT INTO quality_verdicts (job_id, interview_id, session_model, low_quality, reasons, details)
-               VALUES (%s, %s, %s, %s, %s, %s)""",
-            [(job_id, v.interview_id, v.session_model, v.low_quality, list(v.reasons), Jsonb(v.details))
-             for v in verdicts])
 
 
 def count_interviews(conn: psycopg.Connection, job_id: str) -> tuple[int, int]:

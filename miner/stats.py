@@ -125,7 +125,7 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UnitOf:
     """Where a unit comes from, all the theme statistics read of it."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,6 +21,7 @@ import psycopg
 from miner import nightly_steps, repository, repository_assign, repository_jobs, repository_nightly
 from miner import repository_reporting as reporting
 from miner import repository_runs as runs
+from miner import repository_stream as stream
 from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of, for_sample, sample_indices
 from miner.compact import stored_precision
 from miner.components import Components
@@ -32,7 +34,8 @@ from miner.protocols import Embedder
 from miner.records import Job, JobPlan, Unit
 from miner.registry import match_themes
 from miner.scrub import scrub_text
-from miner.themes import build_themes, members_by_theme, model_stats, number_clusters
+from miner.theme_digest import JobDigest, digest_rows
+from miner.themes import model_stats, number_clusters
 from miner.units import split_units
 
 logger = logging.getLogger(__name__)
@@ -66,56 +69,85 @@ class Step:
     fan_out: bool = False  # one part per embed chunk (jobs.embed_chunks), run in parallel
 
 
+# Interviews the units step splits and writes at a time.
+UNITS_INTERVIEWS = 5000
+
+
 def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Fix the job's answers (miner.units) and their opinion units (miner.opinion_job; with an LLM,
     quoted in the job's one call per interview, miner.llm_units), and plan the embedding chunks. The
     opinion units are what the job embeds, clusters and themes (job_units); the answers, no-opinion
-    ones flagged, feed ratings and quality (job_answers). A nightly job takes over its published
-    job's rows and adds only unseen interviews (miner.nightly_steps)."""
+    ones flagged, feed ratings and quality (job_answers). The study's interviews are read and split
+    UNITS_INTERVIEWS at a time; only ids are kept. A nightly job takes over its published job's rows
+    and adds only unseen interviews (miner.nightly_steps)."""
     previous = repository_jobs.published_job(conn, job.study, excluding=job.job_id)
     if (ext := nightly_steps.extends(conn, job, previous)) is not None:
         return nightly_steps.units(conn, job, parts, ext)
-    interviews = repository.load_interviews(conn, job.study)
-    answers = split_units(interviews)
-    if not answers:
+    llm = _reading_llm(conn, job, parts)  # one ledger and budget share over all the parts
+    answer_rows: list[tuple[str, bool]] = []
+    unit_ids: list[str] = []
+    interviews = no_opinion = 0
+    read: Counter[str] = Counter()
+    for chunk in stream.stream_interviews(conn, job.study, UNITS_INTERVIEWS):
+        answers = split_units(chunk)
+        found, empty, counts = _opinion_units(conn, job, parts, answers, llm)
+        read.update(counts)
+        repository.save_units(conn, answers + found)
+        # A unit read before by another model keeps its row; its stance is this job's LLM's.
+        repository.save_unit_stances(conn, {u.unit_id: u.stance for u in found if u.source == "llm"})
+        # The reporting views show only this scrubbed copy of the text (schemas/migrations/006).
+        reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
+                                             for u in answers + found])
+        answer_rows += [(u.unit_id, u.unit_id in empty) for u in answers]
+        unit_ids += [u.unit_id for u in found]
+        interviews, no_opinion = interviews + len(chunk), no_opinion + len(empty)
+        del chunk, answers, found
+    if not answer_rows:
         raise NoUnitsError(f"study {job.study!r} has no answers to analyse; run `miner ingest` first")
-    found, empty, read = _opinion_units(conn, job, parts, answers)
-    repository.save_units(conn, answers + found)
-    # A unit read before by another model keeps its row; its stance is this job's LLM's.
-    repository.save_unit_stances(conn, {u.unit_id: u.stance for u in found if u.source == "llm"})
-    # The reporting views show only this scrubbed copy of the text (schemas/migrations/006).
-    reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
-                                         for u in answers + found])
-    repository_jobs.save_job_answers(conn, job.job_id, [(u.unit_id, u.unit_id in empty)
-                                                        for u in sorted(answers, key=lambda u: u.unit_id)])
-    repository_jobs.save_job_units(conn, job.job_id, sorted(u.unit_id for u in found))
-    chunk = parts.embed_chunk
-    plan = JobPlan(embed_chunks=max(1, math.ceil(len(found) / chunk)), embed_chunk_size=chunk,
+    answer_rows.sort()
+    unit_ids.sort()
+    repository_jobs.save_job_answers(conn, job.job_id, answer_rows)
+    repository_jobs.save_job_units(conn, job.job_id, unit_ids)
+    chunk_size = parts.embed_chunk
+    plan = JobPlan(embed_chunks=max(1, math.ceil(len(unit_ids) / chunk_size)), embed_chunk_size=chunk_size,
                    previous_job_id=previous)
     repository_jobs.set_job_plan(conn, job.job_id, plan)
-    return Outcome({"interviews": len(interviews), "answers": len(answers), "no_opinion": len(empty),
-                    "units": len(found), "chunks": plan.embed_chunks, "chunk_size": plan.embed_chunk_size,
-                    "previous_job": plan.previous_job_id, **read},
-                   counts={"interviews": len(interviews), "answers": len(answers), "no_opinion": len(empty),
-                           "units": len(found), **read})
+    found_count = {"interviews": interviews, "answers": len(answer_rows), "no_opinion": no_opinion,
+                   "units": len(unit_ids), **read, **_reading_usage(llm)}
+    return Outcome({**found_count, "chunks": plan.embed_chunks, "chunk_size": plan.embed_chunk_size,
+                    "previous_job": plan.previous_job_id}, counts=found_count)
 
 
-def _opinion_units(conn: psycopg.Connection, job: Job, parts: Components,
-                   answers: list[Unit]) -> tuple[list[Unit], set[str], dict[str, Any]]:
-    """Opinion units and no-opinion answer ids: offline (miner.opinion_job), or with an LLM from the
-    job's one call per interview (miner.llm_units), whose ratings are kept for `understand`."""
+def _reading_llm(conn: psycopg.Connection, job: Job, parts: Components):
+    """The units step's LLM (its share of the job's token budget, miner.llm_units), or None offline."""
     if parts.llm_client is None:
+        return None
+    from miner.llm_units import READ_BUDGET_SHARE
+
+    return _llm(conn, job, parts, share=READ_BUDGET_SHARE)
+
+
+def _reading_usage(llm) -> dict[str, Any]:
+    """The reading LLM's job counts (`rate_llm_*`), none offline."""
+    return {} if llm is None else {f"rate_{k}": v for k, v in llm.usage().items()}
+
+
+def _opinion_units(conn: psycopg.Connection, job: Job, parts: Components, answers: list[Unit],
+                   llm) -> tuple[list[Unit], set[str], dict[str, int]]:
+    """Opinion units, no-opinion answer ids and reading counts: offline (miner.opinion_job) when
+    `llm` is None, else from the job's one call per interview (miner.llm_units), whose ratings are
+    kept for `understand` (interview_readings)."""
+    if llm is None:
         return (*opinion_units(answers), {})
     from miner.llm_rate import reading_json
-    from miner.llm_units import READ_BUDGET_SHARE, read_with_llm
+    from miner.llm_units import read_with_llm
     from miner.understand import UnderstandOptions
 
-    llm = _llm(conn, job, parts, share=READ_BUDGET_SHARE)
     scrub = (parts.understand_options or UnderstandOptions()).llm_scrub
     read = read_with_llm(answers, llm, scrub=scrub)
     repository.save_interview_readings(conn, job.job_id, llm.options.model,
                                        {i: reading_json(r) for i, r in read.ratings.items()})
-    return read.units, read.empty, {**read.counts, **{f"rate_{k}": v for k, v in llm.usage().items()}}
+    return read.units, read.empty, dict(read.counts)
 
 
 def embed(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
@@ -230,35 +262,33 @@ def _clusterer(parts: Components):
     return parts.theme_clusterer or parts.clusterer
 
 
-def _job_arrays(conn: psycopg.Connection, job_id: str, embedder: Embedder) -> tuple[list[Unit], np.ndarray, np.ndarray]:
-    """The job's units, their vectors and theme ids (-1 = unassigned), aligned."""
-    units = repository_jobs.load_job_units(conn, job_id)
-    cached = runs.load_vectors(conn, embedder.name, units)
-    vectors = np.vstack([cached[u.answer_hash] for u in units])
-    assigned = runs.load_assignments(conn, job_id)
-    labels = np.array([-1 if assigned.get(u.unit_id) is None else assigned[u.unit_id] for u in units], dtype=np.int64)
-    return units, vectors, labels
+def _digest(conn: psycopg.Connection, job_id: str, embedder: Embedder) -> JobDigest:
+    """The job's units streamed once into per-unit refs and per-theme sums and samples (miner.theme_digest):
+    what the themes, label and tree steps read, bounded however many units the job has."""
+    return digest_rows(stream.stream_job_units(conn, job_id, embedder.name))
 
 
 def themes(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
-    """Themes from the assignments (miner.themes): extractive labels, quotes, per theme × model counts."""
+    """Themes from the assignments (miner.themes): extractive labels, quotes, per theme × model counts.
+    Keywords, phrase and quotes come from each theme's bounded sample, counts from every unit."""
     if (ext := nightly_steps.extends(conn, job)) is not None and (done := nightly_steps.themes(conn, job, parts, ext)):
         return done
-    units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
-    members = members_by_theme(labels)
-    documents = [[units[i].answer for i in indices] for indices in members.values()]
+    digest = _digest(conn, job.job_id, parts.embedder)
+    samples = {t: digest.sample(t) for t in digest.theme_ids}
+    documents = [[u.answer for u in units] for units, _ in samples.values()]
     # Keywords from the extractive labeller; the label is the phrase that says the opinion.
-    named = [replace(n, label=label_opinion_theme([units[i].answer for i in indices], vectors[indices],
-                                                  [units[i].stance or "neutral" for i in indices],
-                                                  parts.embedder).phrase)
-             for n, indices in zip(label_clusters(documents, parts.labeller), members.values(), strict=True)]
-    stances = theme_stances(units, labels)
-    built = [replace(t, stance=stances[t.theme_id]) for t in build_themes(units, vectors, labels, named)]
+    named = [replace(n, label=label_opinion_theme([u.answer for u in units], vectors,
+                                                  [u.stance or "neutral" for u in units], parts.embedder).phrase)
+             for n, (units, vectors) in zip(label_clusters(documents, parts.labeller), samples.values(), strict=True)]
+    del samples, documents
+    stances = theme_stances(digest.refs, digest.labels)
+    built = [replace(t, stance=stances[t.theme_id]) for t in digest.build_themes(named)]
     runs.save_themes(conn, job.job_id, built)
-    runs.save_model_stats(conn, job.job_id, model_stats(units, labels))
-    outliers = int((labels < 0).sum())
-    logger.info("themes: %d units → %d themes, %d unassigned", len(units), len(built), outliers)
-    return Outcome({"themes": len(built), "outliers": outliers, "models": len({u.session_model for u in units})},
+    runs.save_model_stats(conn, job.job_id, model_stats(digest.refs, digest.labels))
+    outliers = int((digest.labels < 0).sum())
+    logger.info("themes: %d units → %d themes, %d unassigned", len(digest.refs), len(built), outliers)
+    return Outcome({"themes": len(built), "outliers": outliers,
+                    "models": len({r.session_model for r in digest.refs})},
                    counts={"themes": len(built), "outliers": outliers})
 
 
@@ -287,9 +317,11 @@ def label(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
         return done
     from miner.llm_label import LabelOptions, label_themes
 
-    units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
-    result = label_themes(runs.load_themes(conn, job.job_id), units, vectors, labels, model_stats(units, labels),
-                          _llm(conn, job, parts), parts.label_options or LabelOptions())
+    digest = _digest(conn, job.job_id, parts.embedder)
+    units, vectors, labels = digest.sampled_arrays()  # examples and neighbours from each theme's sample
+    result = label_themes(runs.load_themes(conn, job.job_id), units, vectors, labels,
+                          model_stats(digest.refs, digest.labels), _llm(conn, job, parts),
+                          parts.label_options or LabelOptions())
     runs.update_theme_labels(conn, job.job_id, result.themes)
     repository.save_theme_opinions(conn, job.job_id, result.opinions)
     repository.save_theme_sentences(conn, job.job_id, result.sentences)
@@ -302,15 +334,21 @@ def tree(conn: psycopg.Connection, job: Job, parts: Components, part: int | None
 
     if (ext := nightly_steps.extends(conn, job)) is not None and (done := nightly_steps.tree(conn, job, parts, ext)):
         return done
-    units, vectors, labels = _job_arrays(conn, job.job_id, parts.embedder)
-    counts = save_theme_tree(conn, job, units, vectors, labels, parts)
+    counts = save_theme_tree(conn, job, _digest(conn, job.job_id, parts.embedder), parts)
     return Outcome(counts)
+
+
+# Interviews the understand step reads and writes at a time: its memory grows with this, not the study.
+UNDERSTAND_INTERVIEWS = 5000
 
 
 def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
     """Question dimensions, ratings, quality verdicts and per-model statistics (miner.understand);
     with an LLM, its ratings are those the units step's call gave (interview_readings).
 
+    Everything but the statistics is per interview, so the job's interviews are understood
+    UNDERSTAND_INTERVIEWS at a time, their rows (engagement sums included) written part by part; the
+    statistics are computed at the end from those stored rows (`job_statistics`), as a nightly job's are.
     Job params `include_low_quality` and `correction` ("bh" | "holm") override the defaults.
     """
     from miner.llm_rate import reading_from_json
@@ -321,30 +359,64 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
     if (ext := nightly_steps.extends(conn, job)) is not None and (
             done := nightly_steps.understand(conn, job, parts, ext)):
         return done
-    opinions, _, labels = _job_arrays(conn, job.job_id, parts.embedder)
-    # Ratings and quality read whole answers (no-opinion ones too); theme statistics the opinion units.
-    units = repository_jobs.load_job_answers(conn, job.job_id)
-    vectors, _ = _embed_missing(conn, units, parts.embedder)
-    interviews = repository.load_job_interviews(conn, job.job_id)
     options = understand_options(job, parts)
-    # The units step read each interview with the LLM once (miner.llm_units): its ratings are stored.
-    rated_by, readings = repository.load_interview_readings(conn, job.job_id)
-    by_interview = {u.interview_id: u.session_model for u in units}
-    rated = {i: reading_from_json(i, by_interview[i], r) for i, r in readings.items() if i in by_interview}
-    # Questions, prototypes and anchors go through the embedding cache like answers do.
-    by_hash = {answer_hash(text): text for text in texts_to_embed(units)}
-    cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
     embedder = stored_precision(parts.embedder)  # new vectors at the precision the cache keeps
-    result = understand_interviews(interviews, units, vectors, np.full(len(units), -1, dtype=np.int64),
-                                   embedder, options, known_vectors={by_hash[h]: v for h, v in cached.items()},
-                                   themed=(opinions, labels), rated=rated, rated_by=rated_by)
-    repository.save_embeddings(conn, parts.embedder.name,
-                               {answer_hash(text): v for text, v in result.new_vectors.items()})
-    repository.save_insights(conn, job.job_id, result.run, result.insights, result.ratings, result.verdicts,
-                             result.statistics)
-    # Per-interview engagement sums: what a nightly job's statistics are recomputed from.
-    repository_nightly.save_engagement(conn, job.job_id, interview_engagement(interviews, units))
-    return Outcome(result.counts, counts=result.counts)
+    repository.clear_insights(conn, job.job_id)
+    interview_ids = stream.job_interview_ids(conn, job.job_id)
+    estimators = []
+    for start in range(0, len(interview_ids), UNDERSTAND_INTERVIEWS):
+        ids = interview_ids[start:start + UNDERSTAND_INTERVIEWS]
+        # Ratings and quality read whole answers (no-opinion ones too); theme statistics the opinion units.
+        units = stream.load_job_answers_in(conn, job.job_id, ids)
+        vectors, _ = _embed_missing(conn, units, parts.embedder)
+        themed = stream.load_job_units_in(conn, job.job_id, ids)
+        opinions = [u for u, _ in themed]
+        labels = np.array([-1 if t is None else t for _, t in themed], dtype=np.int64)
+        del themed
+        # The units step read each interview with the LLM once (miner.llm_units): its ratings are stored.
+        rated_by, readings = repository.load_interview_readings(conn, job.job_id, ids)
+        by_interview = {u.interview_id: u.session_model for u in units}
+        rated = {i: reading_from_json(i, by_interview[i], r) for i, r in readings.items() if i in by_interview}
+        # Questions, prototypes and anchors go through the embedding cache like answers do.
+        by_hash = {answer_hash(text): text for text in texts_to_embed(units)}
+        cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
+        interviews = stream.load_interviews_in(conn, ids)
+        result = understand_interviews(interviews, units, vectors, np.full(len(units), -1, dtype=np.int64),
+                                       embedder, options, known_vectors={by_hash[h]: v for h, v in cached.items()},
+                                       themed=(opinions, labels), rated=rated, rated_by=rated_by,
+                                       with_statistics=False)
+        repository.save_embeddings(conn, parts.embedder.name,
+                                   {answer_hash(text): v for text, v in result.new_vectors.items()})
+        repository.add_insights(conn, job.job_id, result.insights, result.ratings, result.verdicts,
+                                interview_engagement(interviews, units))
+        estimators.append(result.run["rating_estimator"])
+        del units, vectors, opinions, labels, interviews, result
+    # A part the LLM did not rate in full says so (llm:<model> + the offline estimator); that one wins.
+    estimator = max(estimators, key=lambda e: (" + " in e, e), default="")
+    counts = job_statistics(conn, job.job_id, options, estimator)
+    return Outcome(counts, counts=counts)
+
+
+def job_statistics(conn: psycopg.Connection, job_id: str, options, rating_estimator: str) -> dict[str, Any]:
+    """The job's statistics over all its interviews, from its stored per-interview and per-unit rows
+    (interview_engagement, ratings, quality_verdicts, unit_insights, assignments: no answer is
+    re-read), saved with its insight run (`options`: miner.understand.UnderstandOptions); returns the
+    step's counts. The understand step calls it after its parts, a nightly job's after its new
+    interviews (miner.nightly_steps)."""
+    from miner.stats import statistics_from
+
+    engagement = repository_nightly.load_engagement(conn, job_id)
+    excluded = set() if options.include_low_quality else repository_nightly.low_quality_interviews(conn, job_id)
+    statistics = statistics_from(engagement, repository_nightly.load_answers_of(conn, job_id),
+                                 repository_nightly.load_ratings(conn, job_id),
+                                 repository_nightly.load_themed_sentiment(conn, job_id), excluded, options.stats)
+    run = {"rating_estimator": rating_estimator, "correction": options.stats.correction,
+           "alpha": options.stats.alpha, "low_quality_included": options.include_low_quality,
+           "interviews": len(engagement), "excluded": len(excluded)}
+    repository.save_statistics(conn, job_id, run, statistics)
+    counts = {**repository_nightly.insight_counts(conn, job_id), "excluded": len(excluded),
+              "significant_theme_differences": sum(p.significant for p in statistics.prevalence)}
+    return counts
 
 
 def understand_options(job: Job, parts: Components):

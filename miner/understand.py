@@ -54,7 +54,7 @@ class _OnceEmbedder:
 
 @dataclass(frozen=True)
 class Understanding:
-    """What the stage produced, ready for repository.save_insights."""
+    """What the stage produced: rows for repository.add_insights (statistics None unless asked for)."""
 
     run: dict
     insights: list[UnitInsight]
@@ -86,8 +86,10 @@ def understand_interviews(interviews: Sequence[Interview], units: Sequence[Unit]
     opinion units (each naming its answer, `answer_unit_id`) and their theme ids. Theme
     prevalence then counts an interview once per theme, and a unit's sentiment is its answer's.
 
-    `with_statistics=False` leaves `statistics` None (a nightly job recomputes them over the whole
-    study from stored values, miner.nightly_steps).
+    Everything but the statistics is per interview. `with_statistics=False` leaves `statistics`
+    None: the analysis job understands its interviews in parts, a nightly job its new ones, and
+    computes the statistics over the whole study from the stored per-interview rows
+    (miner.steps.job_statistics).
 
     `llm` is a miner.llm.LLM or None; interviews its calls do not deliver are rated offline (its
     failures are outcomes, not exceptions: an exception here is a bug or a database error).

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from miner import pipeline, repository_jobs
+from miner import pipeline, repository_jobs, steps
 from miner.components import Components
 from miner.llm import LLMOptions
 from miner.llm_units import locate_quote, quoted_units
@@ -68,7 +68,9 @@ def test_quoted_units_keep_offsets_and_stance_and_drop_bare_ratings():
 def llm_job(database_url, embedder):
     """A sample study analysed end to end with a scripted reader: interview 1 gets one quote that is
     not a span of its answer, interview 2 a malformed reply, interview 3 "no opinion" for an answer
-    the offline detector would theme. Yields (job id, counts, server requests, the three ids)."""
+    the offline detector would theme. Yields (job id, counts, server requests, the three ids).
+    The units and understand steps work in parts of 7 and 5 interviews here (5,000 in the product),
+    so the readings are written and read back across parts."""
     samples = generate_sample(INTERVIEWS, seed=3)
     scripted: dict[str, str] = {}
 
@@ -105,7 +107,10 @@ def llm_job(database_url, embedder):
                                          llm_options=LLMOptions(model="m-units", max_retries=0, backoff_initial=0.01))
         job_id = repository_jobs.create_job(conn, STUDY)
         conn.commit()
-        pipeline.run_job(conn, job_id, parts)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(steps, "UNITS_INTERVIEWS", 7)
+            patch.setattr(steps, "UNDERSTAND_INTERVIEWS", 5)
+            pipeline.run_job(conn, job_id, parts)
         job = repository_jobs.get_job(conn, job_id)
         assert job.status == "succeeded", job.error
         yield job_id, job.counts, list(server.requests), pick

@@ -25,7 +25,12 @@ def sampled_jobs(database_url, settings, embedder):
     samples = generate_sample(200, seed=3)
     forced = settings.model_copy(update={"cluster_sample_threshold": 100, "cluster_sample_size": SAMPLE,
                                          "embed_chunk": 150})
-    job_ids = analyse_sample_twice(database_url, STUDY, samples, Components.from_settings(forced, embedder=embedder))
+    from miner import steps
+
+    with pytest.MonkeyPatch.context() as patch:  # the units step reads the study 37 interviews at a time
+        patch.setattr(steps, "UNITS_INTERVIEWS", 37)
+        job_ids = analyse_sample_twice(database_url, STUDY, samples,
+                                       Components.from_settings(forced, embedder=embedder))
     return samples, job_ids
 
 
@@ -37,6 +42,12 @@ def test_every_unit_is_assigned_and_only_the_sample_was_fit(conn, sampled_jobs):
     _, (job_id, _) = sampled_jobs
     units = conn.execute("SELECT count(*) FROM job_units WHERE job_id = %s", (job_id,)).fetchone()[0]
     assert units > SAMPLE + 300  # several chunks of the study were not in the sample
+    counts = conn.execute("SELECT counts FROM jobs WHERE job_id = %s", (job_id,)).fetchone()[0]
+    answers = conn.execute("SELECT count(*) FROM job_answers WHERE job_id = %s", (job_id,)).fetchone()[0]
+    assert counts["interviews"] == 200 and counts["units"] == units and counts["answers"] == answers
+    positions = conn.execute("SELECT array_agg(unit_id ORDER BY position) FROM job_answers WHERE job_id = %s",
+                             (job_id,)).fetchone()[0]
+    assert positions == sorted(positions)  # one sorted order over all the parts
     found = _assignments(conn, job_id)
     assert len(found) == units and all(theme is not None for theme in found.values())
     assert conn.execute("SELECT sampled_units FROM jobs WHERE job_id = %s", (job_id,)).fetchone()[0] == SAMPLE
@@ -148,3 +159,70 @@ def test_sampled_job_through_two_real_workers(miner_env, database_url, queue_nam
         deadline = time.monotonic() + 60
         for worker in workers:
             worker.wait(timeout=max(1.0, deadline - time.monotonic()))
+
+
+def _rows(conn, table: str, job_id: str, order: str) -> list[tuple]:
+    # table and order are fixed names from the test below, never input
+    return conn.execute(f"SELECT * FROM {table} WHERE job_id = %s ORDER BY {order}", (job_id,)).fetchall()
+
+
+_INSIGHTS = {"unit_insights": "unit_id", "ratings": "interview_id, dimension", "quality_verdicts": "interview_id",
+             "engagement_stats": "session_model", "rating_stats": "session_model, dimension",
+             "prevalence_stats": "theme_id, session_model", "prevalence_tests": "theme_id",
+             "correlation_stats": "dimension_a, dimension_b", "sentiment_stats": "theme_id, session_model",
+             "insight_runs": "job_id"}
+
+
+def test_understand_in_parts_writes_what_one_part_writes(database_url, settings, embedder, sampled_jobs,
+                                                         monkeypatch):
+    """The understand step reads UNDERSTAND_INTERVIEWS interviews at a time and adds up their statistics'
+    inputs: 200 interviews in parts of 37 give the same rows, statistics included, as one part."""
+    from miner import repository_jobs, steps
+
+    _, (job_id, _) = sampled_jobs
+    parts = Components.from_settings(settings, embedder=embedder)
+    written = []
+    with psycopg.connect(database_url) as conn:
+        job = repository_jobs.get_job(conn, job_id)
+        for size in (10_000, 37):
+            monkeypatch.setattr(steps, "UNDERSTAND_INTERVIEWS", size)
+            steps.understand(conn, job, parts)
+            written.append({t: _rows(conn, t, job_id, order) for t, order in _INSIGHTS.items()})
+        conn.rollback()
+    whole, in_parts = written
+    assert len(whole["unit_insights"]) > 1000 and len(whole["quality_verdicts"]) == 200 and whole["prevalence_stats"]
+    for table in _INSIGHTS:
+        # Same rows; floats to the last stored digit (a matrix product over 37 interviews' rows and over
+        # 200 may round the last float32 bit differently: 4.6508 vs 4.6509 was seen).
+        assert len(in_parts[table]) == len(whole[table]), table
+        for a, b in zip(in_parts[table], whole[table]):
+            assert [x for x in a if not isinstance(x, float)] == [x for x in b if not isinstance(x, float)], table
+            assert [x for x in a if isinstance(x, float)] == pytest.approx(
+                [x for x in b if isinstance(x, float)], abs=2e-4), table
+
+
+def test_digest_counts_every_unit_and_samples_at_most_its_bound(database_url, sampled_jobs):
+    """The themes, label and tree steps read a digest: exact sizes and centroids, a bounded sample."""
+    from miner import repository_stream
+    from miner.theme_digest import digest_rows
+
+    _, (job_id, _) = sampled_jobs
+    with psycopg.connect(database_url) as conn:
+        model = conn.execute("SELECT DISTINCT e.model FROM embeddings e JOIN units u USING (answer_hash) "
+                             "JOIN job_units j USING (unit_id) WHERE j.job_id = %s", (job_id,)).fetchone()[0]
+        whole = digest_rows(repository_stream.stream_job_units(conn, job_id, model, size=97))
+        bounded = digest_rows(repository_stream.stream_job_units(conn, job_id, model, size=50), per_theme=5)
+        again = digest_rows(repository_stream.stream_job_units(conn, job_id, model, size=500), per_theme=5)
+        sizes = dict(conn.execute("SELECT theme_id, count(*) FROM assignments WHERE job_id = %s GROUP BY 1",
+                                  (job_id,)).fetchall())
+    assert bounded.sizes == whole.sizes == sizes
+    for theme_id in whole.theme_ids:
+        units, vectors = whole.sample(theme_id)
+        assert len(units) == sizes[theme_id]  # under the bound: every member, in job order
+        assert np.allclose(whole.centroid(theme_id), vectors.mean(axis=0), atol=1e-5)
+        assert np.allclose(bounded.centroid(theme_id), whole.centroid(theme_id), atol=1e-5)
+        sampled, _ = bounded.sample(theme_id)
+        assert len(sampled) == min(5, sizes[theme_id])
+        assert {u.unit_id for u in sampled} <= {u.unit_id for u in units}
+        # The same members whatever the chunking (smallest hashes of their ids).
+        assert [u.unit_id for u in sampled] == [u.unit_id for u in again.sample(theme_id)[0]]
