@@ -41,20 +41,20 @@ _RATING_ONLY = _RATING_WORDS | _CONTENTLESS | _NUMBER_NAMES | frozenset("out of 
 
 
 def unit_stances(texts: Sequence[str], vectors: np.ndarray, embedder) -> list[str]:
-    """positive / negative / neutral for each unit: the product's one offline estimator
-    (miner.stance.default_stance, also ``miner eval opinions``'; chosen in BENCHMARKS.md § Opinions)."""
+    """positive / negative / neutral for each unit: the job's offline estimator (miner.stance.job_stance;
+    `miner eval opinions` uses stance.default_stance, see BENCHMARKS.md § Opinions)."""
     if not len(texts):
         return []
-    return _default_stance(embedder).stances(texts, vectors)
+    return _job_stance(embedder).stances(texts, vectors)
 
 
 @functools.lru_cache(maxsize=8)
-def _default_stance(embedder):
+def _job_stance(embedder):
     """One estimator per embedder object, so its anchor phrasings are embedded once per process,
     not once per assign part (they were 93% of a 2,000-unit part's time; BENCHMARKS.md § Scale)."""
-    from miner.stance import default_stance
+    from miner.stance import job_stance
 
-    return default_stance(embedder)
+    return job_stance(embedder)
 
 
 def job_unit_stances(units: Sequence[Unit], vectors: np.ndarray, embedder) -> list[str]:

@@ -1,8 +1,7 @@
 """Stance of opinion units: positive, negative or neutral, offline.
 
-:class:`OpinionStance` (the product's one estimator, :func:`default_stance`: the analysis job's
-units and ``miner eval opinions`` both use it; chosen by measurement in BENCHMARKS.md § Opinions)
-adds VADER's compound score to the embedding-anchor score, the anchors weighted by how much the
+:class:`OpinionStance` (:func:`default_stance`, ``miner eval opinions``'; the analysis job uses
+:func:`job_stance`, the anchor estimator, see its docstring; BENCHMARKS.md § Opinions) adds VADER's compound score to the embedding-anchor score, the anchors weighted by how much the
 unit looks like them: the anchors are praise and complaint about an assistant, and a unit far
 from all of them (a restaurant review, an unrelated remark) is scored by the lexicon alone.
 :class:`VaderStance` scores a unit with VADER's lexicon and rules (negation, "but",
@@ -27,7 +26,7 @@ import numpy as np
 
 from miner.components import Embedder, NotInstalledError
 
-__all__ = ["OpinionStance", "VaderStance", "AnchorStance", "CombinedStance", "default_stance", "theme_stance",
+__all__ = ["OpinionStance", "VaderStance", "AnchorStance", "CombinedStance", "default_stance", "job_stance", "theme_stance",
            "stance_of_score"]
 
 MAJORITY = 0.6
@@ -158,8 +157,15 @@ class OpinionStance:
 
 
 def default_stance(embedder: Embedder) -> OpinionStance:
-    """The product's stance estimator (the analysis job's and ``miner eval opinions``')."""
+    """``miner eval opinions``' stance estimator (better on MAMS and on the held-out assistant phrasings)."""
     return OpinionStance(embedder)
+
+
+def job_stance(embedder: Embedder) -> AnchorStance:
+    """The analysis job's stance estimator: the embedding anchors at t = 0.1. Every figure of the job on
+    the sample studies and HALIE (BENCHMARKS.md § Opinions) was measured with it; with OpinionStance the
+    sampled-fit test's ARI fell from 0.84 to 0.77 (tests/test_scale.py), not yet understood."""
+    return AnchorStance(embedder, threshold=0.1)
 
 
 class CombinedStance:
