@@ -22,7 +22,6 @@ import numpy as np
 
 from bench_halie_study import DATA, helpfulness, rated_above_rest, verdict
 from bench_opinion_job import VectorCache
-from miner.cluster import ClusterParams, cluster_vectors
 from miner.components import Components, theme_clusterer_from_settings
 from miner.eval_opinions import OpinionClusterer
 from miner.ingest import ingest_file
@@ -36,18 +35,7 @@ from miner.units import split_units
 
 def capped(vectors: np.ndarray, max_share: float, fraction: float = 0.015) -> np.ndarray:
     """The job's clusters, each holding more than `max_share` of the units clustered again on its own."""
-    params = ClusterParams(seed=42, min_cluster_size=max(5, round(fraction * len(vectors))), refine="none",
-                           cluster_selection_method="eom")
-    labels = cluster_vectors(vectors, params)
-    next_id = labels.max() + 1
-    for cluster in np.unique(labels[labels >= 0]):
-        members = np.where(labels == cluster)[0]
-        if len(members) > max_share * len(vectors):
-            sub = cluster_vectors(vectors[members], params)
-            for part in np.unique(sub[sub > 0]):
-                labels[members[sub == part]] = next_id
-                next_id += 1
-    return labels
+    return OpinionClusterer(seed=42, fraction=fraction, selection="eom", max_share=max_share).fit(vectors)
 
 
 def main() -> None:

@@ -245,6 +245,13 @@ def _memory_child(n: int, sample: int, chunk: int) -> dict:
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
+def _peaks(results: dict, rows: dict) -> None:
+    """The headline peak RSS figures from the rows the run just wrote (cluster + assign or whole job)."""
+    for units, key in (("100000", "peak_rss_mib_100k"), ("1000000", "peak_rss_mib_1m")):
+        if units in rows:
+            results[key] = rows[units]["peak_rss_mib"]
+
+
 def memory(n: int, sample: int, chunk: int) -> None:
     out = subprocess.run([sys.executable, __file__, "_child", str(n), str(sample), str(chunk)],
                          capture_output=True, text=True, check=True)
@@ -253,10 +260,7 @@ def memory(n: int, sample: int, chunk: int) -> None:
     results = _results()
     results.setdefault("memory_rows", {})[str(n)] = row
     rows = results["memory_rows"]
-    if "100000" in rows:
-        results["peak_rss_mib_100k"] = rows["100000"]["peak_rss_mib"]
-    if "1000000" in rows:
-        results["peak_rss_mib_1m"] = rows["1000000"]["peak_rss_mib"]
+    _peaks(results, rows)
     if "100000" in rows and "1000000" in rows:
         results["cluster_time_ratio_1m_100k"] = round(
             rows["1000000"]["cluster_assign_seconds"] / rows["100000"]["cluster_assign_seconds"], 2)
@@ -524,11 +528,7 @@ def job(n: int) -> None:
     print(json.dumps(row), flush=True)
     results = _results()
     results.setdefault("job_rows", {})[str(n)] = row
-    rows = results["job_rows"]
-    if "100000" in rows:
-        results["peak_rss_mib_100k"] = rows["100000"]["peak_rss_mib"]
-    if "1000000" in rows:
-        results["peak_rss_mib_1m"] = rows["1000000"]["peak_rss_mib"]
+    _peaks(results, results["job_rows"])
     _save(results)
 
 
