@@ -265,38 +265,16 @@ def tree(conn: psycopg.Connection, job: Job, parts: Components, ext: Extends):
 
 def understand(conn: psycopg.Connection, job: Job, parts: Components, ext: Extends):
     """Ratings, dimensions, quality and engagement for the new interviews; statistics from stored values."""
-    from miner.compact import stored_precision
-    from miner.llm_rate import reading_from_json
-    from miner.stats import interview_engagement
-    from miner.steps import Outcome, _embed_missing, job_statistics, understand_options
-    from miner.understand import texts_to_embed, understand_interviews
-    from miner.units import answer_hash
+    from miner.steps import Outcome, job_statistics, understand_options, understand_part
 
     if stored.count_rows(conn, "interview_engagement", ext.previous) == 0:
         return None  # a previous job from before the per-interview engagement rows
     answers = stored.load_job_answers_from(conn, job.job_id, ext.answers_from)
     interviews = stored.load_interviews_of_answers(conn, job.job_id, ext.answers_from)
     options = understand_options(job, parts)
-    # The units step read each new interview with the LLM once (miner.llm_units): its ratings are stored.
-    rated_by, readings = repository.load_interview_readings(conn, job.job_id)
-    by_interview = {u.interview_id: u.session_model for u in answers}
-    rated = {i: reading_from_json(i, by_interview[i], r) for i, r in readings.items() if i in by_interview}
     for table in stored.PER_INTERVIEW + ("unit_insights",):
         stored.copy_rows(conn, table, ext.previous, job.job_id)
-    estimator = None
-    if answers:
-        vectors, _ = _embed_missing(conn, answers, parts.embedder)
-        by_hash = {answer_hash(text): text for text in texts_to_embed(answers)}
-        cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
-        result = understand_interviews(interviews, answers, vectors, np.full(len(answers), -1, dtype=np.int64),
-                                       stored_precision(parts.embedder), options,
-                                       known_vectors={by_hash[h]: v for h, v in cached.items()},
-                                       rated=rated, rated_by=rated_by, with_statistics=False)
-        repository.save_embeddings(conn, parts.embedder.name,
-                                   {answer_hash(text): v for text, v in result.new_vectors.items()})
-        repository.add_insights(conn, job.job_id, result.insights, result.ratings, result.verdicts,
-                                interview_engagement(interviews, answers))
-        estimator = result.run["rating_estimator"]
+    estimator = understand_part(conn, job, parts, options, interviews, answers) if answers else None
     if estimator is None:
         row = conn.execute("SELECT rating_estimator FROM insight_runs WHERE job_id = %s", (ext.previous,)).fetchone()
         estimator = row[0] if row else ""

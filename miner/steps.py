@@ -351,50 +351,50 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
     statistics are computed at the end from those stored rows (`job_statistics`), as a nightly job's are.
     Job params `include_low_quality` and `correction` ("bh" | "holm") override the defaults.
     """
-    from miner.llm_rate import reading_from_json
-    from miner.stats import interview_engagement
-    from miner.understand import texts_to_embed, understand_interviews
-    from miner.units import answer_hash
-
     if (ext := nightly_steps.extends(conn, job)) is not None and (
             done := nightly_steps.understand(conn, job, parts, ext)):
         return done
     options = understand_options(job, parts)
-    embedder = stored_precision(parts.embedder)  # new vectors at the precision the cache keeps
     repository.clear_insights(conn, job.job_id)
     interview_ids = stream.job_interview_ids(conn, job.job_id)
     estimators = []
     for start in range(0, len(interview_ids), UNDERSTAND_INTERVIEWS):
         ids = interview_ids[start:start + UNDERSTAND_INTERVIEWS]
-        # Ratings and quality read whole answers (no-opinion ones too); theme statistics the opinion units.
-        units = stream.load_job_answers_in(conn, job.job_id, ids)
-        vectors, _ = _embed_missing(conn, units, parts.embedder)
-        themed = stream.load_job_units_in(conn, job.job_id, ids)
-        opinions = [u for u, _ in themed]
-        labels = np.array([-1 if t is None else t for _, t in themed], dtype=np.int64)
-        del themed
-        # The units step read each interview with the LLM once (miner.llm_units): its ratings are stored.
-        rated_by, readings = repository.load_interview_readings(conn, job.job_id, ids)
-        by_interview = {u.interview_id: u.session_model for u in units}
-        rated = {i: reading_from_json(i, by_interview[i], r) for i, r in readings.items() if i in by_interview}
-        # Questions, prototypes and anchors go through the embedding cache like answers do.
-        by_hash = {answer_hash(text): text for text in texts_to_embed(units)}
-        cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
-        interviews = stream.load_interviews_in(conn, ids)
-        result = understand_interviews(interviews, units, vectors, np.full(len(units), -1, dtype=np.int64),
-                                       embedder, options, known_vectors={by_hash[h]: v for h, v in cached.items()},
-                                       themed=(opinions, labels), rated=rated, rated_by=rated_by,
-                                       with_statistics=False)
-        repository.save_embeddings(conn, parts.embedder.name,
-                                   {answer_hash(text): v for text, v in result.new_vectors.items()})
-        repository.add_insights(conn, job.job_id, result.insights, result.ratings, result.verdicts,
-                                interview_engagement(interviews, units))
-        estimators.append(result.run["rating_estimator"])
-        del units, vectors, opinions, labels, interviews, result
+        # Ratings and quality read whole answers (no-opinion ones too).
+        estimators.append(understand_part(conn, job, parts, options, stream.load_interviews_in(conn, ids),
+                                          stream.load_job_answers_in(conn, job.job_id, ids)))
     # A part the LLM did not rate in full says so (llm:<model> + the offline estimator); that one wins.
     estimator = max(estimators, key=lambda e: (" + " in e, e), default="")
     counts = job_statistics(conn, job.job_id, options, estimator)
     return Outcome(counts, counts=counts)
+
+
+def understand_part(conn: psycopg.Connection, job: Job, parts: Components, options, interviews: list,
+                    answers: list[Unit]) -> str:
+    """Dimensions, ratings, quality verdicts and engagement sums of some of the job's interviews, written
+    as rows (their statistics come later from those rows, `job_statistics`); with an LLM, the ratings its
+    units-step call gave (interview_readings). Returns the rating estimator's name."""
+    from miner.llm_rate import reading_from_json
+    from miner.stats import interview_engagement
+    from miner.understand import texts_to_embed, understand_interviews
+    from miner.units import answer_hash
+
+    vectors, _ = _embed_missing(conn, answers, parts.embedder)
+    rated_by, readings = repository.load_interview_readings(conn, job.job_id, [i.interview_id for i in interviews])
+    by_interview = {u.interview_id: u.session_model for u in answers}
+    rated = {i: reading_from_json(i, by_interview[i], r) for i, r in readings.items() if i in by_interview}
+    # Questions, prototypes and anchors go through the embedding cache like answers do.
+    by_hash = {answer_hash(text): text for text in texts_to_embed(answers)}
+    cached = repository.load_embeddings(conn, parts.embedder.name, by_hash)
+    embedder = stored_precision(parts.embedder)  # new vectors at the precision the cache keeps
+    result = understand_interviews(interviews, answers, vectors, np.full(len(answers), -1, dtype=np.int64),
+                                   embedder, options, known_vectors={by_hash[h]: v for h, v in cached.items()},
+                                   rated=rated, rated_by=rated_by, with_statistics=False)
+    repository.save_embeddings(conn, parts.embedder.name,
+                               {answer_hash(text): v for text, v in result.new_vectors.items()})
+    repository.add_insights(conn, job.job_id, result.insights, result.ratings, result.verdicts,
+                            interview_engagement(interviews, answers))
+    return result.run["rating_estimator"]
 
 
 def job_statistics(conn: psycopg.Connection, job_id: str, options, rating_estimator: str) -> dict[str, Any]:
