@@ -11,7 +11,8 @@ centroid, or a 15-nearest-sampled-neighbours vote), the full fit on float16-roun
 fit's own labels on the sample with the rest assigned (what the assignment alone costs), and the
 product followed by 3 streamed k-means passes (measured, not in the product); ``--variants`` picks
 some. Drops in NMI/ARI points (full minus sampled, mean over seeds 42, 1, 2, spread = min..max);
-``--seeds 3 4`` gives validation rows that leave scale.json's drops alone.
+``--seeds 3 4`` gives validation rows that leave scale.json's drops alone; ``--cache DIR`` (outside the
+repository) keeps the embeddings between runs.
 
 memory: the cluster + assign path of a job at N units on synthetic vectors (a mixture of 200
 Gaussian directions in 384 dims, Zipf-ish sizes, unit length, float16 as stored): sample fit, then
@@ -88,16 +89,27 @@ def _save(results: dict) -> None:
     RUNS.write_text(json.dumps({k: v for k, v in results.items() if k not in KEYS}, indent=2) + "\n")
 
 
-def _embed(name: str) -> tuple[np.ndarray, list[str]]:
+def _embed(name: str, cache: Path | None = None) -> tuple[np.ndarray, list[str]]:
+    """The set's vectors (today's embedder) and gold labels; the vectors kept in cache/NAME.npy
+    (outside the repository) when a cache folder is given, so a rerun skips the embedding."""
     import pandas as pd
 
+    df = pd.read_csv(DATA / DATASETS[name])
+    gold = df["category"].astype(str).tolist()
+    path = cache / f"{name}.npy" if cache else None
+    if path is not None and path.exists():
+        vectors = np.load(path)
+        if len(vectors) == len(gold):
+            return vectors, gold
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from miner.embed import SentenceTransformerEmbedder
     from miner.settings import Settings
 
-    df = pd.read_csv(DATA / DATASETS[name])
-    embedder = SentenceTransformerEmbedder(Settings().embedding_model)
-    return embedder.embed(df["text"].astype(str).tolist()), df["category"].astype(str).tolist()
+    vectors = SentenceTransformerEmbedder(Settings().embedding_model).embed(df["text"].astype(str).tolist())
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+    return vectors, gold
 
 
 VARIANTS = ("full", "sampled_centroid", "sampled_knn", "full_float16", "oracle_centroid", "sampled_refine3")
@@ -115,13 +127,13 @@ def refine(vectors: np.ndarray, labels: np.ndarray, index: np.ndarray, passes: i
     return labels
 
 
-def quality(seeds: tuple[int, ...], variants: tuple[str, ...] = VARIANTS) -> None:
+def quality(seeds: tuple[int, ...], variants: tuple[str, ...] = VARIANTS, cache: Path | None = None) -> None:
     """Rows for every seed asked for; the drops in scale.json are over SEEDS only (other seeds are the
     check that a choice holds beyond the reported ones)."""
     results = _results()
     rows = results.setdefault("quality_rows", {})
     for name in DATASETS:
-        vectors, gold = _embed(name)
+        vectors, gold = _embed(name, cache)
         half = len(vectors) // 2
         for seed in seeds:
             inner = UmapHdbscanClusterer(ClusterParams(seed=seed))
@@ -550,12 +562,14 @@ def main() -> None:
     parser.add_argument("--interviews", type=int, default=200, help="workers: the study's interviews")
     parser.add_argument("--threshold", type=int, default=100, help="workers: MINER_CLUSTER_SAMPLE_THRESHOLD")
     parser.add_argument("--configs", default="2,1", help="workers: worker counts, in run order")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="quality: folder (outside the repository) keeping the sets' embeddings between runs")
     args = parser.parse_args()
     if args.what == "workers":
         workers(args.interviews, args.chunk or 150, args.sample or 350, args.threshold,
                 [int(c) for c in args.configs.split(",")], seed=11)
     elif args.what == "quality":
-        quality(tuple(args.seeds), tuple(args.variants))
+        quality(tuple(args.seeds), tuple(args.variants), args.cache)
     elif args.what == "job":
         job(args.units)
     else:
