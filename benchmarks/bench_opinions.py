@@ -2,8 +2,8 @@
 
 Scored by miner.eval_opinions (themes mapped many-to-one to their most co-occurring gold
 category; micro pair-F1, category-F1, polarity accuracy on found categories). The product path
-(`miner eval opinions`: clauses+commas units, aspect vectors, eval_opinions.OpinionClusterer,
-stance.default_stance, a text's category scored by its units' mean stance score) and the
+(`miner eval opinions`: aspect-level units from opinion_units.split_aspect_spans, aspect
+vectors, eval_opinions.OpinionClusterer, stance.default_stance, a text's category scored by its units' mean stance score) and the
 estimators it replaced are run on validation with three seeds, then on test with three seeds,
 beside reference rows measured in the same run. Writes benchmarks/results/opinions.json and
 prints the markdown table for BENCHMARKS.md § Opinions.
@@ -25,7 +25,7 @@ import numpy as np
 
 from miner.embed import SentenceTransformerEmbedder
 from miner.eval_opinions import OpinionClusterer, evaluate_opinions, read_opinion_csv
-from miner.opinion_units import Span, split_spans
+from miner.opinion_units import Span, split_aspect_spans, split_spans
 from miner.stance import AnchorStance, OpinionStance, VaderStance, stance_of_score
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -70,7 +70,8 @@ def clauses_commas(text):
     return split_spans(text, commas=True)
 
 
-SPLITS = {"whole": whole, "clauses": clauses, "clauses+commas": clauses_commas}
+SPLITS = {"whole": whole, "clauses": clauses, "clauses+commas": clauses_commas, "aspects": split_aspect_spans}
+PRODUCT_UNITS = "aspects"  # eval opinions' units (eval_opinions.evaluate_opinions' default split)
 
 
 @dataclass
@@ -131,7 +132,8 @@ class AlwaysNeutral:
 def run(data_name, units, clusterer, stance, embedder, aspect=False):
     data = read_opinion_csv(DATA / f"mams_acsa_{data_name}.csv")
     scores = evaluate_opinions(data, embedder, clusterer, stance, split=SPLITS[units], aspect=aspect)
-    row = Row(data_name, units + (" (aspect vectors)" if aspect else ""), clusterer.name, stance.name, scores)
+    row = Row(data_name, units + (" (aspect vectors)" if aspect else ""), clusterer.name,
+              stance.name + ("" if units == PRODUCT_UNITS or not aspect else f"; {units} units"), scores)
     print(json.dumps(row.__dict__), flush=True)
     return row
 
@@ -231,17 +233,20 @@ def main(argv=None):
     for split in ("validation", "test"):
         for estimator in estimators(embedder):
             for seed in SEEDS:
-                rows.append(run(split, "clauses+commas", clusterers[seed], estimator, embedder, aspect=True))
+                rows.append(run(split, PRODUCT_UNITS, clusterers[seed], estimator, embedder, aspect=True))
+        # eval opinions before the aspect-level units: clause units cut at commas, same estimator.
+        for seed in SEEDS:
+            rows.append(run(split, "clauses+commas", clusterers[seed], estimators(embedder)[0], embedder, aspect=True))
         if split == "validation":
             # The product estimator's threshold on MAMS validation (chosen on the interview side).
             for t in (0.2, 0.4, 0.5):
                 est = Estimator(OpinionStance(embedder, threshold=t), t, f"opinion t={t} (mean score)")
-                rows.append(run(split, "clauses+commas", clusterers[42], est, embedder, aspect=True))
+                rows.append(run(split, PRODUCT_UNITS, clusterers[42], est, embedder, aspect=True))
     # Reference rows, same run: always neutral on the product's themes; k-means told the true k + VADER.
     for seed in SEEDS:
-        rows.append(run("test", "clauses+commas", clusterers[seed], AlwaysNeutral(), embedder, aspect=True))
+        rows.append(run("test", PRODUCT_UNITS, clusterers[seed], AlwaysNeutral(), embedder, aspect=True))
     vader = Estimator(VaderStance(), 0.05, "vader t=0.05 (majority)", majority=True)
-    for units in ("whole", "clauses", "clauses+commas"):
+    for units in ("whole", "clauses", "clauses+commas", "aspects"):
         rows.append(run("test", units, KMeansTrueK(8), vader, embedder))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"rows": [r.__dict__ for r in rows], "seconds": round(time.perf_counter() - started, 1)},

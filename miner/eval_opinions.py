@@ -25,7 +25,7 @@ import numpy as np
 
 from miner.eval_clusters import csv_rows
 from miner.protocols import Clusterer, Embedder
-from miner.opinion_units import Span, split_spans
+from miner.opinion_units import Span, split_aspect_spans
 from miner.stance import stance_of_score
 
 logger = logging.getLogger(__name__)
@@ -106,13 +106,16 @@ def score_opinions(gold: Sequence[frozenset[tuple[str, str]]], text_index: Seque
 
 
 def evaluate_opinions(data: OpinionTexts, embedder: Embedder, clusterer: Clusterer, stance,
-                      split: Callable[[str], list[Span]] = split_spans,
+                      split: Callable[[str], list[Span]] = split_aspect_spans,
                       aspect: bool = True) -> dict[str, float | int]:
     """Split, embed, cluster and give each unit a stance as the product does; the scores
     plus units, themes and seconds. `stance` has ``stances(texts, vectors) -> list[str]``
     (and, to score a text's category by its units' mean, ``scores(texts, vectors)`` and
     ``threshold``);
-    `split` (answer → spans) is the product's splitter unless a benchmark swaps it. With
+    `split` (answer → spans): aspect-level units (:func:`~miner.opinion_units.split_aspect_spans`,
+    the clause units cut again at "and", "with", subordinate clauses and parentheses: MAMS
+    sentences judge several aspects per clause; BENCHMARKS.md § Opinions) unless a benchmark
+    swaps it. With
     `aspect` (and a stance that has ``aspect_text``) units are clustered by their text without
     sentiment words; the stance still reads the whole unit."""
     started = time.perf_counter()

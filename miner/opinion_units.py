@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from miner.ratings import parse_rating
 from miner.records import Unit
 
-__all__ = ["OpinionUnit", "Span", "split_opinions", "split_spans", "is_no_opinion",
+__all__ = ["OpinionUnit", "Span", "split_opinions", "split_spans", "split_aspect_spans", "is_no_opinion",
            "validate_quoted_units", "QuoteError"]
 
 # Commas also split (after the short-fragment rule, "quick, friendly and accurate" stays one
@@ -130,6 +130,40 @@ def split_spans(answer: str, min_words: int = MIN_WORDS, commas: bool = SPLIT_AT
     if carried is not None:  # the answer ends on one ("it was fast though")
         joined = joined[:-1] + [Span(joined[-1].start, carried.end)] if joined else [carried]
     return [_drop_conjunction(answer, span) for span in joined]
+
+
+# Where an aspect-level unit starts inside a clause (`split_aspect_spans`): coordinated and
+# parenthesised phrases ("the pasta and the wine list", "(didn't bring us wine …)"), a "with"
+# phrase, and subordinate clauses ("which …", "because …", "when …").
+_ASPECT_BREAK = re.compile(r"(?<=\s)(?:and|with|which|that|because|since|so|as|when|if)\s|[()]", re.IGNORECASE)
+
+
+def _join_short(answer: str, pieces: Sequence[Span], min_words: int) -> list[Span]:
+    """A piece of fewer than `min_words` words joined to the previous one (to the next when first)."""
+    joined: list[Span] = []
+    for piece in pieces:
+        if joined and (_words(answer[piece.start:piece.end]) < min_words
+                       or _words(answer[joined[-1].start:joined[-1].end]) < min_words):
+            joined[-1] = Span(joined[-1].start, piece.end)
+        else:
+            joined.append(piece)
+    return joined
+
+
+def split_aspect_spans(answer: str, min_words: int = MIN_WORDS) -> list[Span]:
+    """:func:`split_spans` (with commas), each unit cut again where another aspect can start:
+    at "and", "with", a subordinate clause ("which", "because", "when", …) or a parenthesis,
+    short fragments joined back as there ("quick and accurate" stays one unit). One opinion
+    on one aspect per unit, for texts that judge several aspects in one sentence
+    ("the service was inattentive (didn't bring us wine til our main course …)"):
+    `miner eval opinions`' units (MAMS validation, BENCHMARKS.md § Opinions); the analysis
+    job keeps :func:`split_spans`."""
+    out: list[Span] = []
+    for span in split_spans(answer, min_words, commas=True):
+        cuts = [span.start, *(m.start() for m in _ASPECT_BREAK.finditer(answer, span.start, span.end)), span.end]
+        pieces = [p for a, b in zip(cuts, cuts[1:]) if (p := _trim(answer, a, b))]
+        out.extend(_drop_conjunction(answer, p) for p in _join_short(answer, pieces, min_words))
+    return out
 
 
 def split_opinions(units: Sequence[Unit], min_words: int = MIN_WORDS,

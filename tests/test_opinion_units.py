@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from miner.opinion_units import QuoteError, is_no_opinion, split_opinions, split_spans, validate_quoted_units
+from miner.opinion_units import (QuoteError, is_no_opinion, split_aspect_spans, split_opinions, split_spans,
+                                 validate_quoted_units)
 from miner.records import Unit
 
 # Real-looking answers (HALIE-style and interview-style) → the units a reader would expect.
@@ -44,6 +45,28 @@ def test_splitter_on_real_looking_answers(answer, expected):
     assert [answer[s.start:s.end] for s in spans] == expected
     assert all(0 <= s.start < s.end <= len(answer) for s in spans)
     assert [s.start for s in spans] == sorted(s.start for s in spans)
+
+
+# `miner eval opinions`' aspect-level units: one clause judging two aspects is cut where the second starts;
+# a coordinated adjective pair ("quick and accurate") stays whole (the fragment is under 3 words).
+ASPECT_SPLITS = [
+    ("the service was inattentive (didn't bring us wine til our main course was already served",
+     ["the service was inattentive", "(didn't bring us wine til our main course was already served"]),
+    ("The pasta was great and the waiter was friendly", ["The pasta was great", "the waiter was friendly"]),
+    ("It was quick and accurate", ["It was quick and accurate"]),
+    ("It was quick, but it made up the sources.", ["It was quick", "it made up the sources."]),
+    ("I liked the answers because they cited the sources", ["I liked the answers", "because they cited the sources"]),
+]
+
+
+@pytest.mark.parametrize("answer,expected", ASPECT_SPLITS)
+def test_aspect_splitter(answer, expected):
+    spans = split_aspect_spans(answer)
+    assert [answer[s.start:s.end] for s in spans] == expected
+    assert [s.start for s in spans] == sorted(s.start for s in spans)
+    # it only ever cuts the clause units further
+    clause = split_spans(answer, commas=True)
+    assert all(any(c.start <= s.start and s.end <= c.end for c in clause) for s in spans)
 
 
 def test_split_opinions_keeps_ids_and_skips_no_opinion_answers():
