@@ -4,7 +4,9 @@ theme × model cells, to find what bench_halie_study.py's misses come from.
 The job's path without the database: opinion units → vectors → stance → clusterer → stance split
 (miner.opinion_job) → miner.stats.theme_prevalence (one-vs-rest Fisher, BH over all cells), scored
 as bench_halie_study.py scores the published cells. No low-quality interview is left out here (the
-job leaves out those miner.quality flags), so a variant's count can differ from the job's by a cell.
+job leaves out those miner.quality flags: 2 of 304), and the units come in ingest order, not the job's
+(by unit id, which carries the study name): a variant's count can differ from the job's by a cell or
+two for that reason alone; bench_halie_resample.py measures over unit orders and subsets.
 
     python benchmarks/bench_halie_variants.py [--cache /tmp/halie_vectors.npz]
         [--out benchmarks/results/halie_variants.json]
