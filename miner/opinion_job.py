@@ -41,8 +41,8 @@ _RATING_ONLY = _RATING_WORDS | _CONTENTLESS | _NUMBER_NAMES | frozenset("out of 
 
 
 def unit_stances(texts: Sequence[str], vectors: np.ndarray, embedder) -> list[str]:
-    """positive / negative / neutral for each unit: the job's offline estimator (miner.stance.job_stance;
-    `miner eval opinions` uses stance.default_stance, see BENCHMARKS.md § Opinions)."""
+    """positive / negative / neutral for each unit: the job's offline estimator (miner.stance.job_stance,
+    VADER + anchors; `miner eval opinions` uses stance.default_stance, see BENCHMARKS.md § Opinions)."""
     if not len(texts):
         return []
     return _job_stance(embedder).stances(texts, vectors)
