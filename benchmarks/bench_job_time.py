@@ -96,7 +96,8 @@ def main() -> None:
             "SELECT step, extract(epoch FROM finished_at - started_at) FROM job_steps WHERE job_id = %s "
             "ORDER BY started_at", (job_id,)).fetchall()}
         counts = repository_jobs.get_job(conn, job_id).counts
-    row = {"label": args.label, "interviews": args.interviews, "seed": args.seed, "seconds": round(seconds, 1),
+    import miner
+    row = {"label": args.label, "miner": str(Path(miner.__file__).parent), "interviews": args.interviews, "seed": args.seed, "seconds": round(seconds, 1),
            "steps": steps, "units": counts.get("units"), "themes": counts.get("themes")}
     print(json.dumps(row), flush=True)
     rows = json.loads(args.out.read_text()) if args.out.exists() else []
