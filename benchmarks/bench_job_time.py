@@ -98,7 +98,8 @@ def main() -> None:
         counts = repository_jobs.get_job(conn, job_id).counts
     import miner
     row = {"label": args.label, "miner": str(Path(miner.__file__).parent), "interviews": args.interviews,
-           "seed": args.seed, "seconds": round(seconds, 1), "steps": steps, "units": counts.get("units"), "themes": counts.get("themes")}
+           "seed": args.seed, "seconds": round(seconds, 1), "steps": steps,
+           "units": counts.get("units"), "themes": counts.get("themes")}
     print(json.dumps(row), flush=True)
     rows = json.loads(args.out.read_text()) if args.out.exists() else []
     args.out.parent.mkdir(parents=True, exist_ok=True)
