@@ -51,8 +51,8 @@ LABEL_PROMPT = (
     "\"polarity\": positive, negative, mixed or neutral — how these participants feel about the "
     "assistant in this theme: the given stance when it is positive or negative; "
     "\"sentences\": one entry per session model listed in \"models\" (none when none is listed): "
-    "\"session_model\" (as listed), \"sentence\" (one sentence on how the theme shows up for that "
-    "model), \"answer_ids\" (ids of that model's answers that support the sentence)."
+    "\"session_model\" (as listed), \"sentence\" (one sentence of at most 30 words on how the theme shows "
+    "up for that model), \"answer_ids\" (ids of that model's answers that support the sentence)."
 )
 
 DISTINCT_PROMPT = (
