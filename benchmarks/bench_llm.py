@@ -28,7 +28,7 @@ from markdown_section import replace_section  # benchmarks/ is the script's fold
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from miner import db, repository, repository_endpoints, repository_jobs  # noqa: E402
+from miner import db, repository, repository_endpoints, repository_jobs, steps  # noqa: E402
 from miner.embedded import resolve_urls  # noqa: E402
 from miner.ingest import to_interview  # noqa: E402
 from miner.llm import LLMOptions, endpoint_url  # noqa: E402
@@ -66,7 +66,7 @@ def measure(conn, job_id: str, interviews: int, seconds: float, base_url: str, m
     outcomes: dict[str, int] = {}
     for c in calls:
         outcomes[c["outcome"]] = outcomes.get(c["outcome"], 0) + 1
-    theme_purposes = ("label", "distinct", "model_sentences")
+    theme_purposes = steps.THEME_PURPOSES  # label (with per-model sentences), distinct, tree
     return {
         "interviews": interviews, "themes": len(themes), "job_seconds": round(seconds, 1),
         "calls": len(calls), "outcomes": outcomes,
@@ -160,7 +160,8 @@ def section_markdown(runs: list[dict]) -> str:
             out += ["", f"Replies that ran to max_tokens under the grammar (cut, so counted invalid): {', '.join(cut)}."]
     out += ["", "The small packaged model (gemma-3 270M, a base model, Q4_K_M) is there to prove the path, not for "
             "its words: the endpoint negotiates `json_schema`, no call fails, short replies (labels) parse and "
-            "pass the checks, but longer ones (per-model sentences, relabels, interview ratings) tend to run to "
+            "pass the checks, but longer ones (per-model sentences, which share the label's reply, relabels, "
+            "interview ratings) tend to run to "
             "max_tokens and end `invalid`, so those themes and interviews keep their extractive labels and "
             "offline ratings. Seconds per call depend mostly on the CPU and on what else runs: the run above "
             "shared 2 cores with other test runs (load average in the table, ~7× the cores), about ten times "

@@ -8,8 +8,8 @@ base URL + model and remembered by the store; the reply is parsed as JSON (fence
 <think> block stripped) and validated by a pydantic model, never evaluated. A reply that does not
 validate is asked again with the error shown; what still fails is reported, not raised, so the
 caller can fall back. Each request ends with an outcome: ok, invalid, failed (transport errors
-after retries), budget (the job's token budget would be exceeded) or unavailable (the endpoint
-failed too many times in a row).
+after retries), budget (the job's token budget would be exceeded, or its call budget is spent) or
+unavailable (the endpoint failed too many times in a row).
 """
 
 from __future__ import annotations
@@ -209,12 +209,14 @@ class LLM:
     """Structured requests over one client for one job: its cache, ledger and token budget."""
 
     def __init__(self, client: Any, options: LLMOptions, store: LLMStore | None = None,
-                 token_budget: int | None = None, spent: int = 0):
-        """`spent`: tokens of `token_budget` that earlier steps of the job used already."""
+                 token_budget: int | None = None, spent: int = 0, call_budget: int | None = None):
+        """`spent`: tokens of `token_budget` that earlier steps of the job used already.
+        `call_budget`: how many calls (re-asks included; cache hits not) this LLM may still send."""
         self.client, self.options = client, options
         self.store = store if store is not None else MemoryStore()
         self.budget = TokenBudget(token_budget)
         self.budget.used = spent
+        self.call_budget, self.calls_left = call_budget, call_budget
         self.consecutive_failures = 0
         self.counts: Counter[str] = Counter()
         self.base_url = endpoint_url(client)
@@ -271,6 +273,9 @@ class LLM:
             usage["llm_mode"] = self.mode  # the request mode the endpoint took (llm_endpoint.MODES)
         if self.budget.limit is not None:
             usage["llm_token_budget"] = self.budget.limit
+        if self.call_budget is not None:
+            usage["llm_call_budget"] = self.call_budget
+            usage["llm_call_budget_spent"] = self.calls_left == 0
         return usage
 
     def _count(self, sent: _Sent, outcome: str) -> None:
@@ -328,11 +333,16 @@ class LLM:
                     sent[position] = _Sent(None, "unavailable", error="endpoint failed "
                                            f"{self.consecutive_failures} calls in a row; not called")
                     continue
+                if self.calls_left is not None and self.calls_left <= 0:
+                    sent[position] = _Sent(None, "budget", error=f"call budget {self.call_budget} spent")
+                    continue
                 estimate = estimate_tokens(body["messages"], self.options.max_tokens)
                 if not self.budget.reserve(estimate):
                     sent[position] = _Sent(None, "budget", error=f"token budget {self.budget.limit} "
                                            f"would be exceeded ({self.budget.used} spent)")
                     continue
+                if self.calls_left is not None:
+                    self.calls_left -= 1
                 in_flight[pool.submit(self._send, body, pending[position].request.schema)] = (position, estimate)
             while in_flight:
                 collect(wait(in_flight, return_when=FIRST_COMPLETED).done)

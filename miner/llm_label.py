@@ -1,8 +1,8 @@
-"""LLM labelling: each theme gets a short label (an opinion phrase carrying the theme's stance: "Made-up
-sources", negative), a summary and a polarity from an LLM; each theme ×
-session model with enough answers gets one sentence citing answers; near-duplicate labels are
-relabelled with the themes side by side. Wherever the LLM does not deliver (budget spent, faults,
-replies that fail validation) the theme keeps its extractive label, and says why.
+"""LLM labelling: one request per theme (plus at most one re-ask) gives its short label (an opinion
+phrase carrying the theme's stance: "Made-up sources", negative), a summary, a polarity and, for
+each session model with enough answers in the theme, one sentence citing answers; near-duplicate
+labels are relabelled with the themes side by side. Wherever the LLM does not deliver (budget
+spent, faults, replies that fail validation) the theme keeps its extractive label, and says why.
 
 Answer text is data: it travels inside a JSON document, scrubbed of identifiers, under a system
 prompt that calls it untrusted, and a label copied from an answer that gives instructions is
@@ -49,17 +49,10 @@ LABEL_PROMPT = (
     "\"Quick, clear answers\", \"Wants shorter replies\"; not \"Sources\" or \"Answer length\"); "
     "\"summary\": one paragraph of 2 to 4 sentences describing that opinion and how it varies; "
     "\"polarity\": positive, negative, mixed or neutral — how these participants feel about the "
-    "assistant in this theme: the given stance when it is positive or negative."
-)
-
-SENTENCES_PROMPT = (
-    "You describe how one opinion theme from interviews about AI assistants shows up for each AI "
-    "model the participants used. The user message is a JSON document: the theme (when known) and, "
-    "per session model, how many of its answers fall in the theme and a sample of them with ids.\n"
-    + UNTRUSTED_DATA_NOTE + "\n"
-    "Reply with one JSON object {\"sentences\": [...]} holding one entry per listed session model: "
-    "\"session_model\" (as listed), \"sentence\" (one sentence on how the theme shows up for that "
-    "model), \"answer_ids\" (ids of that model's answers that support the sentence)."
+    "assistant in this theme: the given stance when it is positive or negative; "
+    "\"sentences\": one entry per session model listed in \"models\" (none when none is listed): "
+    "\"session_model\" (as listed), \"sentence\" (one sentence of at most 30 words on how the theme shows "
+    "up for that model), \"answer_ids\" (ids of that model's answers that support the sentence)."
 )
 
 DISTINCT_PROMPT = (
@@ -71,13 +64,22 @@ DISTINCT_PROMPT = (
     "others. The labels must differ from each other and from the labels in use."
 )
 
+class ModelSentence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_model: str
+    sentence: str
+    answer_ids: list[str]
+
+
 class ThemeLabelReply(BaseModel):
-    """What the LLM may say about one theme."""
+    """What the LLM may say about one theme: its label, summary and polarity, and how it shows up
+    per session model (sentences are checked one by one afterwards, never a reason to re-ask)."""
 
     model_config = ConfigDict(extra="forbid")
     label: str
     summary: str
     polarity: Literal["positive", "negative", "mixed", "neutral"]
+    sentences: list[ModelSentence]
 
     @field_validator("label")
     @classmethod
@@ -90,20 +92,6 @@ class ThemeLabelReply(BaseModel):
         if not summary.strip():
             raise ValueError("the summary is empty")
         return summary.strip()
-
-
-class ModelSentence(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    session_model: str
-    sentence: str
-    answer_ids: list[str]
-
-
-class ModelSentencesReply(BaseModel):
-    """What the LLM may say about one theme across session models."""
-
-    model_config = ConfigDict(extra="forbid")
-    sentences: list[ModelSentence]
 
 
 class DistinctLabel(BaseModel):
@@ -181,7 +169,9 @@ def _messages(system: str, data: dict) -> tuple[dict[str, str], ...]:
             {"role": "user", "content": json.dumps(data, ensure_ascii=False, indent=1)})
 
 
-def _label_request(theme: Theme, prompts: _Prompts) -> tuple[JsonRequest, list[tuple[str, str]]]:
+def _label_request(theme: Theme, stats: Sequence[ThemeModelStat], prompts: _Prompts
+                   ) -> tuple[JsonRequest, list[tuple[str, str]], dict[str, dict[str, str]]]:
+    """The theme's one request; also its answers as sent and, per listed session model, prompt id → unit id."""
     options = prompts.options
     examples = prompts.examples(prompts.members[theme.theme_id], options.examples_per_theme, "a")
     theme_answers = [(prompt_id, prompts.text(unit_id)) for prompt_id, unit_id in examples]
@@ -189,12 +179,21 @@ def _label_request(theme: Theme, prompts: _Prompts) -> tuple[JsonRequest, list[t
     for other in prompts.neighbours(theme.theme_id):
         contrast += [(f"t{other}-{prompt_id}", prompts.text(unit_id)) for prompt_id, unit_id in
                      prompts.examples(prompts.members[other], options.examples_per_neighbour, "x")]
+    models, id_map = [], {}
+    for k, stat in enumerate(stats, start=1):
+        own = [i for i in prompts.members[theme.theme_id] if prompts.units[i].session_model == stat.session_model]
+        model_examples = prompts.examples(own, options.examples_per_model, f"m{k}a")
+        id_map[stat.session_model] = dict(model_examples)
+        models.append({"session_model": stat.session_model, "answer_count": stat.answers,
+                       "share_of_model_answers": round(stat.share, 3),
+                       "answers": [{"id": p, "text": prompts.text(u)} for p, u in model_examples]})
     data = {"stance": theme.stance or "neutral",
             "theme_answers": [{"id": i, "text": t} for i, t in theme_answers],
-            "answers_from_other_themes": [{"id": i, "text": t} for i, t in contrast]}
+            "answers_from_other_themes": [{"id": i, "text": t} for i, t in contrast],
+            "models": models}
     request = JsonRequest("label", _messages(LABEL_PROMPT, data), ThemeLabelReply,
                           check=_label_check(theme, theme_answers), theme_id=theme.theme_id)
-    return request, theme_answers
+    return request, theme_answers, id_map
 
 
 def _label_check(theme: Theme, theme_answers: list[tuple[str, str]]):
@@ -218,19 +217,28 @@ def label_themes(themes: Sequence[Theme], units: Sequence[Unit], vectors: np.nda
     labeller = f"llm:{llm.options.model}"
     counts: Counter[str] = Counter()
 
-    requests, answers_of = [], {}
+    stats_of: dict[int, list[ThemeModelStat]] = defaultdict(list)
+    for stat in stats:
+        if stat.answers >= prompts.options.min_model_answers:
+            stats_of[stat.theme_id].append(stat)
+    requests, answers_of, id_maps = [], {}, {}
     for theme in themes:
-        request, answers_of[theme.theme_id] = _label_request(theme, prompts)
+        request, answers_of[theme.theme_id], id_maps[theme.theme_id] = _label_request(
+            theme, stats_of[theme.theme_id], prompts)
         requests.append(request)
     results = llm.complete_json(requests)
-    updated, opinions = [], []
+    updated, opinions, sentences = [], [], []
     for theme, result in zip(themes, results):
+        id_map = id_maps[theme.theme_id]
         if result.ok:
             reply = result.reply
             updated.append(replace(theme, label=reply.label, summary=reply.summary, labeller=labeller))
             opinions.append(ThemeOpinion(theme.theme_id, reply.polarity, labeller))
             counts["llm_themes_labelled"] += 1
+            sentences += _model_sentences(theme.theme_id, reply.sentences, id_map, labeller, counts)
         else:
+            if id_map:
+                counts["llm_sentence_requests_failed"] += 1
             if mostly_instructions(answers_of[theme.theme_id]):
                 theme = replace(theme, label=INSTRUCTIONS_LABEL, labeller="instruction-guard")
             updated.append(theme)
@@ -240,9 +248,6 @@ def label_themes(themes: Sequence[Theme], units: Sequence[Unit], vectors: np.nda
                            theme.theme_id, result.outcome, result.error)
 
     updated = _relabel_duplicates(updated, answers_of, llm, labeller, counts)
-
-    # Before reverting duplicates: extractive labels come from unscrubbed text and must not be sent.
-    sentences = _model_sentences(updated, stats, prompts, llm, labeller, counts)
     updated = _revert_duplicates(updated, themes, opinions, labeller, counts)
     counts["llm_scrubbed"] = sum(prompts.scrubbed.values())
     logger.info("llm_label: %d themes labelled by %s, %d kept extractive, %d per-model sentences",
@@ -334,49 +339,23 @@ def _distinct_check(listed: dict[str, int], themes: Sequence[Theme],
     return check
 
 
-def _model_sentences(themes: Sequence[Theme], stats: Sequence[ThemeModelStat], prompts: _Prompts, llm: LLM,
+def _model_sentences(theme_id: int, entries: Sequence[ModelSentence], id_map: dict[str, dict[str, str]],
                      labeller: str, counts: Counter[str]) -> list[ThemeModelSentence]:
-    """One sentence per theme × session model with enough answers, citing answers that exist."""
-    stats_of: dict[int, list[ThemeModelStat]] = defaultdict(list)
-    for stat in stats:
-        if stat.answers >= prompts.options.min_model_answers:
-            stats_of[stat.theme_id].append(stat)
-    requests, id_maps = [], []
-    for theme in themes:
-        if not stats_of[theme.theme_id]:
+    """At most one sentence per listed session model, citing only that model's answers as sent."""
+    sentences: list[ThemeModelSentence] = []
+    done: set[str] = set()
+    for entry in entries:
+        if entry.session_model not in id_map or entry.session_model in done or not entry.sentence.strip():
+            counts["llm_sentences_dropped"] += 1
             continue
-        members = prompts.members[theme.theme_id]
-        models, id_map = [], {}
-        for k, stat in enumerate(stats_of[theme.theme_id], start=1):
-            own = [i for i in members if prompts.units[i].session_model == stat.session_model]
-            examples = prompts.examples(own, prompts.options.examples_per_model, f"m{k}a")
-            id_map[stat.session_model] = dict(examples)
-            models.append({"session_model": stat.session_model, "answer_count": stat.answers,
-                           "share_of_model_answers": round(stat.share, 3),
-                           "answers": [{"id": p, "text": prompts.text(u)} for p, u in examples]})
-        data = {"theme": {"label": theme.label, "summary": theme.summary} if theme.labeller == labeller else None,
-                "models": models}
-        requests.append(JsonRequest("model_sentences", _messages(SENTENCES_PROMPT, data), ModelSentencesReply,
-                                    theme_id=theme.theme_id))
-        id_maps.append((theme.theme_id, id_map))
-    sentences = []
-    for (theme_id, id_map), result in zip(id_maps, llm.complete_json(requests)):
-        if not result.ok:
-            counts["llm_sentence_requests_failed"] += 1
+        cited = list(dict.fromkeys(entry.answer_ids))
+        unit_ids = tuple(id_map[entry.session_model][a] for a in cited if a in id_map[entry.session_model])
+        counts["llm_cited_ids_dropped"] += len(cited) - len(unit_ids)
+        if not unit_ids:  # a sentence that cites nothing real is not grounded in the answers
+            counts["llm_sentences_dropped"] += 1
             continue
-        done: set[str] = set()
-        for entry in result.reply.sentences:
-            if entry.session_model not in id_map or entry.session_model in done or not entry.sentence.strip():
-                counts["llm_sentences_dropped"] += 1
-                continue
-            cited = list(dict.fromkeys(entry.answer_ids))
-            unit_ids = tuple(id_map[entry.session_model][a] for a in cited if a in id_map[entry.session_model])
-            counts["llm_cited_ids_dropped"] += len(cited) - len(unit_ids)
-            if not unit_ids:  # a sentence that cites nothing real is not grounded in the answers
-                counts["llm_sentences_dropped"] += 1
-                continue
-            done.add(entry.session_model)
-            sentences.append(ThemeModelSentence(theme_id, entry.session_model, entry.sentence.strip(),
-                                                unit_ids, labeller))
-        counts["llm_sentences_missing"] += len(set(id_map) - done)
+        done.add(entry.session_model)
+        sentences.append(ThemeModelSentence(theme_id, entry.session_model, entry.sentence.strip(),
+                                            unit_ids, labeller))
+    counts["llm_sentences_missing"] += len(set(id_map) - done)
     return sentences

@@ -234,8 +234,8 @@ def label(conn: psycopg.Connection, job: Job, parts: Components, ext: Extends):
     of, _, labels = stored.load_unit_themes(conn, job.job_id)
     stats = [s for s in model_stats(of, labels) if s.theme_id in set(redo)]
     themes_ = [t for t in runs.load_themes(conn, job.job_id) if t.theme_id in set(redo)]
-    result = label_themes(themes_, members, vectors, member_labels, stats, _llm(conn, job, parts),
-                          parts.label_options or LabelOptions())
+    result = label_themes(themes_, members, vectors, member_labels, stats,
+                          _llm(conn, job, parts, themes=len(themes_)), parts.label_options or LabelOptions())
     runs.update_theme_labels(conn, job.job_id, result.themes)
     repository.save_theme_opinions(conn, job.job_id, result.opinions)
     repository.save_theme_sentences(conn, job.job_id, result.sentences)

@@ -292,9 +292,22 @@ def themes(conn: psycopg.Connection, job: Job, parts: Components, part: int | No
                    counts={"themes": len(built), "outliers": outliers})
 
 
-def _llm(conn: psycopg.Connection, job: Job, parts: Components, share: float = 1.0):
+# Purposes of the calls about themes (miner.llm_label, miner.tree_label): a job sends at most two per
+# theme of them in all (one per interview goes to reading, miner.llm_rate).
+THEME_PURPOSES = ("label", "distinct", "tree")
+
+
+def theme_calls_left(conn: psycopg.Connection, job: Job, themes: int) -> int:
+    """What is left of the job's 2 calls per theme after the theme calls it sent already."""
+    sent = sum(row["calls"] - row["cache_hits"] - row["skipped"] for row in repository.llm_cost(conn, job.job_id)
+               if row["purpose"] in THEME_PURPOSES)
+    return max(0, 2 * themes - sent)
+
+
+def _llm(conn: psycopg.Connection, job: Job, parts: Components, share: float = 1.0, themes: int | None = None):
     """A miner.llm.LLM over the job's ledger, with what is left of the job's token budget (one budget
-    per job: what earlier steps spent is gone), or of `share` of it."""
+    per job: what earlier steps spent is gone), or of `share` of it; given `themes`, with what is
+    left of their call budget (theme_calls_left)."""
     from miner.llm import LLM, LLMOptions, PostgresStore
 
     options = parts.llm_options or LLMOptions(model="")
@@ -303,7 +316,9 @@ def _llm(conn: psycopg.Connection, job: Job, parts: Components, share: float = 1
     if budget is not None:
         budget = int(budget * share)
         spent = sum(row["billed_tokens"] for row in repository.llm_cost(conn, job.job_id))
-    return LLM(parts.llm_client, options, PostgresStore(conn, job.job_id), token_budget=budget, spent=spent)
+    calls = None if themes is None else theme_calls_left(conn, job, themes)
+    return LLM(parts.llm_client, options, PostgresStore(conn, job.job_id), token_budget=budget, spent=spent,
+               call_budget=calls)
 
 
 def label(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
@@ -319,9 +334,9 @@ def label(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
 
     digest = _digest(conn, job.job_id, parts.embedder)
     units, vectors, labels = digest.sampled_arrays()  # examples and neighbours from each theme's sample
-    result = label_themes(runs.load_themes(conn, job.job_id), units, vectors, labels,
-                          model_stats(digest.refs, digest.labels), _llm(conn, job, parts),
-                          parts.label_options or LabelOptions())
+    themes = runs.load_themes(conn, job.job_id)
+    result = label_themes(themes, units, vectors, labels, model_stats(digest.refs, digest.labels),
+                          _llm(conn, job, parts, themes=len(themes)), parts.label_options or LabelOptions())
     runs.update_theme_labels(conn, job.job_id, result.themes)
     repository.save_theme_opinions(conn, job.job_id, result.opinions)
     repository.save_theme_sentences(conn, job.job_id, result.sentences)

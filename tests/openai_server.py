@@ -121,21 +121,20 @@ def top_words(texts: list[str], count: int = 2) -> list[str]:
 def smart_reply(body: dict[str, Any]) -> dict[str, Any]:
     """A well-behaved model: valid replies built from the request's data."""
     name = schema_name(body)
-    data = request_data(body) if name in ("ThemeLabelReply", "ModelSentencesReply", "DistinctLabelsReply") else {}
+    data = request_data(body) if name in ("ThemeLabelReply", "DistinctLabelsReply") else {}
     if name == "ThemeLabelReply":
         words = top_words([a["text"] for a in data["theme_answers"]]) or ["misc"]
         # Confirms the stance it is given when that is praise or complaint (miner.llm_label asks so).
         stance = data.get("stance")
         return {"label": " ".join(words).capitalize() + " opinions",
                 "summary": f"Participants talk about {' and '.join(words)}.",
-                "polarity": stance if stance in ("positive", "negative") else "mixed"}
+                "polarity": stance if stance in ("positive", "negative") else "mixed",
+                "sentences": [
+                    {"session_model": m["session_model"],
+                     "sentence": f"{m['session_model']} users raise this in {m['answer_count']} answers.",
+                     "answer_ids": [a["id"] for a in m["answers"][:2]]} for m in data.get("models", [])]}
     if name == "InterviewReadingReply":
         return reading_reply(body)
-    if name == "ModelSentencesReply":
-        return {"sentences": [
-            {"session_model": m["session_model"],
-             "sentence": f"{m['session_model']} users raise this in {m['answer_count']} answers.",
-             "answer_ids": [a["id"] for a in m["answers"][:2]]} for m in data["models"]]}
     if name == "DistinctLabelsReply":
         return {"labels": [{"theme": t["theme"],
                             "label": " ".join(top_words([a["text"] for a in t["answers"]], 3)).capitalize()}

@@ -18,7 +18,7 @@ from openai_server import Fault, OpenAIServer, schema_name, smart_reply
 STUDY = "reporting-sample"
 # Same seed as test_pipeline's study, so a run with both reuses its cached embeddings.
 INTERVIEWS, FIRST = 150, 130  # an analysis of the first 130, then one nightly run adding 20
-LABEL_SCHEMAS = ("ThemeLabelReply", "ModelSentencesReply", "DistinctLabelsReply")
+LABEL_SCHEMAS = ("ThemeLabelReply", "DistinctLabelsReply")
 _built: dict[str, list[str]] = {}
 
 

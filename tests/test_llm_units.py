@@ -194,10 +194,11 @@ def test_themes_are_published_with_a_stance_the_llm_labels_confirm(conn, llm_job
             assert theme["polarity"] == theme["stance"], theme
 
 
-def test_calls_stay_one_per_interview_and_two_per_theme_besides_the_tree(conn, llm_job):
-    """Extraction adds no call: one reading per interview (none re-asked, the malformed one
-    included), then at most a label and a per-model sentences request per theme. The theme tree
-    (miner/tree_label.py, not this layer) names each area or group in one more request."""
+def test_calls_stay_one_per_interview_and_two_per_theme(conn, llm_job):
+    """The whole job's calls, the tree included: one reading per interview (none re-asked, the
+    malformed one included; extraction adds no call), then at most two per theme for everything
+    else: one request per theme gives its label, summary, polarity and per-model sentences, and
+    re-asks, duplicate relabels and the tree's area names share what is left (miner.steps.theme_calls_left)."""
     job_id, counts, requests, _ = llm_job
     asked = Counter(schema_name(b) for b in requests)
     assert asked["InterviewReadingReply"] == INTERVIEWS == counts["rate_llm_calls"]
@@ -205,15 +206,37 @@ def test_calls_stay_one_per_interview_and_two_per_theme_besides_the_tree(conn, l
     readings = {json.dumps(request_data(b), sort_keys=True) for b in requests if schema_name(b) == "InterviewReadingReply"}
     assert len(readings) == INTERVIEWS
     themes = counts["themes"]
-    labelling = asked["ThemeLabelReply"] + asked["ModelSentencesReply"] + asked["DistinctLabelsReply"]
-    assert labelling <= 2 * themes, asked
+    first_asks = [b for b in requests if schema_name(b) == "ThemeLabelReply" and not is_repair(b)]
+    assert len(first_asks) == themes  # one request per theme, sentences included
+    assert any(request_data(b)["models"] for b in first_asks)
     parents = conn.execute("SELECT count(*) FROM tree_nodes WHERE job_id = %s AND kind <> 'theme'",
                            (job_id,)).fetchone()[0]
-    assert asked["AreaLabelReply"] <= parents, asked
-    assert len(requests) == INTERVIEWS + labelling + asked["AreaLabelReply"], asked
-    ledger = dict(conn.execute("SELECT purpose, count(*) FROM llm_calls WHERE job_id = %s GROUP BY 1",
-                               (job_id,)).fetchall())
-    assert ledger["rate"] == INTERVIEWS
+    assert 0 < asked["AreaLabelReply"] <= parents, asked
+    assert set(asked) <= {"InterviewReadingReply", "ThemeLabelReply", "DistinctLabelsReply", "AreaLabelReply"}
+    assert len(requests) <= INTERVIEWS + 2 * themes, asked
+    ledger = dict(conn.execute("""SELECT purpose, count(*) FROM llm_calls WHERE job_id = %s AND NOT cache_hit
+                                  AND outcome NOT IN ('budget', 'unavailable') GROUP BY 1""", (job_id,)).fetchall())
+    assert ledger["rate"] == INTERVIEWS and sum(ledger.values()) == len(requests)
+    sentences = conn.execute("SELECT count(*) FROM theme_sentences WHERE job_id = %s", (job_id,)).fetchone()[0]
+    assert sentences > 0
+
+
+def test_the_theme_calls_run_out_into_extractive_names_and_a_count():
+    """A call budget spent: the calls that do not fit are not sent; they end 'budget' in the ledger
+    and their themes or areas keep extractive names (miner.llm.LLM call_budget)."""
+    from miner.llm import LLM, MemoryStore
+    from miner.llm_label import label_themes
+
+    themes, units, vectors, labels = _label_fixture()
+    with OpenAIServer(smart_reply) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test", timeout=10, max_retries=0)
+        llm = LLM(client, LLMOptions(model="m-calls", max_retries=0), MemoryStore(), call_budget=1)
+        result = label_themes(themes, units, vectors, labels, [], llm)
+        assert server.request_count == 1
+    assert sorted(t.labeller for t in result.themes) == ["extractive", "llm:m-calls"]
+    assert {o.fallback for o in result.opinions} == {None, "budget"}
+    assert result.counts["llm_budget"] == 1 and result.counts["llm_call_budget"] == 1
+    assert result.counts["llm_call_budget_spent"] is True
 
 
 def _label_fixture():
@@ -240,8 +263,8 @@ def test_an_llm_label_must_confirm_a_theme_of_praise_or_complaint(learns):
         if is_repair(body) and learns:
             stance = request_data(body)["stance"]
             return {"label": "Made-up sources", "summary": "People say the sources were invented.",
-                    "polarity": stance if stance in ("positive", "negative") else "mixed"}
-        return {"label": "Sources", "summary": "People talk about sources.", "polarity": "positive"}
+                    "polarity": stance if stance in ("positive", "negative") else "mixed", "sentences": []}
+        return {"label": "Sources", "summary": "People talk about sources.", "polarity": "positive", "sentences": []}
 
     themes, units, vectors, labels = _label_fixture()
     with OpenAIServer(reply) as server:
