@@ -199,7 +199,27 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
         return np.zeros(0, dtype=np.int64)
     if n < max(2 * (params.min_cluster_size or min_cluster_size_for(n)), params.n_components + 2):
         return np.zeros(n, dtype=np.int64)
-    return cluster_reduced(x, reduce_vectors(x, params), params)
+    emb = reduce_vectors(x, params)
+    release_freed_memory()  # UMAP's freed buffers back to the OS before HDBSCAN's core-distance arrays
+    return cluster_reduced(x, emb, params)
+
+
+def release_freed_memory() -> None:
+    """Hand the C heap's freed pages back to the OS (glibc ``malloc_trim``; nothing elsewhere).
+
+    UMAP's fit frees ~50 MB of small allocations that glibc otherwise keeps mapped, so they would
+    count again under HDBSCAN's n × min_samples core-distance arrays, the cluster step's peak
+    (BENCHMARKS.md `## Scale`, a whole job). Frees nothing in use: the labels do not change."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is not None:
+        trim(0)
 
 
 def reduce_vectors(x: np.ndarray, params: ClusterParams = ClusterParams()) -> np.ndarray:

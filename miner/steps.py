@@ -23,7 +23,7 @@ from miner import repository_reporting as reporting
 from miner import repository_runs as runs
 from miner import repository_stream as stream
 from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of, for_sample, sample_indices
-from miner.compact import stored_precision
+from miner.compact import STORED, stored_precision
 from miner.components import Components
 from miner.embed import embed_units
 from miner.label import label_clusters
@@ -222,6 +222,11 @@ def _cluster_sample(conn: psycopg.Connection, job: Job, parts: Components, plan:
     unit_ids = [u.unit_id for u in units]
     stances = job_unit_stances(units, vectors, parts.embedder)
     repository.save_unit_stances(conn, dict(zip(unit_ids, stances)))
+    # The fit's peak is HDBSCAN's (BENCHMARKS.md `## Scale`): the texts go before it, and the vectors
+    # are held at their stored precision (float16, lossless: every job vector is rounded to it,
+    # miner.compact), half the bytes; the clusterer and centroids_of compute in float32 as before.
+    del units
+    vectors = vectors.astype(STORED)
     previous = runs.load_assignments(conn, plan.previous_job_id) if plan.previous_job_id else {}
     previous = {u: previous[u] for u in unit_ids if u in previous}  # the sample's share of the lineage
     found = for_sample(_clusterer(parts), total, len(units)).fit(vectors)
