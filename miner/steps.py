@@ -33,7 +33,7 @@ from miner.opinion_label import label_opinion_theme
 from miner.protocols import Embedder
 from miner.records import Job, JobPlan, Unit
 from miner.registry import match_themes
-from miner.scrub import scrub_text
+from miner.scrub import scrubbed_units
 from miner.theme_digest import JobDigest, digest_rows
 from miner.themes import model_stats, number_clusters
 from miner.units import split_units
@@ -96,8 +96,7 @@ def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
         # A unit read before by another model keeps its row; its stance is this job's LLM's.
         repository.save_unit_stances(conn, {u.unit_id: u.stance for u in found if u.source == "llm"})
         # The reporting views show only this scrubbed copy of the text (schemas/migrations/006).
-        reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
-                                             for u in answers + found])
+        reporting.save_scrubbed_units(conn, scrubbed_units(answers + found))
         answer_rows += [(u.unit_id, u.unit_id in empty) for u in answers]
         unit_ids += [u.unit_id for u in found]
         interviews, no_opinion = interviews + len(chunk), no_opinion + len(empty)
