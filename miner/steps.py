@@ -228,8 +228,8 @@ def _cluster_sample(conn: psycopg.Connection, job: Job, parts: Components, plan:
     vectors = vectors.astype(STORED)
     previous = runs.load_assignments(conn, plan.previous_job_id) if plan.previous_job_id else {}
     previous = {u: previous[u] for u in unit_ids if u in previous}  # the sample's share of the lineage
-    found = for_sample(_clusterer(parts), total, len(units)).fit(vectors)
-    clusters = number_clusters(split_by_stance(found, stances, min_theme_size(len(units))))
+    found = for_sample(_clusterer(parts), total, len(unit_ids)).fit(vectors)
+    clusters = number_clusters(split_by_stance(found, stances, min_theme_size(len(unit_ids))))
     match = match_themes(previous, dict(zip(unit_ids, clusters.tolist())), runs.next_theme_id(conn, job.study),
                          runs.active_themes(conn, job.study) or None)
     labels = np.array([match.theme_of_cluster.get(int(c), -1) for c in clusters], dtype=np.int64)
@@ -237,12 +237,12 @@ def _cluster_sample(conn: psycopg.Connection, job: Job, parts: Components, plan:
     del vectors
     runs.save_assignments(conn, job.job_id, {u: (int(t) if t >= 0 else None) for u, t in zip(unit_ids, labels)})
     repository_assign.save_centroids(conn, job.job_id, theme_ids.tolist(), centroids)
-    repository_assign.set_sampled_units(conn, job.job_id, len(units))
+    repository_assign.set_sampled_units(conn, job.job_id, len(unit_ids))
     runs.save_theme_events(conn, job.study, job.job_id, match.events)
     repository_jobs.set_base_units(conn, job.job_id, total)
-    return Outcome({"mode": "sampled", "units": total, "sample": len(units), "themes": int(theme_ids.size),
+    return Outcome({"mode": "sampled", "units": total, "sample": len(unit_ids), "themes": int(theme_ids.size),
                     "base_units": total, "late_embedded": late},
-                   counts={"mode": "sampled", "sampled_units": len(units)}, summed={"embedded": late})
+                   counts={"mode": "sampled", "sampled_units": len(unit_ids)}, summed={"embedded": late})
 
 
 def assign(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
