@@ -200,8 +200,13 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
     if n < max(2 * (params.min_cluster_size or min_cluster_size_for(n)), params.n_components + 2):
         return np.zeros(n, dtype=np.int64)
     emb = reduce_vectors(x, params)
-    release_freed_memory()  # UMAP's freed buffers back to the OS before HDBSCAN's core-distance arrays
-    return cluster_reduced(x, emb, params)
+    # HDBSCAN's n × min_samples core-distance arrays are the fit's peak (BENCHMARKS.md `## Scale`):
+    # under them neither the normalised copy (made again after, the same function of the same
+    # vectors) nor UMAP's freed heap (handed back to the OS).
+    del x
+    release_freed_memory()
+    labels = _hdbscan_labels(emb, params)
+    return _refined(_separate_duplicates(_normalise(vectors), params.seed), emb, labels, params)
 
 
 def release_freed_memory() -> None:
@@ -243,10 +248,14 @@ def cluster_reduced(x: np.ndarray, emb: np.ndarray, params: ClusterParams = Clus
     Split out so that a benchmark can score several HDBSCAN / refine settings on one UMAP run; only
     the UMAP fields of ``params`` are not used here.
     """
+    return _refined(x, emb, _hdbscan_labels(emb, params), params)
+
+
+def _hdbscan_labels(emb: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Step 2: HDBSCAN's clusters of the UMAP space, relabelled 0..k-1 (-1: noise)."""
     import hdbscan
 
-    n = x.shape[0]
-    mcs = params.min_cluster_size or min_cluster_size_for(n)
+    mcs = params.min_cluster_size or min_cluster_size_for(emb.shape[0])
     clusterer = hdbscan.HDBSCAN(
         min_cluster_size=mcs,
         min_samples=params.min_samples,
@@ -254,7 +263,12 @@ def cluster_reduced(x: np.ndarray, emb: np.ndarray, params: ClusterParams = Clus
         cluster_selection_method=params.cluster_selection_method,
         core_dist_n_jobs=1,
     )
-    labels = _relabel(np.asarray(clusterer.fit_predict(emb)))
+    return _relabel(np.asarray(clusterer.fit_predict(emb)))
+
+
+def _refined(x: np.ndarray, emb: np.ndarray, labels: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Step 3 on HDBSCAN's labels: Ward's re-cut or outlier reassignment, then the optional merges."""
+    n = x.shape[0]
     k = int(labels.max()) + 1
     if k == 0:
         return np.zeros(n, dtype=np.int64)
