@@ -199,7 +199,32 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
         return np.zeros(0, dtype=np.int64)
     if n < max(2 * (params.min_cluster_size or min_cluster_size_for(n)), params.n_components + 2):
         return np.zeros(n, dtype=np.int64)
-    return cluster_reduced(x, reduce_vectors(x, params), params)
+    emb = reduce_vectors(x, params)
+    # HDBSCAN's n × min_samples core-distance arrays are the fit's peak (BENCHMARKS.md `## Scale`):
+    # under them neither the normalised copy (made again after, the same function of the same
+    # vectors) nor UMAP's freed heap (handed back to the OS).
+    del x
+    release_freed_memory()
+    labels = _hdbscan_labels(emb, params)
+    return _refined(_separate_duplicates(_normalise(vectors), params.seed), emb, labels, params)
+
+
+def release_freed_memory() -> None:
+    """Hand the C heap's freed pages back to the OS (glibc ``malloc_trim``; nothing elsewhere).
+
+    UMAP's fit frees ~50 MB of small allocations that glibc otherwise keeps mapped, so they would
+    count again under HDBSCAN's n × min_samples core-distance arrays, the cluster step's peak
+    (BENCHMARKS.md `## Scale`, a whole job). Frees nothing in use: the labels do not change."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is not None:
+        trim(0)
 
 
 def reduce_vectors(x: np.ndarray, params: ClusterParams = ClusterParams()) -> np.ndarray:
@@ -223,10 +248,14 @@ def cluster_reduced(x: np.ndarray, emb: np.ndarray, params: ClusterParams = Clus
     Split out so that a benchmark can score several HDBSCAN / refine settings on one UMAP run; only
     the UMAP fields of ``params`` are not used here.
     """
+    return _refined(x, emb, _hdbscan_labels(emb, params), params)
+
+
+def _hdbscan_labels(emb: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Step 2: HDBSCAN's clusters of the UMAP space, relabelled 0..k-1 (-1: noise)."""
     import hdbscan
 
-    n = x.shape[0]
-    mcs = params.min_cluster_size or min_cluster_size_for(n)
+    mcs = params.min_cluster_size or min_cluster_size_for(emb.shape[0])
     clusterer = hdbscan.HDBSCAN(
         min_cluster_size=mcs,
         min_samples=params.min_samples,
@@ -234,7 +263,12 @@ def cluster_reduced(x: np.ndarray, emb: np.ndarray, params: ClusterParams = Clus
         cluster_selection_method=params.cluster_selection_method,
         core_dist_n_jobs=1,
     )
-    labels = _relabel(np.asarray(clusterer.fit_predict(emb)))
+    return _relabel(np.asarray(clusterer.fit_predict(emb)))
+
+
+def _refined(x: np.ndarray, emb: np.ndarray, labels: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Step 3 on HDBSCAN's labels: Ward's re-cut or outlier reassignment, then the optional merges."""
+    n = x.shape[0]
     k = int(labels.max()) + 1
     if k == 0:
         return np.zeros(n, dtype=np.int64)

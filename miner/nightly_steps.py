@@ -39,7 +39,7 @@ from miner import repository_runs as runs
 from miner.assign import SampledClusterer, SampleParams
 from miner.components import Components
 from miner.records import Job, JobPlan
-from miner.scrub import scrub_text
+from miner.scrub import scrubbed_units
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ def units(conn: psycopg.Connection, job: Job, parts: Components, ext: Extends):
     read = {**read, **_reading_usage(llm)}
     repository.save_units(conn, answers + found)
     repository.save_unit_stances(conn, {u.unit_id: u.stance for u in found if u.source == "llm"})
-    reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
-                                         for u in answers + found])
+    reporting.save_scrubbed_units(conn, scrubbed_units(answers + found))
     old_answers = stored.copy_rows(conn, "job_answers", ext.previous, job.job_id)
     old_units = stored.copy_rows(conn, "job_units", ext.previous, job.job_id)
     repository_jobs.save_job_answers(conn, job.job_id, [(u.unit_id, u.unit_id in empty)

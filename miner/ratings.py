@@ -67,13 +67,20 @@ _VERBAL = (
 _VERBAL_MAX_WORDS = 8
 
 
+_DECIMAL_COMMA = re.compile(r"(\d),(\d)(?!\d)")  # "3,5" is a European decimal
+# One pass for every number word (as many passes, one per word, gave the same text: a word becomes
+# digits, which makes or breaks no word boundary; "a hundred" is tried before "hundred").
+_NUMBER_WORD = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in _NUMBER_WORDS) + r")\b")
+_AND_A_HALF = re.compile(r"(\d)\s+and\s+a\s+half\b")
+_ISH = re.compile(r"(\d)\s*(?:-ish|ish)\b")
+
+
 def _normalise(text: str) -> str:
     text = text.lower().replace("–", "-").replace("—", "-").replace("⁄", "/")
-    text = re.sub(r"(\d),(\d)(?!\d)", r"\1.\2", text)  # "3,5" is a European decimal
-    for word, value in _NUMBER_WORDS.items():
-        text = re.sub(rf"\b{word}\b", str(value), text)
-    text = re.sub(r"(\d)\s+and\s+a\s+half\b", r"\1.5", text)
-    return re.sub(r"(\d)\s*(?:-ish|ish)\b", r"\1", text)
+    text = _DECIMAL_COMMA.sub(r"\1.\2", text)
+    text = _NUMBER_WORD.sub(lambda m: str(_NUMBER_WORDS[m.group(0)]), text)
+    text = _AND_A_HALF.sub(r"\1.5", text)
+    return _ISH.sub(r"\1", text)
 
 
 def question_scale(question: str) -> int | None:

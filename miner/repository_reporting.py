@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from miner.records import ReportData, Unit
+from miner.records import ReportData
 
 SCHEMA = "reporting"
 # Views read per study, and the order their rows come in (the report and exports rely on it).
@@ -74,8 +74,9 @@ def min_interviews_per_cell(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT min_interviews_per_cell FROM reporting_settings").fetchone()[0]
 
 
-def save_scrubbed_units(conn: psycopg.Connection, units: Sequence[Unit]) -> None:
-    """Store units' scrubbed question and answer; a rescrub replaces the old text."""
+def save_scrubbed_units(conn: psycopg.Connection, rows: Sequence[tuple[str, str, str]]) -> None:
+    """Store units' scrubbed question and answer, (unit_id, question, answer) rows as
+    miner.scrub.scrubbed_units gives them; a rescrub replaces the old text."""
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO scrubbed_units (unit_id, question, answer) VALUES (%s, %s, %s)
@@ -83,7 +84,7 @@ def save_scrubbed_units(conn: psycopg.Connection, units: Sequence[Unit]) -> None
                    scrubbed_at = now()
                WHERE (scrubbed_units.question, scrubbed_units.answer) IS DISTINCT FROM
                      (excluded.question, excluded.answer)""",
-            [(u.unit_id, u.question, u.answer) for u in units],
+            rows,
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 
 _URL = re.compile(r"""\b(?:https?://|www\.)[^\s<>"'`]+""", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
@@ -98,3 +99,17 @@ def scrub_text(text: str, found: Counter[str] | None = None) -> str:
         if pieces:
             text = "".join(pieces) + text[last:]
     return text
+
+
+def scrubbed_units(units: Iterable) -> list[tuple[str, str, str]]:
+    """(unit_id, scrubbed question, scrubbed answer) of each unit, for ``scrubbed_units`` rows. A
+    text repeated within the call is scrubbed once: a study's few questions recur in every
+    interview, and an opinion unit that is its whole answer repeats the answer."""
+    memo: dict[str, str] = {}
+
+    def scrub(text: str) -> str:
+        if (done := memo.get(text)) is None:
+            done = memo[text] = scrub_text(text)
+        return done
+
+    return [(u.unit_id, scrub(u.question), scrub(u.answer)) for u in units]

@@ -23,7 +23,7 @@ from miner import repository_reporting as reporting
 from miner import repository_runs as runs
 from miner import repository_stream as stream
 from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of, for_sample, sample_indices
-from miner.compact import stored_precision
+from miner.compact import STORED, stored_precision
 from miner.components import Components
 from miner.embed import embed_units
 from miner.label import label_clusters
@@ -33,7 +33,7 @@ from miner.opinion_label import label_opinion_theme
 from miner.protocols import Embedder
 from miner.records import Job, JobPlan, Unit
 from miner.registry import match_themes
-from miner.scrub import scrub_text
+from miner.scrub import scrubbed_units
 from miner.theme_digest import JobDigest, digest_rows
 from miner.themes import model_stats, number_clusters
 from miner.units import split_units
@@ -96,8 +96,7 @@ def units(conn: psycopg.Connection, job: Job, parts: Components, part: int | Non
         # A unit read before by another model keeps its row; its stance is this job's LLM's.
         repository.save_unit_stances(conn, {u.unit_id: u.stance for u in found if u.source == "llm"})
         # The reporting views show only this scrubbed copy of the text (schemas/migrations/006).
-        reporting.save_scrubbed_units(conn, [replace(u, question=scrub_text(u.question), answer=scrub_text(u.answer))
-                                             for u in answers + found])
+        reporting.save_scrubbed_units(conn, scrubbed_units(answers + found))
         answer_rows += [(u.unit_id, u.unit_id in empty) for u in answers]
         unit_ids += [u.unit_id for u in found]
         interviews, no_opinion = interviews + len(chunk), no_opinion + len(empty)
@@ -222,10 +221,15 @@ def _cluster_sample(conn: psycopg.Connection, job: Job, parts: Components, plan:
     unit_ids = [u.unit_id for u in units]
     stances = job_unit_stances(units, vectors, parts.embedder)
     repository.save_unit_stances(conn, dict(zip(unit_ids, stances)))
+    # The fit's peak is HDBSCAN's (BENCHMARKS.md `## Scale`): the texts go before it, and the vectors
+    # are held at their stored precision (float16, lossless: every job vector is rounded to it,
+    # miner.compact), half the bytes; the clusterer and centroids_of compute in float32 as before.
+    del units
+    vectors = vectors.astype(STORED)
     previous = runs.load_assignments(conn, plan.previous_job_id) if plan.previous_job_id else {}
     previous = {u: previous[u] for u in unit_ids if u in previous}  # the sample's share of the lineage
-    found = for_sample(_clusterer(parts), total, len(units)).fit(vectors)
-    clusters = number_clusters(split_by_stance(found, stances, min_theme_size(len(units))))
+    found = for_sample(_clusterer(parts), total, len(unit_ids)).fit(vectors)
+    clusters = number_clusters(split_by_stance(found, stances, min_theme_size(len(unit_ids))))
     match = match_themes(previous, dict(zip(unit_ids, clusters.tolist())), runs.next_theme_id(conn, job.study),
                          runs.active_themes(conn, job.study) or None)
     labels = np.array([match.theme_of_cluster.get(int(c), -1) for c in clusters], dtype=np.int64)
@@ -233,12 +237,12 @@ def _cluster_sample(conn: psycopg.Connection, job: Job, parts: Components, plan:
     del vectors
     runs.save_assignments(conn, job.job_id, {u: (int(t) if t >= 0 else None) for u, t in zip(unit_ids, labels)})
     repository_assign.save_centroids(conn, job.job_id, theme_ids.tolist(), centroids)
-    repository_assign.set_sampled_units(conn, job.job_id, len(units))
+    repository_assign.set_sampled_units(conn, job.job_id, len(unit_ids))
     runs.save_theme_events(conn, job.study, job.job_id, match.events)
     repository_jobs.set_base_units(conn, job.job_id, total)
-    return Outcome({"mode": "sampled", "units": total, "sample": len(units), "themes": int(theme_ids.size),
+    return Outcome({"mode": "sampled", "units": total, "sample": len(unit_ids), "themes": int(theme_ids.size),
                     "base_units": total, "late_embedded": late},
-                   counts={"mode": "sampled", "sampled_units": len(units)}, summed={"embedded": late})
+                   counts={"mode": "sampled", "sampled_units": len(unit_ids)}, summed={"embedded": late})
 
 
 def assign(conn: psycopg.Connection, job: Job, parts: Components, part: int | None = None) -> Outcome:
