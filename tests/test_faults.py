@@ -202,10 +202,14 @@ def test_postgres_connections_cut_mid_job_are_survived(miner_env, database_url, 
         job_id = ingest_and_queue(env, "pg-cut", seed=13, tmp_path=tmp_path)
         wait_until(lambda: any(s.startswith("embed:") and v == "done" for s, v in steps_of(database_url, job_id).items()),
                    what="an embed chunk")
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            cut = conn.execute("""SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                                  WHERE datname = current_database() AND application_name = 'miner-worker'""").fetchone()[0]
-        assert cut >= 1
+
+        def cut_worker_connections() -> int:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                return conn.execute("""SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                                       WHERE datname = current_database() AND application_name = 'miner-worker'""").fetchone()[0]
+        # Between two tasks a worker may hold no connection: cut as soon as it holds one, mid-job.
+        wait_until(lambda: cut_worker_connections() >= 1, timeout=120, interval=0.05, what="a worker connection to cut")
+        assert steps_of(database_url, job_id).get("publish") != "done"
         assert wait_for_job(database_url, job_id, timeout=600) == "succeeded"
     finally:
         worker.terminate()
