@@ -308,13 +308,16 @@ def theme_calls_left(conn: psycopg.Connection, job: Job, themes: int) -> int:
     return max(0, 2 * themes - sent)
 
 
-def _llm(conn: psycopg.Connection, job: Job, parts: Components, share: float = 1.0, themes: int | None = None):
+def _llm(conn: psycopg.Connection, job: Job, parts: Components, share: float = 1.0, themes: int | None = None,
+         repair_attempts: int | None = None):
     """A miner.llm.LLM over the job's ledger, with what is left of the job's token budget (one budget
     per job: what earlier steps spent is gone), or of `share` of it; given `themes`, with what is
-    left of their call budget (theme_calls_left)."""
+    left of their call budget (theme_calls_left); given `repair_attempts`, with that many re-asks."""
     from miner.llm import LLM, LLMOptions, PostgresStore
 
     options = parts.llm_options or LLMOptions(model="")
+    if repair_attempts is not None:
+        options = replace(options, repair_attempts=repair_attempts)
     budget = job.params.get("token_budget", options.token_budget)
     spent = 0
     if budget is not None:

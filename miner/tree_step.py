@@ -6,13 +6,12 @@ the step's connection and in its transaction."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import psycopg
 
-from miner import repository, repository_jobs, repository_tree
+from miner import repository_jobs, repository_tree
 from miner import repository_runs as runs
 from miner.opinion_job import node_stance
 from miner.records import Job, Unit
@@ -48,19 +47,14 @@ def save_theme_tree(conn: psycopg.Connection, job: Job, digest: JobDigest, compo
 
 
 def _llm_names(conn: psycopg.Connection, job: Job, nodes, units: list[Unit], components: Any):
-    from miner.llm import LLM, LLMOptions, PostgresStore
-    from miner.steps import theme_calls_left
+    from miner.steps import _llm
     from miner.tree_label import label_nodes
 
-    options = components.llm_options or LLMOptions(model="")
-    budget = job.params.get("token_budget", options.token_budget)
-    if budget is not None:  # one budget per job: what earlier steps spent is gone
-        budget = max(0, budget - sum(row["billed_tokens"] for row in repository.llm_cost(conn, job.job_id)))
     themes = runs.load_themes(conn, job.job_id)
-    # No repair round: at most one request per parent node, and only while the job's calls per theme
-    # (miner.steps.theme_calls_left) last; the rest keep their extractive names.
-    llm = LLM(components.llm_client, replace(options, repair_attempts=0), PostgresStore(conn, job.job_id),
-              token_budget=budget, call_budget=theme_calls_left(conn, job, len(themes)))
+    # The job's LLM (what is left of its token budget) with no repair round: at most one request per
+    # parent node, and only while the job's calls per theme (miner.steps.theme_calls_left) last; the
+    # rest keep their extractive names.
+    llm = _llm(conn, job, components, themes=len(themes), repair_attempts=0)
     answers = {u.unit_id: u.answer for u in units}
     # The LLM's failures are values (its ledger; extractive names kept); an exception is a bug.
     return label_nodes(nodes, themes, answers, llm)
