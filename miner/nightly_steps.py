@@ -66,10 +66,10 @@ def extends(conn: psycopg.Connection, job: Job, previous: str | None = None) -> 
     previous = previous or repository_jobs.job_plan(conn, job.job_id).previous_job_id
     if previous is None:
         return None
-    answers = stored.count_rows(conn, "job_answers", previous)
+    answers = stored.rows_in_order(conn, "job_answers", previous)
     if answers == 0:
         return None
-    return Extends(previous, stored.count_rows(conn, "job_units", previous), answers)
+    return Extends(previous, stored.rows_in_order(conn, "job_units", previous), answers)
 
 
 def units(conn: psycopg.Connection, job: Job, parts: Components, ext: Extends):

@@ -30,6 +30,15 @@ def count_rows(conn: psycopg.Connection, table: str, job_id: str) -> int:
                         (job_id,)).fetchone()[0]
 
 
+def rows_in_order(conn: psycopg.Connection, table: str, job_id: str) -> int:
+    """Rows of a job's ordered table (job_answers, job_units: positions 0…n-1), read off its primary
+    key's last position rather than counted, so a nightly job's steps pay nothing per old row to learn
+    where the new rows start."""
+    assert table in ("job_answers", "job_units")
+    return conn.execute(sql.SQL("SELECT coalesce(max(position) + 1, 0) FROM {} WHERE job_id = %s")
+                        .format(sql.Identifier(table)), (job_id,)).fetchone()[0]
+
+
 def copy_rows(conn: psycopg.Connection, table: str, source_job: str, job_id: str,
               skip_themes: Sequence[int] = ()) -> int:
     """Copy a job's rows of `table` to another job (same values, the new job id), for a per-theme
