@@ -166,7 +166,8 @@ class SelfTrainedStance:
     vectors, and every unit gets its probabilities. A unit with no sentiment word ("we waited 40 minutes
     for the food") then leans the way the confidently scored units that read like it do. Fitted anew on
     each call (the whole study or file at once: the scores of a unit depend on the others beside it);
-    with fewer than ``MIN_SEEDS`` seeds of either polar class it is the base estimator alone. Above
+    with fewer than ``MIN_SEEDS`` seeds of either polar class it is the base estimator alone (so a call
+    on a handful of units, or on a study's units part by part, is not the same as one on all). Above
     ``threshold`` positive, below ``-threshold`` negative. Constants chosen on MAMS validation
     (BENCHMARKS.md § Opinions, "Self-trained stance")."""
 
@@ -178,7 +179,7 @@ class SelfTrainedStance:
     MIN_SEEDS = 5
 
     def __init__(self, embedder: Embedder, threshold: float = THRESHOLD, weight: float = WEIGHT,
-                 seed_margin: float = SEED_MARGIN, c: float = C, base: OpinionStance | None = None):
+                 seed_margin: float = SEED_MARGIN, c: float = C, base: OpinionStance | CombinedStance | None = None):
         self.base = base or OpinionStance(embedder)
         self.threshold, self.weight, self.seed_margin, self.c = threshold, weight, seed_margin, c
 
