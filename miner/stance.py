@@ -1,6 +1,8 @@
 """Stance of opinion units: positive, negative or neutral, offline.
 
-:class:`OpinionStance` (:func:`default_stance`, ``miner eval opinions``'; the analysis job uses
+:class:`SelfTrainedStance` (:func:`default_stance`, ``miner eval opinions``') is OpinionStance plus a
+classifier fitted on the input's own confidently scored units (transductive; see its docstring).
+:class:`OpinionStance` (the analysis job uses
 :func:`job_stance`, VADER + the anchors (:class:`CombinedStance`), see its docstring; BENCHMARKS.md § Opinions) adds VADER's compound score to the embedding-anchor score, the anchors weighted by how much the
 unit looks like them: the anchors are praise and complaint about an assistant, and a unit far
 from all of them (a restaurant review, an unrelated remark) is scored by the lexicon alone.
