@@ -46,11 +46,10 @@ def embedder():
 
 
 def test_product_stance_on_held_out_phrasings(embedder):
-    """`miner eval opinions`' estimator (OpinionStance self-trained on the input's units; here the 17
-    phrasings are the whole input): measured 15 of 17 right, no sign error, as OpinionStance alone
-    (BENCHMARKS.md § Opinions); VADER alone gets 13 with one sign error."""
+    """`miner eval opinions`' estimator: measured 15 of 17 right, no sign error (BENCHMARKS.md §
+    Opinions); VADER alone gets 13 with one sign error; the self-trained variant the same 15."""
     stance = default_stance(embedder)
-    assert isinstance(stance, SelfTrainedStance)
+    assert isinstance(stance, OpinionStance)
     texts = [text for text, _ in HELD_OUT]
     got = stance.stances(texts, embedder.embed(texts))
     wrong = [(text, want, have) for (text, want), have in zip(HELD_OUT, got) if want != have]
@@ -106,7 +105,7 @@ def test_self_trained_stance_reads_complaints_by_their_neighbours(embedder):
     data = read_opinion_csv(needs_shared_data("mams_acsa_validation.csv"))
     owners, texts = zip(*_aspect_units(data.texts))
     vectors = embedder.embed(list(texts))
-    stance = default_stance(embedder)
+    stance = SelfTrainedStance(embedder)
     base = stance.base.scores(texts, vectors)
     after = stance.scores(texts, vectors)
     moved = {side: [i for i, (b, a) in enumerate(zip(base, after)) if abs(b) <= stance.base.threshold
@@ -143,7 +142,7 @@ def test_self_trained_stance_invents_no_side_for_plain_facts(embedder):
              "we were a group of six", "the restaurant is on Main Street", "I had a glass of red wine",
              "we waited forty minutes for our food", "they forgot our appetizer"]
     texts = said + facts
-    stance = default_stance(embedder)
+    stance = SelfTrainedStance(embedder)
     vectors = embedder.embed(texts)
     assert stance.base.stances(texts, vectors)[len(said):] == ["neutral"] * len(facts)
     assert stance.stances(texts, vectors)[len(said):] == ["neutral"] * len(facts)
