@@ -83,7 +83,10 @@ def progress(conn: psycopg.Connection, job_id: str, finishing: str | None = None
     finished = set(repository_jobs.done_steps(conn, job_id)) | ({finishing} if finishing else set())
     chunks = repository_jobs.job_plan(conn, job_id).embed_chunks or 1
     weights = {step.name: step.weight / (chunks if step.fan_out else 1) for step in STEPS}
-    return sum(weights.get(key.split(":")[0], 0.0) for key in finished)
+    fanned = {step.name for step in STEPS if step.fan_out}
+    # A step that is not fanned out weighs once, done; its own parts' rows (understand:3) weigh nothing.
+    return sum(weights.get(key.split(":")[0], 0.0) for key in finished
+               if ":" not in key or key.split(":")[0] in fanned)
 
 
 def first_unfinished(conn: psycopg.Connection, job_id: str) -> tuple[str, list[int]]:
