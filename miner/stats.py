@@ -305,14 +305,15 @@ def dimension_correlations(ratings: Sequence[Rating], excluded: set[str]) -> lis
     for rating in ratings:
         if rating.interview_id not in excluded:
             scores[rating.dimension][rating.interview_id] = rating.score
-    order = {i: rank for rank, i in enumerate(sorted({i for by in scores.values() for i in by}))}
-    return correlations_from({d: (np.array([order[i] for i in by], dtype=np.int64), np.array(list(by.values())))
+    code = {i: k for k, i in enumerate(sorted({i for by in scores.values() for i in by}))}
+    return correlations_from({d: (np.array([code[i] for i in by], dtype=np.int64), np.array(list(by.values())))
                               for d, by in scores.items()})
 
 
 def correlations_from(columns: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[DimensionCorrelation]:
-    """`dimension_correlations` from per dimension (interview keys, scores): one score per interview, the
-    keys integers ordered as the interview ids sort (the pairs are correlated in that order)."""
+    """`dimension_correlations` from per dimension (interview keys, scores): one score per interview
+    under an integer key. The pairs are taken in key order; any order gives the same rho and p to the
+    last bit (Spearman's rho is a correlation of ranks, halves of integers, whose sums are exact)."""
     from scipy.stats import spearmanr
 
     rows = []
@@ -412,9 +413,6 @@ def stored_statistics(engagement_rows: Sequence[InterviewEngagement], excluded: 
         keys, values = columns.setdefault(dimension, (array("q"), array("d")))
         keys.append(codes.setdefault(interview_id, len(codes)))
         values.append(score)
-    # Interview codes in first-seen order → their rank as the ids sort (dimension_correlations' order).
-    ranks = np.empty(len(codes), dtype=np.int64)
-    ranks[np.array([codes[i] for i in sorted(codes)], dtype=np.int64)] = np.arange(len(codes))
     del codes
     sentiment: dict[tuple[int, str], array] = {}
     for theme, model, value in themed:
@@ -424,7 +422,7 @@ def stored_statistics(engagement_rows: Sequence[InterviewEngagement], excluded: 
         engagement=engagement_from(engagement_rows, excluded),
         ratings=rating_stats_from({key: (scores, count[0]) for key, (scores, count) in groups.items()}, options),
         prevalence=prevalence, theme_tests=tests,
-        correlations=correlations_from({d: (ranks[np.frombuffer(keys, dtype=np.int64)], np.frombuffer(values))
+        correlations=correlations_from({d: (np.frombuffer(keys, dtype=np.int64), np.frombuffer(values))
                                         for d, (keys, values) in columns.items()}),
         sentiment=sentiment_from(sentiment, options),
     )
