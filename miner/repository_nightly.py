@@ -180,10 +180,17 @@ def _included(alias: str) -> str:
 
 def _stream(conn: psycopg.Connection, name: str, query: str, params: dict[str, Any], size: int
             ) -> Iterator[tuple[Any, ...]]:
-    """The rows of `query`, `size` at a time over a server-side cursor (needs the caller's transaction)."""
+    """The rows of `query`, `size` at a time over a server-side cursor (needs the caller's transaction).
+
+    Planned for all its rows: a cursor is planned for its first 10% by default (cursor_tuple_fraction),
+    which on a job's fresh, not yet analysed rows chose a nested loop over all of them (the themed
+    sentiment of 100,000 units: minutes instead of seconds)."""
+    previous = conn.execute("SELECT current_setting('cursor_tuple_fraction')").fetchone()[0]
+    conn.execute("SELECT set_config('cursor_tuple_fraction', '1', true)")
     with conn.cursor(name=name) as cur:
         cur.itersize = size
-        cur.execute(query, params)
+        cur.execute(query, params)  # DECLARE: planned here
+        conn.execute("SELECT set_config('cursor_tuple_fraction', %s, true)", (previous,))
         while rows := cur.fetchmany(size):
             yield from rows
 
