@@ -3,7 +3,8 @@
 Run: ``python benchmarks/bench_scale.py quality`` (~10 min on 2 cores),
 ``python benchmarks/bench_scale.py memory --units 100000`` / ``--units 1000000`` (synthetic vectors),
 ``python benchmarks/bench_scale.py workers [--interviews 200] [--configs 2,1]`` (~20 min) and
-``python benchmarks/bench_scale.py job --units 100000`` / ``--units 1000000`` (a whole job).
+``python benchmarks/bench_scale.py job --units 100000`` / ``--units 1000000`` (a whole job) and
+``python benchmarks/bench_scale.py understand --units 100000 --checkouts A B`` (the understand step alone).
 
 quality: banking77 and clinc150 (../shared/data) embedded once with all-MiniLM-L6-v2; the default
 clusterer fitted on all texts vs fitted on a seeded half and the other half assigned (nearest
@@ -36,6 +37,14 @@ embeddings table as stored (float16, same synthetic mixture as `memory`) under t
 embedder's name, so the embed step finds them cached; then every step of miner.steps.STEPS, parts
 one after another, in one child process that first loads MiniLM (as a worker does); per step its
 wall seconds, RSS after it and peak RSS so far (ru_maxrss). The job's peak RSS is the child's.
+
+understand: the understand step alone at N answer units, on the `job` study after its units step
+and synthetic assignments (18 themes, 10% outliers by a hash of the unit id; no cluster step), the
+job's param include_low_quality on (the synthetic interviews are all judged low quality: with it, the
+statistics read every rating and themed unit); once per checkout in --checkouts, each in a fresh
+child process that imports that checkout's miner and loads MiniLM first; per run its seconds and the
+step's own peak RSS (VmHWM reset after the model loads); the statistics rows must be equal every
+time. Written to benchmarks/results/scale_understand.json.
 
 Results merge into benchmarks/results/scale.json (exactly the keys issue 14 names) and
 scale_runs.json (every run, and why a figure is null).
@@ -551,8 +560,9 @@ _STATISTICS = {"engagement_stats": "session_model", "rating_stats": "session_mod
 
 
 # The child imports the checkout's miner before this file (which puts its own checkout first on the path).
-_UNDERSTAND_CHILD = ("import json, sys; sys.path.insert(0, sys.argv[1]); import miner; sys.path.insert(0, sys.argv[2]); "
-                     "import bench_scale; print(json.dumps(bench_scale._understand_child(sys.argv[3], sys.argv[4])))")
+_UNDERSTAND_CHILD = ("import json, sys; sys.path.insert(0, sys.argv[1]); import miner; "
+                     "sys.path.insert(0, sys.argv[2]); import bench_scale; "
+                     "print(json.dumps(bench_scale._understand_child(sys.argv[3], sys.argv[4])))")
 
 
 def _understand_child(url: str, job_id: str) -> dict:
@@ -620,8 +630,8 @@ def understand(n: int, checkouts: list[str]) -> None:
                 for table in ("unit_insights", "ratings", "quality_verdicts", "interview_engagement"):
                     conn.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
                 conn.commit()
-            out = subprocess.run([sys.executable, "-c", _UNDERSTAND_CHILD, code, str(Path(__file__).parent), url, job_id],
-                                 stdout=subprocess.PIPE, text=True, check=True)
+            child = [sys.executable, "-c", _UNDERSTAND_CHILD, code, str(Path(__file__).parent), url, job_id]
+            out = subprocess.run(child, stdout=subprocess.PIPE, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
             with psycopg.connect(url) as conn:

@@ -2,8 +2,9 @@
 
 A step records itself done in `job_steps` in the same transaction as its rows, so a step delivered
 twice (a worker killed before its ack) finds itself done and returns. (The understand step also
-commits each of its parts with an `understand:<part>` row, so it resumes where it stopped: miner.steps.) Readers only see a job once
-`publish` flips it to succeeded. Resume and progress read the same table as the runners.
+commits each of its parts with an `understand:<part>` row, so it resumes where it stopped: miner.steps.)
+Readers only see a job once `publish` flips it to succeeded. Resume and progress read the same table
+as the runners.
 """
 
 from __future__ import annotations

@@ -414,8 +414,8 @@ def _understood_parts(conn: psycopg.Connection, job_id: str, bounds: list[list[s
     job's insight rows and part rows are cleared for a fresh start."""
     done = {int(key.removeprefix(UNDERSTAND_PART)): detail
             for key, detail in repository_jobs.done_steps(conn, job_id).items() if key.startswith(UNDERSTAND_PART)}
-    if done and all(p < len(bounds) and d.get("first_interview") == bounds[p][0] and d.get("interviews") == len(bounds[p])
-                    for p, d in done.items()):
+    if done and all(p < len(bounds) and d.get("first_interview") == bounds[p][0]
+                    and d.get("interviews") == len(bounds[p]) for p, d in done.items()):
         logger.info("job %s: understand resumes, %d of %d parts done", job_id, len(done), len(bounds))
         return {p: d["rating_estimator"] for p, d in done.items()}
     repository.clear_insights(conn, job_id)
