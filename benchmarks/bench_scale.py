@@ -43,8 +43,9 @@ and synthetic assignments (18 themes, 10% outliers by a hash of the unit id; no 
 job's param include_low_quality on (the synthetic interviews are all judged low quality: with it, the
 statistics read every rating and themed unit); once per checkout in --checkouts, each in a fresh
 child process that imports that checkout's miner and loads MiniLM first; per run its seconds and the
-step's own peak RSS (VmHWM reset after the model loads); the statistics rows must be equal every
-time. Written to benchmarks/results/scale_understand.json.
+step's own peak RSS (VmHWM reset after the model loads), then the statistics alone again
+(`steps.job_statistics`, rolled back: seconds and peak RSS over the RSS before it, what grows with
+the study); the statistics rows must be equal every time. Written to benchmarks/results/scale_understand.json.
 
 Results merge into benchmarks/results/scale.json (exactly the keys issue 14 names) and
 scale_runs.json (every run, and why a figure is null).
@@ -582,12 +583,28 @@ def _understand_child(url: str, job_id: str) -> dict:
     began = time.perf_counter()
     with psycopg.connect(url) as conn:
         jobs.run_step(conn, job_id, "understand", components)
-    hwm = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
-               if line.startswith("VmHWM:")) / 1024
-    return {"miner": str(Path(miner.__file__).parent), "seconds": round(time.perf_counter() - began, 1),
+        seconds, hwm, rss_after = round(time.perf_counter() - began, 1), _hwm_mib(), _rss_mib()
+        # The statistics alone (what grows with the study, not with the part): again, rolled back.
+        from miner import repository_jobs, steps
+
+        options = steps.understand_options(repository_jobs.get_job(conn, job_id), components)
+        rss_stats = _rss_mib()
+        Path("/proc/self/clear_refs").write_text("5")
+        began = time.perf_counter()
+        steps.job_statistics(conn, job_id, options, "again")
+        stats_seconds, stats_hwm = round(time.perf_counter() - began, 1), _hwm_mib()
+        conn.rollback()
+    return {"miner": str(Path(miner.__file__).parent), "seconds": seconds,
             "peak_rss_mib_before": round(before, 1), "rss_mib_before": round(rss_before, 1),
-            "step_peak_rss_mib": round(hwm, 1), "rss_mib": round(_rss_mib(), 1),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "step_peak_rss_mib": round(hwm, 1), "rss_mib": round(rss_after, 1),
+            "statistics_seconds": stats_seconds, "statistics_rss_mib_before": round(rss_stats, 1),
+            "statistics_peak_rss_mib": round(stats_hwm, 1)}
+
+
+def _hwm_mib() -> float:
+    """The process's peak RSS since its last reset (/proc/self/clear_refs), VmHWM."""
+    return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:")) / 1024
 
 
 def understand(n: int, checkouts: list[str]) -> None:
