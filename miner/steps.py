@@ -1,7 +1,8 @@
 """The analysis job's steps, one per stage module, and the one table that orders them (`STEPS`).
 
 Each step loads its inputs from rows, calls its stage and writes its outputs as rows keyed by job;
-miner.jobs runs a step once and records it done in the same transaction. What a step hands the
+miner.jobs runs a step once and records it done in the same transaction (the understand step also
+commits each of its parts with its own done row, to resume where it stopped). What a step hands the
 next is a table or a column (job_units, embeddings, assignments, themes, jobs.embed_chunk_size,
 jobs.base_units), never a key of another step's `job_steps.detail`: that JSON is for people.
 """
@@ -411,7 +412,8 @@ UNDERSTAND_PART = "understand:"
 def _understood_parts(conn: psycopg.Connection, job_id: str, bounds: list[list[str]]) -> dict[int, str]:
     """The parts of the understand step that an earlier try finished (part → its rating estimator),
     when they are the parts of `bounds` (same first interview, same size); otherwise none, and the
-    job's insight rows and part rows are cleared for a fresh start."""
+    job's insight rows and part rows are cleared for a fresh start. It reads only this step's own
+    parts' detail (the estimator each part's ratings came from), no other step's."""
     done = {int(key.removeprefix(UNDERSTAND_PART)): detail
             for key, detail in repository_jobs.done_steps(conn, job_id).items() if key.startswith(UNDERSTAND_PART)}
     if done and all(p < len(bounds) and d.get("first_interview") == bounds[p][0]
