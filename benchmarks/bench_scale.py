@@ -3,7 +3,8 @@
 Run: ``python benchmarks/bench_scale.py quality`` (~10 min on 2 cores),
 ``python benchmarks/bench_scale.py memory --units 100000`` / ``--units 1000000`` (synthetic vectors),
 ``python benchmarks/bench_scale.py workers [--interviews 200] [--configs 2,1]`` (~20 min) and
-``python benchmarks/bench_scale.py job --units 100000`` / ``--units 1000000`` (a whole job).
+``python benchmarks/bench_scale.py job --units 100000`` / ``--units 1000000`` (a whole job) and
+``python benchmarks/bench_scale.py understand --units 100000 --checkouts A B`` (the understand step alone).
 
 quality: banking77 and clinc150 (../shared/data) embedded once with all-MiniLM-L6-v2; the default
 clusterer fitted on all texts vs fitted on a seeded half and the other half assigned (nearest
@@ -36,6 +37,15 @@ embeddings table as stored (float16, same synthetic mixture as `memory`) under t
 embedder's name, so the embed step finds them cached; then every step of miner.steps.STEPS, parts
 one after another, in one child process that first loads MiniLM (as a worker does); per step its
 wall seconds, RSS after it and peak RSS so far (ru_maxrss). The job's peak RSS is the child's.
+
+understand: the understand step alone at N answer units, on the `job` study after its units step
+and synthetic assignments (18 themes, 10% outliers by a hash of the unit id; no cluster step), the
+job's param include_low_quality on (the synthetic interviews are all judged low quality: with it, the
+statistics read every rating and themed unit); once per checkout in --checkouts, each in a fresh
+child process that imports that checkout's miner and loads MiniLM first; per run its seconds and the
+step's own peak RSS (VmHWM reset after the model loads), then the statistics alone again
+(`steps.job_statistics`, rolled back: seconds and peak RSS over the RSS before it, what grows with
+the study); the statistics rows must be equal every time. Written to benchmarks/results/scale_understand.json.
 
 Results merge into benchmarks/results/scale.json (exactly the keys issue 14 names) and
 scale_runs.json (every run, and why a figure is null).
@@ -544,6 +554,116 @@ def job(n: int) -> None:
     _save(results)
 
 
+UNDERSTAND_RESULTS = REPO / "benchmarks" / "results" / "scale_understand.json"
+_STATISTICS = {"engagement_stats": "session_model", "rating_stats": "session_model, dimension",
+               "prevalence_stats": "theme_id, session_model", "prevalence_tests": "theme_id",
+               "correlation_stats": "dimension_a, dimension_b", "sentiment_stats": "theme_id, session_model"}
+
+
+# The child imports the checkout's miner before this file (which puts its own checkout first on the path).
+_UNDERSTAND_CHILD = ("import json, sys; sys.path.insert(0, sys.argv[1]); import miner; "
+                     "sys.path.insert(0, sys.argv[2]); import bench_scale; "
+                     "print(json.dumps(bench_scale._understand_child(sys.argv[3], sys.argv[4])))")
+
+
+def _understand_child(url: str, job_id: str) -> dict:
+    """The understand step alone, by the miner imported first (a checkout's), in a process that first
+    loads MiniLM as a worker does: its seconds, RSS after it, and the peak RSS before and after it."""
+    import psycopg
+
+    import miner
+    from miner import jobs
+    from miner.components import Components
+    from miner.settings import Settings
+
+    components = Components.from_settings(Settings(database_url=url))
+    components.embedder.embed(["a worker loads its embedder once"])
+    before, rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, _rss_mib()
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here on: the step's own peak (Linux)
+    began = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        jobs.run_step(conn, job_id, "understand", components)
+        seconds, hwm, rss_after = round(time.perf_counter() - began, 1), _hwm_mib(), _rss_mib()
+        # The statistics alone (what grows with the study, not with the part): again, rolled back.
+        from miner import repository_jobs, steps
+
+        options = steps.understand_options(repository_jobs.get_job(conn, job_id), components)
+        rss_stats = _rss_mib()
+        Path("/proc/self/clear_refs").write_text("5")
+        began = time.perf_counter()
+        steps.job_statistics(conn, job_id, options, "again")
+        stats_seconds, stats_hwm = round(time.perf_counter() - began, 1), _hwm_mib()
+        conn.rollback()
+    return {"miner": str(Path(miner.__file__).parent), "seconds": seconds,
+            "peak_rss_mib_before": round(before, 1), "rss_mib_before": round(rss_before, 1),
+            "step_peak_rss_mib": round(hwm, 1), "rss_mib": round(rss_after, 1),
+            "statistics_seconds": stats_seconds, "statistics_rss_mib_before": round(rss_stats, 1),
+            "statistics_peak_rss_mib": round(stats_hwm, 1)}
+
+
+def _hwm_mib() -> float:
+    """The process's peak RSS since its last reset (/proc/self/clear_refs), VmHWM."""
+    return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:")) / 1024
+
+
+def understand(n: int, checkouts: list[str]) -> None:
+    """The understand step alone at n answer units, once per checkout in `checkouts` (their order),
+    on one filled database: the synthetic study of `job`, its units step, then synthetic assignments
+    (18 themes and 10% outliers by a hash of the unit id: no cluster step), then understand in a
+    fresh child process per checkout. Its statistics rows must be the same every time."""
+    import psycopg
+
+    from miner import jobs, repository_jobs
+    from miner.components import Components
+    from miner.db import temporary_database
+    from miner.settings import Settings
+
+    admin = os.environ.get("MINER_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    study = f"synthetic-{n}"
+    rows, statistics = [], []
+    with temporary_database(admin, prefix="bench_scale") as url:
+        filled = fill_study(url, study, n)
+        print("filled", filled, flush=True)
+        with psycopg.connect(url) as conn:
+            # Every interview in the statistics (the synthetic ones are all judged low quality): the
+            # statistics read every rating and themed unit, the most they can.
+            job_id = repository_jobs.create_job(conn, study, params={"include_low_quality": True})
+            conn.commit()
+            began = time.perf_counter()
+            jobs.run_step(conn, job_id, "units", Components.from_settings(Settings(database_url=url)))
+            units_seconds = round(time.perf_counter() - began, 1)
+            conn.execute("""INSERT INTO assignments (job_id, unit_id, theme_id)
+                            SELECT job_id, unit_id, CASE WHEN abs(hashtext(unit_id)) %% 10 = 0 THEN NULL
+                                                         ELSE abs(hashtext(unit_id)) %% 18 END
+                            FROM job_units WHERE job_id = %s""", (job_id,))
+            conn.execute("""INSERT INTO themes (job_id, theme_id, label, keywords, labeller, answers, interviews)
+                            SELECT %s, t, 'theme ' || t, '{}', 'synthetic', 0, 0 FROM generate_series(0, 17) t""",
+                         (job_id,))
+            conn.commit()
+        for code in checkouts:
+            with psycopg.connect(url) as conn:  # a fresh start of the step each time
+                conn.execute("DELETE FROM job_steps WHERE job_id = %s AND step LIKE 'understand%%'", (job_id,))
+                for table in ("unit_insights", "ratings", "quality_verdicts", "interview_engagement"):
+                    conn.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
+                conn.commit()
+            child = [sys.executable, "-c", _UNDERSTAND_CHILD, code, str(Path(__file__).parent), url, job_id]
+            out = subprocess.run(child, stdout=subprocess.PIPE, text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(rows[-1], flush=True)
+            with psycopg.connect(url) as conn:
+                statistics.append({t: conn.execute(f"SELECT * FROM {t} WHERE job_id = %s ORDER BY {order}",
+                                                   (job_id,)).fetchall() for t, order in _STATISTICS.items()})
+    same = all(s == statistics[0] for s in statistics)
+    row = {"units_requested": n, "fill": filled, "units_seconds": units_seconds, "runs": rows,
+           "statistics_rows": {t: len(r) for t, r in statistics[0].items()}, "same_statistics": same}
+    print(json.dumps(row), flush=True)
+    results = json.loads(UNDERSTAND_RESULTS.read_text()) if UNDERSTAND_RESULTS.exists() else {}
+    results.setdefault("runs", []).append({"at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                           "load": os.getloadavg(), **row})
+    UNDERSTAND_RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         print(json.dumps(_memory_child(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))
@@ -552,7 +672,7 @@ def main() -> None:
         print(json.dumps(_job_child(sys.argv[2], sys.argv[3]), default=str))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("quality", "memory", "workers", "job"))
+    parser.add_argument("what", choices=("quality", "memory", "workers", "job", "understand"))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--units", type=int, default=100_000)
@@ -564,6 +684,8 @@ def main() -> None:
     parser.add_argument("--configs", default="2,1", help="workers: worker counts, in run order")
     parser.add_argument("--cache", type=Path, default=None,
                         help="quality: folder (outside the repository) keeping the sets' embeddings between runs")
+    parser.add_argument("--checkouts", nargs="+", default=None,
+                        help="understand: checkouts (roots) whose understand step runs, in order (default: this one)")
     args = parser.parse_args()
     if args.what == "workers":
         workers(args.interviews, args.chunk or 150, args.sample or 350, args.threshold,
@@ -572,6 +694,8 @@ def main() -> None:
         quality(tuple(args.seeds), tuple(args.variants), args.cache)
     elif args.what == "job":
         job(args.units)
+    elif args.what == "understand":
+        understand(args.units, args.checkouts or [str(REPO)])
     else:
         memory(args.units, args.sample or SampleParams().size, args.chunk or 2000)
 

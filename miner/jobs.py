@@ -1,8 +1,10 @@
 """Running the table of steps (miner.steps.STEPS): each step once, state in Postgres.
 
 A step records itself done in `job_steps` in the same transaction as its rows, so a step delivered
-twice (a worker killed before its ack) finds itself done and returns. Readers only see a job once
-`publish` flips it to succeeded. Resume and progress read the same table as the runners.
+twice (a worker killed before its ack) finds itself done and returns. (The understand step also
+commits each of its parts with an `understand:<part>` row, so it resumes where it stopped: miner.steps.)
+Readers only see a job once `publish` flips it to succeeded. Resume and progress read the same table
+as the runners.
 """
 
 from __future__ import annotations
@@ -83,7 +85,10 @@ def progress(conn: psycopg.Connection, job_id: str, finishing: str | None = None
     finished = set(repository_jobs.done_steps(conn, job_id)) | ({finishing} if finishing else set())
     chunks = repository_jobs.job_plan(conn, job_id).embed_chunks or 1
     weights = {step.name: step.weight / (chunks if step.fan_out else 1) for step in STEPS}
-    return sum(weights.get(key.split(":")[0], 0.0) for key in finished)
+    fanned = {step.name for step in STEPS if step.fan_out}
+    # A step that is not fanned out weighs once, done; its own parts' rows (understand:3) weigh nothing.
+    return sum(weights.get(key.split(":")[0], 0.0) for key in finished
+               if ":" not in key or key.split(":")[0] in fanned)
 
 
 def first_unfinished(conn: psycopg.Connection, job_id: str) -> tuple[str, list[int]]:

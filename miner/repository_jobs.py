@@ -105,6 +105,11 @@ def finish_step(conn: psycopg.Connection, job_id: str, step: str, detail: dict[s
     )
 
 
+def delete_steps(conn: psycopg.Connection, job_id: str, prefix: str) -> None:
+    """Forget a job's step rows whose key starts with `prefix` (a step's parts, to start it over)."""
+    conn.execute("DELETE FROM job_steps WHERE job_id = %s AND starts_with(step, %s)", (job_id, prefix))
+
+
 def done_steps(conn: psycopg.Connection, job_id: str) -> dict[str, dict[str, Any]]:
     rows = conn.execute("SELECT step, detail FROM job_steps WHERE job_id = %s AND status = 'done'", (job_id,))
     return dict(rows.fetchall())

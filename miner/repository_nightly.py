@@ -5,7 +5,7 @@ over a connection, parameterized, no commits."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -178,6 +178,71 @@ def load_themed_sentiment(conn: psycopg.Connection, job_id: str) -> tuple[list[U
            WHERE j.job_id = %s ORDER BY j.position""", (job_id,)).fetchall()
     return (_units_of(rows), np.array([r[3] for r in rows], dtype=np.int64),
             np.array([r[4] for r in rows], dtype=np.float64))
+
+
+def _included(alias: str) -> str:
+    """SQL leaving out the job's low-quality interviews when %(exclude)s (the statistics' `excluded`);
+    `alias` is a fixed table alias of the query, never input."""
+    return f"""NOT (%(exclude)s AND {alias}.interview_id IN (
+        SELECT q.interview_id FROM quality_verdicts q WHERE q.job_id = %(job)s AND q.low_quality))"""
+
+
+def _stream(conn: psycopg.Connection, name: str, query: str, params: dict[str, Any], size: int
+            ) -> Iterator[tuple[Any, ...]]:
+    """The rows of `query`, `size` at a time over a server-side cursor (needs the caller's transaction).
+
+    Planned for all its rows: a cursor is planned for its first 10% by default (cursor_tuple_fraction),
+    which on a job's fresh, not yet analysed rows chose a nested loop over all of them (the themed
+    sentiment of 100,000 units: minutes instead of seconds)."""
+    previous = conn.execute("SELECT current_setting('cursor_tuple_fraction')").fetchone()[0]
+    conn.execute("SELECT set_config('cursor_tuple_fraction', '1', true)")
+    with conn.cursor(name=name) as cur:
+        cur.itersize = size
+        cur.execute(query, params)  # DECLARE: planned here
+        conn.execute("SELECT set_config('cursor_tuple_fraction', %s, true)", (previous,))
+        while rows := cur.fetchmany(size):
+            yield from rows
+
+
+def stream_included_ratings(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool, size: int = 20000
+                            ) -> Iterator[tuple[str, str, str, float, bool]]:
+    """The job's ratings as (interview, model, dimension, score, explicit), in load_ratings's order,
+    the low-quality interviews' left out when `exclude_low_quality`."""
+    return _stream(conn, "included_ratings", f"""
+        SELECT r.interview_id, r.session_model, r.dimension, r.score, r.source = 'explicit'
+        FROM ratings r WHERE r.job_id = %(job)s AND {_included("r")}
+        ORDER BY r.interview_id, r.dimension""", {"job": job_id, "exclude": exclude_low_quality}, size)
+
+
+def stream_included_sentiment(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool, size: int = 20000
+                              ) -> Iterator[tuple[int, str, float]]:
+    """The job's themed opinion units as (theme id, model, their answer's stored sentiment), in the
+    job's order (load_themed_sentiment's, units without a theme left out)."""
+    return _stream(conn, "included_sentiment", f"""
+        SELECT a.theme_id, u.session_model, coalesce(i.sentiment, 0)
+        FROM job_units j JOIN units u USING (unit_id)
+        JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
+        LEFT JOIN unit_insights i ON i.job_id = j.job_id AND i.unit_id = coalesce(u.answer_unit_id, u.unit_id)
+        WHERE j.job_id = %(job)s AND a.theme_id >= 0 AND {_included("u")}
+        ORDER BY j.position""", {"job": job_id, "exclude": exclude_low_quality}, size)
+
+
+def included_interview_counts(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool
+                              ) -> tuple[dict[str, int], dict[tuple[int, str], int]]:
+    """The interviews theme prevalence counts: per model, those with an answer or opinion unit in
+    the job; per theme × model, those with a unit of the theme (miner.stats.prevalence_from)."""
+    params = {"job": job_id, "exclude": exclude_low_quality}
+    totals = dict(conn.execute(f"""
+        SELECT u.session_model, count(DISTINCT u.interview_id)
+        FROM (SELECT unit_id FROM job_answers WHERE job_id = %(job)s
+              UNION ALL SELECT unit_id FROM job_units WHERE job_id = %(job)s) j JOIN units u USING (unit_id)
+        WHERE {_included("u")} GROUP BY 1""", params).fetchall())
+    with_theme = {(theme, model): n for theme, model, n in conn.execute(f"""
+        SELECT a.theme_id, u.session_model, count(DISTINCT u.interview_id)
+        FROM job_units j JOIN units u USING (unit_id)
+        JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
+        WHERE j.job_id = %(job)s AND a.theme_id >= 0 AND {_included("u")} GROUP BY 1, 2""", params).fetchall()}
+    return totals, with_theme
 
 
 def _units_of(rows: Sequence[tuple[Any, ...]]) -> list[UnitOf]:

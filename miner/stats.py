@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
@@ -220,11 +221,17 @@ def rating_stats(ratings: Sequence[Rating], excluded: set[str], options: StatsOp
     for rating in ratings:
         if rating.interview_id not in excluded:
             groups[(rating.session_model, rating.dimension)].append(rating)
+    return rating_stats_from({key: ([r.score for r in group], sum(r.source == "explicit" for r in group))
+                              for key, group in groups.items()}, options)
+
+
+def rating_stats_from(groups: dict[tuple[str, str], tuple[Sequence[float], int]],
+                      options: StatsOptions = StatsOptions()) -> list[ModelRating]:
+    """`rating_stats` from (model, dimension) → (its included scores in rating order, how many explicit)."""
     rows = []
-    for (model, dimension), group in sorted(groups.items()):
-        mean, low, high = bootstrap_mean_ci([r.score for r in group], options.resamples, options.level, options.seed)
-        rows.append(ModelRating(model, dimension, len(group), mean, low, high,
-                                sum(r.source == "explicit" for r in group)))
+    for (model, dimension), (scores, explicit) in sorted(groups.items()):
+        mean, low, high = bootstrap_mean_ci(scores, options.resamples, options.level, options.seed)
+        rows.append(ModelRating(model, dimension, len(scores), mean, low, high, int(explicit)))
     return rows
 
 
@@ -232,8 +239,6 @@ def theme_prevalence(units: Sequence[Unit], labels: np.ndarray, excluded: set[st
                      options: StatsOptions = StatsOptions()) -> tuple[list[ThemePrevalence], list[ThemeTest]]:
     """Per theme × model: share of the model's interviews touching the theme, its interval and a
     one-vs-rest test; per theme: a chi-square test across models. Adjusted over all themes."""
-    from scipy.stats import chi2_contingency, fisher_exact
-
     interviews_of: dict[str, set[str]] = defaultdict(set)
     with_theme: dict[tuple[int, str], set[str]] = defaultdict(set)
     for unit, label in zip(units, labels):
@@ -242,13 +247,22 @@ def theme_prevalence(units: Sequence[Unit], labels: np.ndarray, excluded: set[st
         interviews_of[unit.session_model].add(unit.interview_id)
         if label >= 0:
             with_theme[(int(label), unit.session_model)].add(unit.interview_id)
-    models = sorted(interviews_of)
-    totals = {m: len(interviews_of[m]) for m in models}
+    return prevalence_from({m: len(i) for m, i in interviews_of.items()},
+                           {key: len(i) for key, i in with_theme.items()}, options)
+
+
+def prevalence_from(totals: dict[str, int], with_theme: dict[tuple[int, str], int],
+                    options: StatsOptions = StatsOptions()) -> tuple[list[ThemePrevalence], list[ThemeTest]]:
+    """`theme_prevalence` from counts of included interviews: per model (`totals`) and per theme ×
+    model with the theme (`with_theme`, only the non-zero ones); what a stored job's are counted as in SQL."""
+    from scipy.stats import chi2_contingency, fisher_exact
+
+    models = sorted(totals)
     themes = sorted({theme for theme, _ in with_theme})
     cells, p_values = [], []
     tests = []
     for theme in themes:
-        counts = {m: len(with_theme.get((theme, m), ())) for m in models}
+        counts = {m: with_theme.get((theme, m), 0) for m in models}
         for model in models:
             k, n = counts[model], totals[model]
             rest_k = sum(counts[m] for m in models if m != model)
@@ -287,22 +301,31 @@ def theme_prevalence(units: Sequence[Unit], labels: np.ndarray, excluded: set[st
 
 def dimension_correlations(ratings: Sequence[Rating], excluded: set[str]) -> list[DimensionCorrelation]:
     """Spearman correlation of each pair of dimensions over interviews rated on both."""
-    from scipy.stats import spearmanr
-
     scores: dict[str, dict[str, float]] = defaultdict(dict)
     for rating in ratings:
         if rating.interview_id not in excluded:
             scores[rating.dimension][rating.interview_id] = rating.score
+    code = {i: k for k, i in enumerate(sorted({i for by in scores.values() for i in by}))}
+    return correlations_from({d: (np.array([code[i] for i in by], dtype=np.int64), np.array(list(by.values())))
+                              for d, by in scores.items()})
+
+
+def correlations_from(columns: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[DimensionCorrelation]:
+    """`dimension_correlations` from per dimension (interview keys, scores): one score per interview
+    under an integer key. The pairs are taken in key order; any order gives the same rho and p to the
+    last bit (Spearman's rho is a correlation of ranks, halves of integers, whose sums are exact)."""
+    from scipy.stats import spearmanr
+
     rows = []
-    for a, b in combinations(sorted(scores), 2):
-        shared = sorted(scores[a].keys() & scores[b].keys())
-        x = [scores[a][i] for i in shared]
-        y = [scores[b][i] for i in shared]
+    for a, b in combinations(sorted(columns), 2):
+        (keys_a, scores_a), (keys_b, scores_b) = columns[a], columns[b]
+        _, in_a, in_b = np.intersect1d(keys_a, keys_b, assume_unique=True, return_indices=True)
+        x, y = np.asarray(scores_a, dtype=float)[in_a], np.asarray(scores_b, dtype=float)[in_b]
         rho = p = None
-        if len(shared) >= 3 and len(set(x)) > 1 and len(set(y)) > 1:
+        if len(x) >= 3 and len(np.unique(x)) > 1 and len(np.unique(y)) > 1:
             result = spearmanr(x, y)
             rho, p = float(result.statistic), float(result.pvalue)
-        rows.append(DimensionCorrelation(a, b, rho, p, len(shared)))
+        rows.append(DimensionCorrelation(a, b, rho, p, len(x)))
     return rows
 
 
@@ -313,9 +336,15 @@ def theme_sentiment(units: Sequence[Unit], labels: np.ndarray, sentiment: np.nda
     for unit, label, value in zip(units, labels, sentiment):
         if label >= 0 and unit.interview_id not in excluded:
             groups[(int(label), unit.session_model)].append(float(value))
+    return sentiment_from(groups, options)
+
+
+def sentiment_from(groups: dict[tuple[int, str], Sequence[float]],
+                   options: StatsOptions = StatsOptions()) -> list[ThemeSentiment]:
+    """`theme_sentiment` from (theme, model) → its included units' sentiment, in unit order."""
     rows = []
     for (theme, model), values in sorted(groups.items()):
-        data = np.asarray(values)
+        data = np.asarray(values, dtype=float)
         positive = float((data >= options.positive).mean())
         negative = float((data <= options.negative).mean())
         bipolar = (len(data) >= options.min_bipolar_answers and positive >= options.bipolar_share
@@ -360,4 +389,44 @@ def statistics_from(engagement_rows: Sequence[InterviewEngagement], answered: Se
     logger.info("stats: %d interviews (%d excluded), %d rating cells, %d of %d theme × model differences "
                 "significant (%s)", len(engagement_rows) if interviews is None else interviews, len(excluded),
                 len(statistics.ratings), sum(p.significant for p in prevalence), len(prevalence), options.correction)
+    return statistics
+
+
+def stored_statistics(engagement_rows: Sequence[InterviewEngagement], excluded: set[str],
+                      ratings: Iterable[tuple[str, str, str, float, bool]],
+                      interview_counts: tuple[dict[str, int], dict[tuple[int, str], int]],
+                      themed: Iterable[tuple[int, str, float]], options: StatsOptions = StatsOptions()) -> Statistics:
+    """What `statistics_from` gives, from a stored job's rows as the repository streams them
+    (miner.repository_nightly), with the low-quality interviews already left out of all but the
+    engagement sums: `ratings` as (interview, model, dimension, score, explicit) in (interview,
+    dimension) order, `interview_counts` (included interviews per model and per theme × model) and
+    `themed` as (theme id, model, sentiment) per themed unit in the job's order. Per rating and per
+    themed unit it holds one float (and an int key), not an object: a job of a million answers reads
+    them without holding them (BENCHMARKS.md `## Scale`). Same numbers as `statistics_from`."""
+    groups: dict[tuple[str, str], tuple[array, list[int]]] = {}
+    codes: dict[str, int] = {}
+    columns: dict[str, tuple[array, array]] = {}
+    for interview_id, model, dimension, score, explicit in ratings:
+        scores, explicit_count = groups.setdefault((model, dimension), (array("d"), [0]))
+        scores.append(score)
+        explicit_count[0] += bool(explicit)
+        keys, values = columns.setdefault(dimension, (array("q"), array("d")))
+        keys.append(codes.setdefault(interview_id, len(codes)))
+        values.append(score)
+    del codes
+    sentiment: dict[tuple[int, str], array] = {}
+    for theme, model, value in themed:
+        sentiment.setdefault((int(theme), model), array("d")).append(float(value))
+    prevalence, tests = prevalence_from(*interview_counts, options)
+    statistics = Statistics(
+        engagement=engagement_from(engagement_rows, excluded),
+        ratings=rating_stats_from({key: (scores, count[0]) for key, (scores, count) in groups.items()}, options),
+        prevalence=prevalence, theme_tests=tests,
+        correlations=correlations_from({d: (np.frombuffer(keys, dtype=np.int64), np.frombuffer(values))
+                                        for d, (keys, values) in columns.items()}),
+        sentiment=sentiment_from(sentiment, options),
+    )
+    logger.info("stats: %d interviews (%d excluded), %d rating cells, %d of %d theme × model differences "
+                "significant (%s)", len(engagement_rows), len(excluded), len(statistics.ratings),
+                sum(p.significant for p in prevalence), len(prevalence), options.correction)
     return statistics

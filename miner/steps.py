@@ -1,7 +1,8 @@
 """The analysis job's steps, one per stage module, and the one table that orders them (`STEPS`).
 
 Each step loads its inputs from rows, calls its stage and writes its outputs as rows keyed by job;
-miner.jobs runs a step once and records it done in the same transaction. What a step hands the
+miner.jobs runs a step once and records it done in the same transaction (the understand step also
+commits each of its parts with its own done row, to resume where it stopped). What a step hands the
 next is a table or a column (job_units, embeddings, assignments, themes, jobs.embed_chunk_size,
 jobs.base_units), never a key of another step's `job_steps.detail`: that JSON is for people.
 """
@@ -369,26 +370,59 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, part: int 
     with an LLM, its ratings are those the units step's call gave (interview_readings).
 
     Everything but the statistics is per interview, so the job's interviews are understood
-    UNDERSTAND_INTERVIEWS at a time, their rows (engagement sums included) written part by part; the
-    statistics are computed at the end from those stored rows (`job_statistics`), as a nightly job's are.
+    UNDERSTAND_INTERVIEWS at a time, each part's rows (engagement sums included) committed with its
+    own done row in job_steps (`understand:<part>`): a step stopped inside (a worker killed, a
+    failure) resumes at its first unfinished part. The statistics are computed at the end from the
+    stored rows (`job_statistics`), as a nightly job's are, and recorded with the step.
     Job params `include_low_quality` and `correction` ("bh" | "holm") override the defaults.
     """
     if (ext := nightly_steps.extends(conn, job)) is not None and (
             done := nightly_steps.understand(conn, job, parts, ext)):
         return done
     options = understand_options(job, parts)
-    repository.clear_insights(conn, job.job_id)
     interview_ids = stream.job_interview_ids(conn, job.job_id)
-    estimators = []
-    for start in range(0, len(interview_ids), UNDERSTAND_INTERVIEWS):
-        ids = interview_ids[start:start + UNDERSTAND_INTERVIEWS]
+    bounds = [interview_ids[start:start + UNDERSTAND_INTERVIEWS]
+              for start in range(0, len(interview_ids), UNDERSTAND_INTERVIEWS)]
+    del interview_ids
+    estimators = _understood_parts(conn, job.job_id, bounds)
+    for index, ids in enumerate(bounds):
+        if index in estimators:
+            continue
+        if repository_jobs.get_job(conn, job.job_id).status == "cancelled":
+            raise JobCancelled(f"job {job.job_id} was cancelled")
+        key = f"{UNDERSTAND_PART}{index}"
+        repository_jobs.start_step(conn, job.job_id, key)
         # Ratings and quality read whole answers (no-opinion ones too).
-        estimators.append(understand_part(conn, job, parts, options, stream.load_interviews_in(conn, ids),
-                                          stream.load_job_answers_in(conn, job.job_id, ids)))
+        estimators[index] = understand_part(conn, job, parts, options, stream.load_interviews_in(conn, ids),
+                                            stream.load_job_answers_in(conn, job.job_id, ids))
+        repository_jobs.finish_step(conn, job.job_id, key, {"first_interview": ids[0], "interviews": len(ids),
+                                                            "rating_estimator": estimators[index]}, 0.0)
+        conn.commit()  # the part's rows and its done row, together
     # A part the LLM did not rate in full says so (llm:<model> + the offline estimator); that one wins.
-    estimator = max(estimators, key=lambda e: (" + " in e, e), default="")
+    estimator = max(estimators.values(), key=lambda e: (" + " in e, e), default="")
     counts = job_statistics(conn, job.job_id, options, estimator)
     return Outcome(counts, counts=counts)
+
+
+# The understand step's parts' rows in job_steps: `understand:0`, `understand:1`, ... (not a fanned-out
+# step: its parts run one after another in its task; miner.jobs.progress leaves them out).
+UNDERSTAND_PART = "understand:"
+
+
+def _understood_parts(conn: psycopg.Connection, job_id: str, bounds: list[list[str]]) -> dict[int, str]:
+    """The parts of the understand step that an earlier try finished (part → its rating estimator),
+    when they are the parts of `bounds` (same first interview, same size); otherwise none, and the
+    job's insight rows and part rows are cleared for a fresh start. It reads only this step's own
+    parts' detail (the estimator each part's ratings came from), no other step's."""
+    done = {int(key.removeprefix(UNDERSTAND_PART)): detail
+            for key, detail in repository_jobs.done_steps(conn, job_id).items() if key.startswith(UNDERSTAND_PART)}
+    if done and all(p < len(bounds) and d.get("first_interview") == bounds[p][0]
+                    and d.get("interviews") == len(bounds[p]) for p, d in done.items()):
+        logger.info("job %s: understand resumes, %d of %d parts done", job_id, len(done), len(bounds))
+        return {p: d["rating_estimator"] for p, d in done.items()}
+    repository.clear_insights(conn, job_id)
+    repository_jobs.delete_steps(conn, job_id, UNDERSTAND_PART)
+    return {}
 
 
 def understand_part(conn: psycopg.Connection, job: Job, parts: Components, options, interviews: list,
@@ -424,14 +458,17 @@ def job_statistics(conn: psycopg.Connection, job_id: str, options, rating_estima
     (interview_engagement, ratings, quality_verdicts, unit_insights, assignments: no answer is
     re-read), saved with its insight run (`options`: miner.understand.UnderstandOptions); returns the
     step's counts. The understand step calls it after its parts, a nightly job's after its new
-    interviews (miner.nightly_steps)."""
-    from miner.stats import statistics_from
+    interviews (miner.nightly_steps). Ratings and themed sentiment are streamed and the interview
+    counts counted in SQL (miner.stats.stored_statistics): per answer it holds a float, not a row."""
+    from miner.stats import stored_statistics
 
+    exclude = not options.include_low_quality
     engagement = repository_nightly.load_engagement(conn, job_id)
-    excluded = set() if options.include_low_quality else repository_nightly.low_quality_interviews(conn, job_id)
-    statistics = statistics_from(engagement, repository_nightly.load_answers_of(conn, job_id),
-                                 repository_nightly.load_ratings(conn, job_id),
-                                 repository_nightly.load_themed_sentiment(conn, job_id), excluded, options.stats)
+    excluded = repository_nightly.low_quality_interviews(conn, job_id) if exclude else set()
+    statistics = stored_statistics(engagement, excluded,
+                                   repository_nightly.stream_included_ratings(conn, job_id, exclude),
+                                   repository_nightly.included_interview_counts(conn, job_id, exclude),
+                                   repository_nightly.stream_included_sentiment(conn, job_id, exclude), options.stats)
     run = {"rating_estimator": rating_estimator, "correction": options.stats.correction,
            "alpha": options.stats.alpha, "low_quality_included": options.include_low_quality,
            "interviews": len(engagement), "excluded": len(excluded)}

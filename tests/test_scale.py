@@ -226,3 +226,65 @@ def test_digest_counts_every_unit_and_samples_at_most_its_bound(database_url, sa
         assert {u.unit_id for u in sampled} <= {u.unit_id for u in units}
         # The same members whatever the chunking (smallest hashes of their ids).
         assert [u.unit_id for u in sampled] == [u.unit_id for u in again.sample(theme_id)[0]]
+
+
+class PartStopped(RuntimeError):
+    """Stands for a worker killed inside the understand step."""
+
+
+def test_understand_resumes_after_a_stopped_part_without_redoing_or_doubling(database_url, settings, embedder,
+                                                                            sampled_jobs, monkeypatch):
+    """Each understand part's rows are committed with its `understand:<part>` row in job_steps: a step
+    stopped in its fourth part keeps the three before, and run again understands only the three left,
+    writes no row twice and ends with exactly the rows (statistics included) of an uninterrupted run."""
+    from miner import jobs, repository_jobs, steps
+
+    _, (job_id, _) = sampled_jobs
+    parts = Components.from_settings(settings, embedder=embedder)
+    monkeypatch.setattr(steps, "UNDERSTAND_INTERVIEWS", 37)  # 200 interviews: 6 parts
+    tables = {**_INSIGHTS, "interview_engagement": "interview_id"}
+    real, understood, stop_at = steps.understand_part, [], []
+
+    def part(conn, job, components, options, interviews, answers):
+        if len(understood) in stop_at:
+            raise PartStopped()
+        understood.append(interviews[0].interview_id)
+        return real(conn, job, components, options, interviews, answers)
+
+    monkeypatch.setattr(steps, "understand_part", part)
+
+    def done_parts(conn) -> dict:
+        return {k: d for k, d in repository_jobs.done_steps(conn, job_id).items() if k.startswith("understand:")}
+
+    with psycopg.connect(database_url) as conn:
+        job = repository_jobs.get_job(conn, job_id)
+        repository_jobs.delete_steps(conn, job_id, steps.UNDERSTAND_PART)  # start afresh
+        steps.understand(conn, job, parts)
+        conn.commit()
+        clean = {t: _rows(conn, t, job_id, order) for t, order in tables.items()}
+        clean_parts = done_parts(conn)
+        assert len(understood) == 6 and len(clean_parts) == 6
+        assert jobs.progress(conn, job_id) == pytest.approx(1.0)  # the parts' rows weigh nothing
+
+        repository_jobs.delete_steps(conn, job_id, steps.UNDERSTAND_PART)
+        conn.commit()
+        understood.clear()
+        stop_at.append(3)
+        with pytest.raises(PartStopped):
+            steps.understand(conn, job, parts)
+        conn.rollback()
+        assert sorted(done_parts(conn)) == ["understand:0", "understand:1", "understand:2"]
+        kept = conn.execute("SELECT count(*) FROM interview_engagement WHERE job_id = %s", (job_id,)).fetchone()[0]
+        assert kept == 3 * 37 and len(understood) == 3  # three parts' rows, and nothing of the fourth
+        first = list(understood)
+
+        understood.clear()
+        stop_at.clear()
+        steps.understand(conn, job, parts)
+        conn.commit()
+        assert len(understood) == 3 and not set(first) & set(understood)  # only the parts left
+        resumed = {t: _rows(conn, t, job_id, order) for t, order in tables.items()}
+        assert done_parts(conn) == clean_parts
+    for table in tables:
+        assert resumed[table] == clean[table], table
+    assert len(resumed["interview_engagement"]) == 200 and len(resumed["quality_verdicts"]) == 200

@@ -185,3 +185,45 @@ def test_engagement_per_model_against_hand_counts():
 def test_cohens_h_is_zero_for_equal_shares_and_signed():
     assert cohens_h(0.3, 0.3) == 0.0
     assert cohens_h(0.6, 0.2) > 0 > cohens_h(0.2, 0.6)
+
+
+def test_stored_statistics_equal_those_of_the_units_they_stream():
+    """A stored job's statistics stream ratings and themed sentiment and count interviews (miner.stats
+    .stored_statistics, what the understand step does at any size): the same numbers, to the last bit,
+    as statistics_from over the units, low-quality interviews left out of both."""
+    from collections import defaultdict
+
+    from miner.stats import InterviewEngagement, UnitOf, statistics_from, stored_statistics
+
+    rng = np.random.default_rng(5)
+    models = ["m-b", "m-a", "m-c"]
+    interviews = [f"i-{rng.integers(10**6):06d}-{k}" for k in range(120)]  # ids not in creation order
+    model_of = {i: models[k % 3] for k, i in enumerate(interviews)}
+    answered = [UnitOf(f"{i}:{q}", i, model_of[i]) for i in interviews for q in range(4)]
+    themed = [UnitOf(f"{u.unit_id}#{s}", u.interview_id, u.session_model) for u in answered for s in range(2)
+              if rng.random() < 0.6]
+    labels = rng.integers(-1, 6, len(themed))
+    sentiment = np.round(rng.uniform(1, 5, len(themed)), 4)
+    ratings = [Rating(i, model_of[i], d, float(rng.integers(1, 6)), "explicit" if rng.random() < 0.3 else "estimate")
+               for i in interviews for d in ("credibility", "needs", "overall") if rng.random() < 0.9]
+    engagement_rows = [InterviewEngagement(i, model_of[i], 2, 10, 2, 30, 2, 60.0, 120.0, 40, 4) for i in interviews]
+    excluded = set(interviews[::7])
+    options = StatsOptions(resamples=300)
+
+    expected = statistics_from(engagement_rows, answered, ratings, (themed, labels, sentiment), excluded, options)
+    totals: dict[str, set[str]] = defaultdict(set)
+    with_theme: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for u, label in [(u, -1) for u in answered] + list(zip(themed, labels)):
+        if u.interview_id not in excluded:
+            totals[u.session_model].add(u.interview_id)
+            if label >= 0:
+                with_theme[(int(label), u.session_model)].add(u.interview_id)
+    stored = stored_statistics(
+        engagement_rows, excluded,
+        iter([(r.interview_id, r.session_model, r.dimension, r.score, r.source == "explicit") for r in ratings
+              if r.interview_id not in excluded]),
+        ({m: len(i) for m, i in totals.items()}, {k: len(i) for k, i in with_theme.items()}),
+        iter([(int(t), u.session_model, float(s)) for u, t, s in zip(themed, labels, sentiment)
+              if t >= 0 and u.interview_id not in excluded]), options)
+    assert stored == expected
+    assert expected.prevalence and expected.ratings and expected.sentiment and expected.correlations
