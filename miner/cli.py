@@ -396,12 +396,12 @@ def _cell(row: dict | None) -> str:
 
 def print_theme_table(rows: list[dict], title: str) -> None:
     models = sorted({r["session_model"] for r in rows})
-    table = Table("theme", "label", *[f"{m}\nshare (answers)" for m in models], title=title)
+    table = Table("theme", "label", "stance", *[f"{m}\nshare (answers)" for m in models], title=title)
     by_theme: dict[int, dict] = {}
     for r in rows:
-        by_theme.setdefault(r["theme_id"], {"label": r["label"]})[r["session_model"]] = r
+        by_theme.setdefault(r["theme_id"], {"label": r["label"], "stance": r.get("stance")})[r["session_model"]] = r
     for theme_id, cells in by_theme.items():
-        table.add_row(str(theme_id), cells["label"] or "",
+        table.add_row(str(theme_id), cells["label"] or "", cells["stance"] or "",
                       *[_cell(cells.get(m)) for m in models])
     console.print(table)
 

@@ -152,7 +152,7 @@ def theme_by_model(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]
     """The theme_by_model view for one study."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            """SELECT theme_id, label, session_model, answers, interviews, share
+            """SELECT theme_id, label, stance, session_model, answers, interviews, share
                FROM theme_by_model WHERE study = %s ORDER BY theme_id, session_model""",
             (study,),
         ).fetchall()

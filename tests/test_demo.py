@@ -35,6 +35,10 @@ def test_demo_runs_on_embedded_servers_with_nothing_configured(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Themes by model" in result.stdout
+    # Each theme says whether people praise or complain (issue 12.3): the table has a stance column
+    # and the demo's planted opinions come back with both stances.
+    assert "stance" in result.stdout
+    assert "negative" in result.stdout and "positive" in result.stdout
     for model in ("aurora-7b", "borealis-70b", "cirrus-mini"):
         assert model in result.stdout
     assert "theme_by_model" in result.stdout and "miner db psql" in result.stdout
