@@ -53,6 +53,25 @@ _PHRASES = re.compile(r"\b(?:made up|make up|makes up)\b(?!\s+for\b)|"
                       re.IGNORECASE)
 
 
+# Discourse markers VADER reads as sentiment: "to be honest" (honest +2.3), "I feel like" (like +1.5),
+# "super verbose" (super +2.9: an intensifier here, not praise), "pretty slow" (pretty +2.2), "kind
+# of" (kind +2.4). Hedges and fillers say how people speak, not what they think: dropped, or made the
+# intensifier / hedge VADER knows ("very", "quite", "somewhat"), before VADER reads the unit.
+_DISCOURSE = (
+    (re.compile(r"\b(?:to be (?:honest|fair)|honestly|frankly|tbh)\b,?", re.IGNORECASE), ""),
+    (re.compile(r"\b(?:i\s+)?(?:feel|felt|feels)\s+like\b", re.IGNORECASE), ""),
+    (re.compile(r"\bsuper\b(?=\s+[a-z])", re.IGNORECASE), "very"),
+    (re.compile(r"\bpretty\b(?=\s+[a-z])", re.IGNORECASE), "quite"),
+    (re.compile(r"\b(?:kind|sort) of\b", re.IGNORECASE), "somewhat"),
+)
+
+
+def _without_discourse(text: str) -> str:
+    for pattern, replacement in _DISCOURSE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 _ASPECT_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _MODIFIERS = frozenset("not no never n't very too really so extremely quite pretty".split())
 
@@ -76,7 +95,7 @@ class VaderStance:
         self.analyzer.lexicon.update(ASSISTANT_LEXICON if lexicon is None else lexicon)
 
     def scores(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
-        text_of = (_PHRASES.sub(lambda m: m.group(0).replace(" ", "-"), t) for t in texts)
+        text_of = (_PHRASES.sub(lambda m: m.group(0).replace(" ", "-"), _without_discourse(t)) for t in texts)
         return np.array([self.analyzer.polarity_scores(t)["compound"] for t in text_of], dtype=float)
 
     def stances(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> list[str]:

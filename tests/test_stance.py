@@ -150,6 +150,23 @@ def test_self_trained_stance_invents_no_side_for_plain_facts(embedder):
     assert list(stance.scores(few, embedder.embed(few))) == pytest.approx(list(stance.base.scores(few, embedder.embed(few))))
 
 
+def test_discourse_markers_are_not_sentiment():
+    """"to be honest", "I feel like", "super", "pretty", "kind of" are how people talk, not what they
+    think: VADER alone read them as praise (honest +2.3, like +1.5, super +2.9), so "they were super
+    verbose" and "it wrote an essay for every question to be honest" came out positive and the
+    demo's complaints about length made a positive theme of their own. Without them, complaints keep
+    their side or read neutral, and praise stays praise."""
+    stance = VaderStance()
+    complaints = ["tbh the replies were super long-winded", "it was pretty slow", "kind of useless to be fair",
+                  "i feel like it kept going off topic", "I felt like it dodged my question",
+                  "honestly the code was super buggy", "it wrote an essay for every question to be honest"]
+    got = stance.stances(complaints)
+    assert "positive" not in got, list(zip(complaints, got))
+    assert got[:3] == ["negative"] * 3
+    assert stance.stances(["to be honest, it was brilliant", "I feel like it was really helpful",
+                           "it was super"]) == ["positive"] * 3
+
+
 def test_make_up_for_is_not_a_complaint():
     assert VaderStance().stances(["it made up the sources", "the great drinks more than make up for it"]) == [
         "negative", "positive"]
