@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from miner.records import Interview, Rating, Unit
 from miner.repository import _INTERVIEW_COLUMNS, interview_from_record
+from miner.repository_stream import planned_for_all_rows
 from miner.stats import InterviewEngagement, UnitOf
 
 # Rows keyed by (job, unit) or (job, interview) that a nightly job takes over from the job it
@@ -194,12 +195,10 @@ def _stream(conn: psycopg.Connection, name: str, query: str, params: dict[str, A
     Planned for all its rows: a cursor is planned for its first 10% by default (cursor_tuple_fraction),
     which on a job's fresh, not yet analysed rows chose a nested loop over all of them (the themed
     sentiment of 100,000 units: minutes instead of seconds)."""
-    previous = conn.execute("SELECT current_setting('cursor_tuple_fraction')").fetchone()[0]
-    conn.execute("SELECT set_config('cursor_tuple_fraction', '1', true)")
     with conn.cursor(name=name) as cur:
         cur.itersize = size
-        cur.execute(query, params)  # DECLARE: planned here
-        conn.execute("SELECT set_config('cursor_tuple_fraction', %s, true)", (previous,))
+        with planned_for_all_rows(conn):
+            cur.execute(query, params)  # DECLARE: planned here
         while rows := cur.fetchmany(size):
             yield from rows
 
