@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from miner.records import Interview, Rating, Unit
+from miner.records import Interview, Unit
 from miner.repository import _INTERVIEW_COLUMNS, interview_from_record
 from miner.repository_stream import planned_for_all_rows
 from miner.stats import InterviewEngagement, UnitOf
@@ -149,13 +149,6 @@ def load_engagement(conn: psycopg.Connection, job_id: str) -> list[InterviewEnga
     return [InterviewEngagement(*r) for r in rows]
 
 
-def load_ratings(conn: psycopg.Connection, job_id: str) -> list[Rating]:
-    rows = conn.execute(
-        """SELECT interview_id, session_model, dimension, score, source, evidence, unit_id
-           FROM ratings WHERE job_id = %s ORDER BY interview_id, dimension""", (job_id,)).fetchall()
-    return [Rating(*r) for r in rows]
-
-
 def low_quality_interviews(conn: psycopg.Connection, job_id: str) -> set[str]:
     return {r[0] for r in conn.execute("SELECT interview_id FROM quality_verdicts WHERE job_id = %s AND low_quality",
                                        (job_id,))}
@@ -167,18 +160,6 @@ def load_answers_of(conn: psycopg.Connection, job_id: str) -> list[UnitOf]:
         """SELECT u.unit_id, u.interview_id, u.session_model FROM job_answers j JOIN units u USING (unit_id)
            WHERE j.job_id = %s ORDER BY j.position""", (job_id,)).fetchall()
     return _units_of(rows)
-
-
-def load_themed_sentiment(conn: psycopg.Connection, job_id: str) -> tuple[list[UnitOf], np.ndarray, np.ndarray]:
-    """The job's opinion units, their theme ids (-1 = none) and their answer's stored sentiment."""
-    rows = conn.execute(
-        """SELECT u.unit_id, u.interview_id, u.session_model, coalesce(a.theme_id, -1), coalesce(i.sentiment, 0)
-           FROM job_units j JOIN units u USING (unit_id)
-           LEFT JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
-           LEFT JOIN unit_insights i ON i.job_id = j.job_id AND i.unit_id = coalesce(u.answer_unit_id, u.unit_id)
-           WHERE j.job_id = %s ORDER BY j.position""", (job_id,)).fetchall()
-    return (_units_of(rows), np.array([r[3] for r in rows], dtype=np.int64),
-            np.array([r[4] for r in rows], dtype=np.float64))
 
 
 def _included(alias: str) -> str:
@@ -205,8 +186,8 @@ def _stream(conn: psycopg.Connection, name: str, query: str, params: dict[str, A
 
 def stream_included_ratings(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool, size: int = 20000
                             ) -> Iterator[tuple[str, str, str, float, bool]]:
-    """The job's ratings as (interview, model, dimension, score, explicit), in load_ratings's order,
-    the low-quality interviews' left out when `exclude_low_quality`."""
+    """The job's ratings as (interview, model, dimension, score, explicit) in (interview, dimension)
+    order, the low-quality interviews' left out when `exclude_low_quality`."""
     return _stream(conn, "included_ratings", f"""
         SELECT r.interview_id, r.session_model, r.dimension, r.score, r.source = 'explicit'
         FROM ratings r WHERE r.job_id = %(job)s AND {_included("r")}
@@ -216,7 +197,7 @@ def stream_included_ratings(conn: psycopg.Connection, job_id: str, exclude_low_q
 def stream_included_sentiment(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool, size: int = 20000
                               ) -> Iterator[tuple[int, str, float]]:
     """The job's themed opinion units as (theme id, model, their answer's stored sentiment), in the
-    job's order (load_themed_sentiment's, units without a theme left out)."""
+    job's order (units without a theme left out)."""
     return _stream(conn, "included_sentiment", f"""
         SELECT a.theme_id, u.session_model, coalesce(i.sentiment, 0)
         FROM job_units j JOIN units u USING (unit_id)
