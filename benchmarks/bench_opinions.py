@@ -26,7 +26,8 @@ import numpy as np
 from miner.embed import SentenceTransformerEmbedder
 from miner.eval_opinions import OpinionClusterer, evaluate_opinions, read_opinion_csv
 from miner.opinion_units import Span, split_aspect_spans, split_spans
-from miner.stance import AnchorStance, OpinionStance, SelfTrainedStance, VaderStance, stance_of_score
+from miner.stance import AnchorStance, OpinionStance, VaderStance, stance_of_score
+from self_trained_stance import SelfTrainedStance  # benchmarks/ is the script's folder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not DATA.exists():
