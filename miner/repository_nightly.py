@@ -180,41 +180,39 @@ def included_rating_cells(conn: psycopg.Connection, job_id: str, exclude_low_qua
         FROM (SELECT r.interview_id, r.session_model, r.dimension, r.score, r.source = 'explicit' AS explicit,
                      dense_rank() OVER (ORDER BY r.interview_id) AS key
               FROM ratings r WHERE r.job_id = %(job)s AND {_included("r")}) included
-        GROUP BY 1, 2""", {"job": job_id, "exclude": exclude_low_quality}).fetchall()
+        GROUP BY 1, 2""", {"job": job_id, "exclude": exclude_low_quality})
+    # Row by row off the cursor: one cell's scores are Python floats at a time, then an array.
     return [RatingCell(model, dimension, np.array(keys, dtype=np.int64), np.array(scores, dtype=float), explicit)
             for model, dimension, explicit, keys, scores in rows]
 
 
-def included_sentiment(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool
-                       ) -> dict[tuple[int, str], np.ndarray]:
-    """(theme id, model) → the stored sentiment of the job's themed opinion units' answers, in the
-    job's order, aggregated in SQL (one row per theme × model, not per unit)."""
-    rows = conn.execute(f"""
-        SELECT a.theme_id, u.session_model, array_agg(coalesce(i.sentiment, 0) ORDER BY j.position)
-        FROM job_units j JOIN units u USING (unit_id)
-        JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
-        LEFT JOIN unit_insights i ON i.job_id = j.job_id AND i.unit_id = coalesce(u.answer_unit_id, u.unit_id)
-        WHERE j.job_id = %(job)s AND a.theme_id >= 0 AND {_included("u")}
-        GROUP BY 1, 2""", {"job": job_id, "exclude": exclude_low_quality}).fetchall()
-    return {(int(theme), model): np.array(values, dtype=float) for theme, model, values in rows}
+def included_themed(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool
+                    ) -> tuple[dict[tuple[int, str], int], dict[tuple[int, str], np.ndarray]]:
+    """Per (theme id, model), from one pass over the job's themed opinion units: how many interviews
+    have a unit of the theme (miner.stats.prevalence_from), and the units' answers' stored sentiment
+    in the job's order; aggregated in SQL (one row per theme × model, not per unit)."""
+    with_theme, sentiment = {}, {}
+    for theme, model, interviews, values in conn.execute(f"""
+            SELECT a.theme_id, u.session_model, count(DISTINCT u.interview_id),
+                   array_agg(coalesce(i.sentiment, 0) ORDER BY j.position)
+            FROM job_units j JOIN units u USING (unit_id)
+            JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
+            LEFT JOIN unit_insights i ON i.job_id = j.job_id AND i.unit_id = coalesce(u.answer_unit_id, u.unit_id)
+            WHERE j.job_id = %(job)s AND a.theme_id >= 0 AND {_included("u")}
+            GROUP BY 1, 2""", {"job": job_id, "exclude": exclude_low_quality}):
+        with_theme[(int(theme), model)] = interviews
+        sentiment[(int(theme), model)] = np.array(values, dtype=float)
+    return with_theme, sentiment
 
 
-def included_interview_counts(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool
-                              ) -> tuple[dict[str, int], dict[tuple[int, str], int]]:
-    """The interviews theme prevalence counts: per model, those with an answer or opinion unit in
-    the job; per theme × model, those with a unit of the theme (miner.stats.prevalence_from)."""
-    params = {"job": job_id, "exclude": exclude_low_quality}
-    totals = dict(conn.execute(f"""
+def included_totals(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool) -> dict[str, int]:
+    """Per model, the interviews with an answer or opinion unit in the job: theme prevalence's
+    denominators (miner.stats.prevalence_from)."""
+    return dict(conn.execute(f"""
         SELECT u.session_model, count(DISTINCT u.interview_id)
         FROM (SELECT unit_id FROM job_answers WHERE job_id = %(job)s
               UNION ALL SELECT unit_id FROM job_units WHERE job_id = %(job)s) j JOIN units u USING (unit_id)
-        WHERE {_included("u")} GROUP BY 1""", params).fetchall())
-    with_theme = {(theme, model): n for theme, model, n in conn.execute(f"""
-        SELECT a.theme_id, u.session_model, count(DISTINCT u.interview_id)
-        FROM job_units j JOIN units u USING (unit_id)
-        JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
-        WHERE j.job_id = %(job)s AND a.theme_id >= 0 AND {_included("u")} GROUP BY 1, 2""", params).fetchall()}
-    return totals, with_theme
+        WHERE {_included("u")} GROUP BY 1""", {"job": job_id, "exclude": exclude_low_quality}).fetchall())
 
 
 def _units_of(rows: Sequence[tuple[Any, ...]]) -> list[UnitOf]:

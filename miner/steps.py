@@ -465,10 +465,10 @@ def job_statistics(conn: psycopg.Connection, job_id: str, options, rating_estima
     exclude = not options.include_low_quality
     engagement = repository_nightly.load_engagement(conn, job_id)
     excluded = repository_nightly.low_quality_interviews(conn, job_id) if exclude else set()
-    statistics = stored_statistics(engagement, excluded,
-                                   repository_nightly.included_rating_cells(conn, job_id, exclude),
-                                   repository_nightly.included_interview_counts(conn, job_id, exclude),
-                                   repository_nightly.included_sentiment(conn, job_id, exclude), options.stats)
+    with_theme, sentiment = repository_nightly.included_themed(conn, job_id, exclude)
+    statistics = stored_statistics(engagement, excluded, repository_nightly.included_rating_cells(conn, job_id, exclude),
+                                   (repository_nightly.included_totals(conn, job_id, exclude), with_theme),
+                                   sentiment, options.stats)
     run = {"rating_estimator": rating_estimator, "correction": options.stats.correction,
            "alpha": options.stats.alpha, "low_quality_included": options.include_low_quality,
            "interviews": len(engagement), "excluded": len(excluded)}
