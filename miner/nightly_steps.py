@@ -266,7 +266,7 @@ def understand(conn: psycopg.Connection, job: Job, parts: Components, ext: Exten
     """Ratings, dimensions, quality and engagement for the new interviews; statistics from stored values."""
     from miner.steps import Outcome, job_statistics, understand_options, understand_part
 
-    if stored.count_rows(conn, "interview_engagement", ext.previous) == 0:
+    if not stored.has_rows(conn, "interview_engagement", ext.previous):
         return None  # a previous job from before the per-interview engagement rows
     answers = stored.load_job_answers_from(conn, job.job_id, ext.answers_from)
     interviews = stored.load_interviews_of_answers(conn, job.job_id, ext.answers_from)

@@ -5,7 +5,7 @@ over a connection, parameterized, no commits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,8 +15,7 @@ from psycopg.rows import dict_row
 
 from miner.records import Interview, Unit
 from miner.repository import _INTERVIEW_COLUMNS, interview_from_record
-from miner.repository_stream import planned_for_all_rows
-from miner.stats import InterviewEngagement, UnitOf
+from miner.stats import InterviewEngagement, RatingCell, UnitOf
 
 # Rows keyed by (job, unit) or (job, interview) that a nightly job takes over from the job it
 # extends for the interviews that job had seen. A fixed list of names, never input.
@@ -25,9 +24,10 @@ PER_INTERVIEW = ("ratings", "quality_verdicts", "interview_engagement")
 PER_THEME = ("theme_opinions", "theme_sentences")
 
 
-def count_rows(conn: psycopg.Connection, table: str, job_id: str) -> int:
+def has_rows(conn: psycopg.Connection, table: str, job_id: str) -> bool:
+    """Whether the job has any row in `table` (an EXISTS: stops at the first, where a count read them all)."""
     assert table in PER_UNIT + PER_INTERVIEW
-    return conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE job_id = %s").format(sql.Identifier(table)),
+    return conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE job_id = %s)").format(sql.Identifier(table)),
                         (job_id,)).fetchone()[0]
 
 
@@ -169,60 +169,50 @@ def _included(alias: str) -> str:
         SELECT q.interview_id FROM quality_verdicts q WHERE q.job_id = %(job)s AND q.low_quality))"""
 
 
-def _stream(conn: psycopg.Connection, name: str, query: str, params: dict[str, Any], size: int
-            ) -> Iterator[tuple[Any, ...]]:
-    """The rows of `query`, `size` at a time over a server-side cursor (needs the caller's transaction).
-
-    Planned for all its rows: a cursor is planned for its first 10% by default (cursor_tuple_fraction),
-    which on a job's fresh, not yet analysed rows chose a nested loop over all of them (the themed
-    sentiment of 100,000 units: minutes instead of seconds)."""
-    with conn.cursor(name=name) as cur:
-        cur.itersize = size
-        with planned_for_all_rows(conn):
-            cur.execute(query, params)  # DECLARE: planned here
-        while rows := cur.fetchmany(size):
-            yield from rows
-
-
-def stream_included_ratings(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool, size: int = 20000
-                            ) -> Iterator[tuple[str, str, str, float, bool]]:
-    """The job's ratings as (interview, model, dimension, score, explicit) in (interview, dimension)
-    order, the low-quality interviews' left out when `exclude_low_quality`."""
-    return _stream(conn, "included_ratings", f"""
-        SELECT r.interview_id, r.session_model, r.dimension, r.score, r.source = 'explicit'
-        FROM ratings r WHERE r.job_id = %(job)s AND {_included("r")}
-        ORDER BY r.interview_id, r.dimension""", {"job": job_id, "exclude": exclude_low_quality}, size)
+def included_rating_cells(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool) -> list[RatingCell]:
+    """The job's ratings per model × dimension, aggregated in SQL (one row per cell, not per rating):
+    scores in interview order (the order the bootstrap resamples), each interview's key (its rank
+    among the job's included interviews) and how many are explicit; the low-quality interviews'
+    left out when `exclude_low_quality`."""
+    rows = conn.execute(f"""
+        SELECT session_model, dimension, count(*) FILTER (WHERE explicit),
+               array_agg(key ORDER BY interview_id), array_agg(score ORDER BY interview_id)
+        FROM (SELECT r.interview_id, r.session_model, r.dimension, r.score, r.source = 'explicit' AS explicit,
+                     dense_rank() OVER (ORDER BY r.interview_id) AS key
+              FROM ratings r WHERE r.job_id = %(job)s AND {_included("r")}) included
+        GROUP BY 1, 2""", {"job": job_id, "exclude": exclude_low_quality})
+    # Row by row off the cursor: one cell's scores are Python floats at a time, then an array.
+    return [RatingCell(model, dimension, np.array(keys, dtype=np.int64), np.array(scores, dtype=float), explicit)
+            for model, dimension, explicit, keys, scores in rows]
 
 
-def stream_included_sentiment(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool, size: int = 20000
-                              ) -> Iterator[tuple[int, str, float]]:
-    """The job's themed opinion units as (theme id, model, their answer's stored sentiment), in the
-    job's order (units without a theme left out)."""
-    return _stream(conn, "included_sentiment", f"""
-        SELECT a.theme_id, u.session_model, coalesce(i.sentiment, 0)
-        FROM job_units j JOIN units u USING (unit_id)
-        JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
-        LEFT JOIN unit_insights i ON i.job_id = j.job_id AND i.unit_id = coalesce(u.answer_unit_id, u.unit_id)
-        WHERE j.job_id = %(job)s AND a.theme_id >= 0 AND {_included("u")}
-        ORDER BY j.position""", {"job": job_id, "exclude": exclude_low_quality}, size)
+def included_themed(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool
+                    ) -> tuple[dict[tuple[int, str], int], dict[tuple[int, str], np.ndarray]]:
+    """Per (theme id, model), from one pass over the job's themed opinion units: how many interviews
+    have a unit of the theme (miner.stats.prevalence_from), and the units' answers' stored sentiment
+    in the job's order; aggregated in SQL (one row per theme × model, not per unit)."""
+    with_theme, sentiment = {}, {}
+    for theme, model, interviews, values in conn.execute(f"""
+            SELECT a.theme_id, u.session_model, count(DISTINCT u.interview_id),
+                   array_agg(coalesce(i.sentiment, 0) ORDER BY j.position)
+            FROM job_units j JOIN units u USING (unit_id)
+            JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
+            LEFT JOIN unit_insights i ON i.job_id = j.job_id AND i.unit_id = coalesce(u.answer_unit_id, u.unit_id)
+            WHERE j.job_id = %(job)s AND a.theme_id >= 0 AND {_included("u")}
+            GROUP BY 1, 2""", {"job": job_id, "exclude": exclude_low_quality}):
+        with_theme[(int(theme), model)] = interviews
+        sentiment[(int(theme), model)] = np.array(values, dtype=float)
+    return with_theme, sentiment
 
 
-def included_interview_counts(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool
-                              ) -> tuple[dict[str, int], dict[tuple[int, str], int]]:
-    """The interviews theme prevalence counts: per model, those with an answer or opinion unit in
-    the job; per theme × model, those with a unit of the theme (miner.stats.prevalence_from)."""
-    params = {"job": job_id, "exclude": exclude_low_quality}
-    totals = dict(conn.execute(f"""
+def included_totals(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool) -> dict[str, int]:
+    """Per model, the interviews with an answer or opinion unit in the job: theme prevalence's
+    denominators (miner.stats.prevalence_from)."""
+    return dict(conn.execute(f"""
         SELECT u.session_model, count(DISTINCT u.interview_id)
         FROM (SELECT unit_id FROM job_answers WHERE job_id = %(job)s
               UNION ALL SELECT unit_id FROM job_units WHERE job_id = %(job)s) j JOIN units u USING (unit_id)
-        WHERE {_included("u")} GROUP BY 1""", params).fetchall())
-    with_theme = {(theme, model): n for theme, model, n in conn.execute(f"""
-        SELECT a.theme_id, u.session_model, count(DISTINCT u.interview_id)
-        FROM job_units j JOIN units u USING (unit_id)
-        JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id
-        WHERE j.job_id = %(job)s AND a.theme_id >= 0 AND {_included("u")} GROUP BY 1, 2""", params).fetchall()}
-    return totals, with_theme
+        WHERE {_included("u")} GROUP BY 1""", {"job": job_id, "exclude": exclude_low_quality}).fetchall())
 
 
 def _units_of(rows: Sequence[tuple[Any, ...]]) -> list[UnitOf]:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from itertools import combinations
 from typing import Literal
 
@@ -74,13 +74,20 @@ def bootstrap_mean_ci(values: Sequence[float], resamples: int = 2000, level: flo
     return mean, float(low), float(high)
 
 
+@lru_cache(maxsize=8)
+def _normal_quantile(level: float) -> float:
+    """z of a two-sided interval at `level`, once per level (scipy's ppf costs ~0.1 ms a call, and
+    every theme × model cell asks)."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(1 - (1 - level) / 2))
+
+
 def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a proportion; (0, 1) when there are no trials."""
     if trials == 0:
         return 0.0, 1.0
-    from scipy.stats import norm
-
-    z = float(norm.ppf(1 - (1 - level) / 2))
+    z = _normal_quantile(level)
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
@@ -133,6 +140,18 @@ class UnitOf:
     unit_id: str
     interview_id: str
     session_model: str
+
+
+@dataclass(frozen=True)
+class RatingCell:
+    """One model × dimension's included ratings as a stored job aggregates them: scores in interview
+    order and each one's interview key (an integer, one per interview across the job's ratings)."""
+
+    session_model: str
+    dimension: str
+    keys: np.ndarray    # int64
+    scores: np.ndarray  # float64, in the order `keys` are
+    explicit: int       # how many of the scores the user gave outright
 
 
 @dataclass(frozen=True)
@@ -375,58 +394,46 @@ def statistics_from(engagement_rows: Sequence[InterviewEngagement], answered: Se
     sums, the answers' (interview, model) for the denominators, ratings, and the themed units with
     their theme ids and sentiment. Nothing here reads an answer's text."""
     theme_units, theme_labels, theme_values = themed
-    prevalence, tests = theme_prevalence(list(answered) + list(theme_units),
-                                         np.concatenate([np.full(len(answered), -1, dtype=np.int64),
-                                                         np.asarray(theme_labels, dtype=np.int64)]),
-                                         excluded, options)
-    statistics = Statistics(
-        engagement=engagement_from(engagement_rows, excluded),
-        ratings=rating_stats(ratings, excluded, options),
-        prevalence=prevalence, theme_tests=tests,
-        correlations=dimension_correlations(ratings, excluded),
-        sentiment=theme_sentiment(theme_units, theme_labels, theme_values, excluded, options),
-    )
+    prevalence = theme_prevalence(list(answered) + list(theme_units),
+                                  np.concatenate([np.full(len(answered), -1, dtype=np.int64),
+                                                  np.asarray(theme_labels, dtype=np.int64)]), excluded, options)
+    return _assembled(engagement_from(engagement_rows, excluded), rating_stats(ratings, excluded, options), prevalence,
+                      dimension_correlations(ratings, excluded),
+                      theme_sentiment(theme_units, theme_labels, theme_values, excluded, options),
+                      len(engagement_rows) if interviews is None else interviews, len(excluded), options)
+
+
+def _assembled(engagement: list[ModelEngagement], ratings: list[ModelRating],
+               prevalence: tuple[list[ThemePrevalence], list[ThemeTest]], correlations: list[DimensionCorrelation],
+               sentiment: list[ThemeSentiment], interviews: int, excluded: int, options: StatsOptions) -> Statistics:
+    """The six tables as one Statistics, logged: the in-memory and the stored path end here alike."""
+    statistics = Statistics(engagement=engagement, ratings=ratings, prevalence=prevalence[0],
+                            theme_tests=prevalence[1], correlations=correlations, sentiment=sentiment)
     logger.info("stats: %d interviews (%d excluded), %d rating cells, %d of %d theme × model differences "
-                "significant (%s)", len(engagement_rows) if interviews is None else interviews, len(excluded),
-                len(statistics.ratings), sum(p.significant for p in prevalence), len(prevalence), options.correction)
+                "significant (%s)", interviews, excluded, len(ratings), sum(p.significant for p in prevalence[0]),
+                len(prevalence[0]), options.correction)
     return statistics
 
 
 def stored_statistics(engagement_rows: Sequence[InterviewEngagement], excluded: set[str],
-                      ratings: Iterable[tuple[str, str, str, float, bool]],
+                      rating_cells: Iterable[RatingCell],
                       interview_counts: tuple[dict[str, int], dict[tuple[int, str], int]],
-                      themed: Iterable[tuple[int, str, float]], options: StatsOptions = StatsOptions()) -> Statistics:
-    """What `statistics_from` gives, from a stored job's rows as the repository streams them
+                      sentiment: dict[tuple[int, str], np.ndarray], options: StatsOptions = StatsOptions()) -> Statistics:
+    """What `statistics_from` gives, from a stored job's rows as the repository aggregates them
     (miner.repository_nightly), with the low-quality interviews already left out of all but the
-    engagement sums: `ratings` as (interview, model, dimension, score, explicit) in (interview,
-    dimension) order, `interview_counts` (included interviews per model and per theme × model) and
-    `themed` as (theme id, model, sentiment) per themed unit in the job's order. Per rating and per
-    themed unit it holds one float (and an int key), not an object: a job of a million answers reads
+    engagement sums: `rating_cells` (per model × dimension, scores in interview order),
+    `interview_counts` (included interviews per model and per theme × model) and `sentiment`
+    ((theme id, model) → its themed units' sentiment in the job's order). Per rating and per themed
+    unit it holds a float (and an int key) in an array, not a row: a job of a million answers reads
     them without holding them (BENCHMARKS.md `## Scale`). Same numbers as `statistics_from`."""
-    groups: dict[tuple[str, str], tuple[array, list[int]]] = {}
-    codes: dict[str, int] = {}
-    columns: dict[str, tuple[array, array]] = {}
-    for interview_id, model, dimension, score, explicit in ratings:
-        scores, explicit_count = groups.setdefault((model, dimension), (array("d"), [0]))
-        scores.append(score)
-        explicit_count[0] += bool(explicit)
-        keys, values = columns.setdefault(dimension, (array("q"), array("d")))
-        keys.append(codes.setdefault(interview_id, len(codes)))
-        values.append(score)
-    del codes
-    sentiment: dict[tuple[int, str], array] = {}
-    for theme, model, value in themed:
-        sentiment.setdefault((int(theme), model), array("d")).append(float(value))
-    prevalence, tests = prevalence_from(*interview_counts, options)
-    statistics = Statistics(
-        engagement=engagement_from(engagement_rows, excluded),
-        ratings=rating_stats_from({key: (scores, count[0]) for key, (scores, count) in groups.items()}, options),
-        prevalence=prevalence, theme_tests=tests,
-        correlations=correlations_from({d: (np.frombuffer(keys, dtype=np.int64), np.frombuffer(values))
-                                        for d, (keys, values) in columns.items()}),
-        sentiment=sentiment_from(sentiment, options),
-    )
-    logger.info("stats: %d interviews (%d excluded), %d rating cells, %d of %d theme × model differences "
-                "significant (%s)", len(engagement_rows), len(excluded), len(statistics.ratings),
-                sum(p.significant for p in prevalence), len(prevalence), options.correction)
-    return statistics
+    cells = list(rating_cells)
+    by_dimension: dict[str, list[RatingCell]] = defaultdict(list)
+    for cell in cells:
+        by_dimension[cell.dimension].append(cell)
+    # An interview has one model, so a dimension's keys over its models' cells are unique.
+    columns = {d: (np.concatenate([c.keys for c in group]), np.concatenate([c.scores for c in group]))
+               for d, group in by_dimension.items()}
+    return _assembled(engagement_from(engagement_rows, excluded),
+                      rating_stats_from({(c.session_model, c.dimension): (c.scores, c.explicit) for c in cells}, options),
+                      prevalence_from(*interview_counts, options), correlations_from(columns),
+                      sentiment_from(sentiment, options), len(engagement_rows), len(excluded), options)

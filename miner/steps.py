@@ -458,17 +458,17 @@ def job_statistics(conn: psycopg.Connection, job_id: str, options, rating_estima
     (interview_engagement, ratings, quality_verdicts, unit_insights, assignments: no answer is
     re-read), saved with its insight run (`options`: miner.understand.UnderstandOptions); returns the
     step's counts. The understand step calls it after its parts, a nightly job's after its new
-    interviews (miner.nightly_steps). Ratings and themed sentiment are streamed and the interview
-    counts counted in SQL (miner.stats.stored_statistics): per answer it holds a float, not a row."""
+    interviews (miner.nightly_steps). Ratings and themed sentiment arrive aggregated per cell and the
+    interview counts counted in SQL (miner.stats.stored_statistics): per answer it holds a float, not a row."""
     from miner.stats import stored_statistics
 
     exclude = not options.include_low_quality
     engagement = repository_nightly.load_engagement(conn, job_id)
     excluded = repository_nightly.low_quality_interviews(conn, job_id) if exclude else set()
-    statistics = stored_statistics(engagement, excluded,
-                                   repository_nightly.stream_included_ratings(conn, job_id, exclude),
-                                   repository_nightly.included_interview_counts(conn, job_id, exclude),
-                                   repository_nightly.stream_included_sentiment(conn, job_id, exclude), options.stats)
+    with_theme, sentiment = repository_nightly.included_themed(conn, job_id, exclude)
+    statistics = stored_statistics(engagement, excluded, repository_nightly.included_rating_cells(conn, job_id, exclude),
+                                   (repository_nightly.included_totals(conn, job_id, exclude), with_theme),
+                                   sentiment, options.stats)
     run = {"rating_estimator": rating_estimator, "correction": options.stats.correction,
            "alpha": options.stats.alpha, "low_quality_included": options.include_low_quality,
            "interviews": len(engagement), "excluded": len(excluded)}

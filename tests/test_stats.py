@@ -187,13 +187,13 @@ def test_cohens_h_is_zero_for_equal_shares_and_signed():
     assert cohens_h(0.6, 0.2) > 0 > cohens_h(0.2, 0.6)
 
 
-def test_stored_statistics_equal_those_of_the_units_they_stream():
-    """A stored job's statistics stream ratings and themed sentiment and count interviews (miner.stats
-    .stored_statistics, what the understand step does at any size): the same numbers, to the last bit,
-    as statistics_from over the units, low-quality interviews left out of both."""
+def test_stored_statistics_equal_those_of_the_units_they_aggregate():
+    """A stored job's statistics take ratings and themed sentiment aggregated per cell and count
+    interviews (miner.stats.stored_statistics, what the understand step does at any size): the same
+    numbers, to the last bit, as statistics_from over the units, low-quality interviews left out of both."""
     from collections import defaultdict
 
-    from miner.stats import InterviewEngagement, UnitOf, statistics_from, stored_statistics
+    from miner.stats import InterviewEngagement, RatingCell, UnitOf, statistics_from, stored_statistics
 
     rng = np.random.default_rng(5)
     models = ["m-b", "m-a", "m-c"]
@@ -205,7 +205,7 @@ def test_stored_statistics_equal_those_of_the_units_they_stream():
     labels = rng.integers(-1, 6, len(themed))
     sentiment = np.round(rng.uniform(1, 5, len(themed)), 4)
     ratings = [Rating(i, model_of[i], d, float(rng.integers(1, 6)), "explicit" if rng.random() < 0.3 else "estimate")
-               for i in interviews for d in ("credibility", "needs", "overall") if rng.random() < 0.9]
+               for i in sorted(interviews) for d in ("credibility", "needs", "overall") if rng.random() < 0.9]
     engagement_rows = [InterviewEngagement(i, model_of[i], 2, 10, 2, 30, 2, 60.0, 120.0, 40, 4) for i in interviews]
     excluded = set(interviews[::7])
     options = StatsOptions(resamples=300)
@@ -218,12 +218,22 @@ def test_stored_statistics_equal_those_of_the_units_they_stream():
             totals[u.session_model].add(u.interview_id)
             if label >= 0:
                 with_theme[(int(label), u.session_model)].add(u.interview_id)
+    # As the repository aggregates them: per model × dimension in interview order, keyed by rank.
+    included = [r for r in ratings if r.interview_id not in excluded]
+    key = {i: k for k, i in enumerate(sorted({r.interview_id for r in included}))}
+    cells = []
+    for model, dimension in sorted({(r.session_model, r.dimension) for r in included}, reverse=True):
+        cell = sorted((r for r in included if (r.session_model, r.dimension) == (model, dimension)),
+                      key=lambda r: r.interview_id)
+        cells.append(RatingCell(model, dimension, np.array([key[r.interview_id] for r in cell], dtype=np.int64),
+                                np.array([r.score for r in cell]), sum(r.source == "explicit" for r in cell)))
+    grouped: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for u, t, s in zip(themed, labels, sentiment):
+        if t >= 0 and u.interview_id not in excluded:
+            grouped[(int(t), u.session_model)].append(float(s))
     stored = stored_statistics(
-        engagement_rows, excluded,
-        iter([(r.interview_id, r.session_model, r.dimension, r.score, r.source == "explicit") for r in ratings
-              if r.interview_id not in excluded]),
+        engagement_rows, excluded, iter(cells),
         ({m: len(i) for m, i in totals.items()}, {k: len(i) for k, i in with_theme.items()}),
-        iter([(int(t), u.session_model, float(s)) for u, t, s in zip(themed, labels, sentiment)
-              if t >= 0 and u.interview_id not in excluded]), options)
+        {k: np.array(v) for k, v in grouped.items()}, options)
     assert stored == expected
     assert expected.prevalence and expected.ratings and expected.sentiment and expected.correlations
