@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from miner.components import Embedder
+from miner.scrub import scrub_text
 from miner.stance import theme_stance
 
 __all__ = ["OpinionLabel", "label_opinion_theme"]
@@ -51,10 +52,11 @@ class OpinionLabel:
 
 def _clauses(text: str) -> Iterator[str]:
     """The unit's clauses of 1 to MAX_WORDS words, lower-cased (the label gets its "I" back), without
-    openers and closers."""
-    for piece in _CLAUSE.split(text.lower().replace("’", "'")):
+    openers and closers. The text is scrubbed before it is cut (a cut e-mail address would no longer
+    look like one) and a clause with a placeholder is skipped: the reporting views show a label as is."""
+    for piece in _CLAUSE.split(scrub_text(text).lower().replace("’", "'")):
         clause = _CLOSER.sub("", _OPENER.sub("", " ".join(piece.split()).strip(_EDGES))).strip(_EDGES)
-        if clause and len(clause.split()) <= MAX_WORDS:
+        if clause and len(clause.split()) <= MAX_WORDS and "[" not in clause:
             yield clause
 
 
@@ -90,5 +92,5 @@ def label_opinion_theme(texts: Sequence[str], vectors: np.ndarray, stances: Sequ
         if np.isfinite(score).any():
             return OpinionLabel(_PRONOUN_I.sub("I", candidates[int(np.argmax(score))]), stance)
     central = int(np.argmax(closeness))
-    phrase = " ".join(texts[central].strip(" .!?").split()[:MAX_WORDS])
+    phrase = " ".join(scrub_text(texts[central]).strip(" .!?").split()[:MAX_WORDS])
     return OpinionLabel(phrase, stance)
