@@ -25,8 +25,10 @@ from miner.stance import theme_stance
 __all__ = ["OpinionLabel", "label_opinion_theme"]
 
 MAX_WORDS = 6
-# Clauses embedded per theme: the short clauses of its ~50 most central units on the sample studies.
-MAX_CANDIDATES = 100
+# Clauses embedded per theme (the short clauses of its ~15-30 most central units): embedding them is
+# the labeller's cost, ~0.5 s a theme on 2 CPU cores; 30, 50 and 100 gave the same sample-study
+# labels' scores (benchmarks/bench_labels.py).
+MAX_CANDIDATES = 30
 _OPPOSITE = {"positive": "negative", "negative": "positive"}
 # Where a unit is cut into clauses: sentence ends and brackets, commas (with a conjunction after).
 _CLAUSE = re.compile(r"[.;!?:()\n]+|,\s*(?:and|plus|but|so)?\s*")
