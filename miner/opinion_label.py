@@ -25,9 +25,9 @@ from miner.stance import theme_stance
 __all__ = ["OpinionLabel", "label_opinion_theme"]
 
 MAX_WORDS = 6
-# Clauses embedded per theme (the short clauses of its ~15-30 most central units): embedding them is
-# the labeller's cost, ~0.5 s a theme on 2 CPU cores; 30, 50 and 100 gave the same sample-study
-# labels' scores (benchmarks/bench_labels.py).
+# Clauses embedded per theme (from its most central units: 22-797, median 72, on bench_labels.py's
+# themes): embedding them is most of the labeller's time, ~0.6-0.9 s a theme on 2 busy CPU cores;
+# 30, 50 and 100 gave the same sample-study scores (BENCHMARKS.md § Opinions).
 MAX_CANDIDATES = 30
 _OPPOSITE = {"positive": "negative", "negative": "positive"}
 # Where a unit is cut into clauses: sentence ends and brackets, commas (with a conjunction after).
