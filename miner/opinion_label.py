@@ -26,7 +26,7 @@ __all__ = ["OpinionLabel", "label_opinion_theme"]
 
 MAX_WORDS = 6
 # Clauses embedded per theme (from its most central units: 22-797, median 72, on bench_labels.py's
-# themes): embedding them is most of the labeller's time, ~0.6-0.9 s a theme on 2 busy CPU cores;
+# themes): embedding them is most of the labeller's time, ~0.4-0.9 s a theme on 2 busy CPU cores;
 # 30, 50 and 100 gave the same sample-study scores (BENCHMARKS.md § Opinions).
 MAX_CANDIDATES = 30
 _OPPOSITE = {"positive": "negative", "negative": "positive"}
