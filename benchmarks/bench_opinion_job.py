@@ -28,6 +28,7 @@ import time
 from dataclasses import replace
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
@@ -36,6 +37,7 @@ from miner.assign import SampleParams, assign_nearest, centroids_of, for_sample,
 from miner.components import Components, sample_params_from_settings, theme_clusterer_from_settings
 from miner.embed import ROUND_DECIMALS
 from miner.ingest import to_interview
+from miner.records import Unit
 from miner.eval_opinions import OpinionClusterer
 from miner.opinion_job import min_theme_size, opinion_units, unit_stances, split_by_stance, theme_stances
 from miner.sample import PLANTED_THEMES, RESERVED_LABELS, THEME_POLARITY, generate_sample
@@ -99,14 +101,31 @@ class Float32Embedder:
         return np.round(np.asarray(vectors, dtype=np.float64), ROUND_DECIMALS).astype(np.float32)
 
 
-def run(size: int, seed: int, parts: Components, clusterer, aspect: bool, cache: VectorCache | None = None,
-        sampling: SampleParams | None = None) -> dict:
+class JobThemes(NamedTuple):
+    """The job's opinion path on a study, in memory."""
+
+    answers: int
+    no_opinion: int
+    units: list[Unit]  # opinion units, with their stance
+    vectors: np.ndarray  # what was clustered (float32)
+    labels: np.ndarray  # theme id per unit, -1 = none
+    seconds: float  # opinion units → themes, embedding included
+
+
+def sample_study(size: int, seed: int) -> tuple[list, dict[str, str]]:
+    """The sample study's interviews, and each answer unit id's planted label."""
     samples = generate_sample(size, seed=seed)
     interviews = [to_interview(s.record, "bench", "sample.jsonl", n) for n, s in enumerate(samples, start=1)]
     planted = {}
     for interview, sample in zip(interviews, samples):
         for index, label in enumerate(sample.answer_themes):
             planted[f"{interview.interview_id}:{index}"] = label
+    return interviews, planted
+
+
+def job_themes(interviews: list, parts: Components, clusterer, aspect: bool = False, cache: VectorCache | None = None,
+               sampling: SampleParams | None = None) -> JobThemes:
+    """Interviews → opinion units → vectors and stances → the job's stance-split themes."""
     answers = split_units(interviews)
     started = time.perf_counter()
     units, empty = opinion_units(answers)
@@ -117,7 +136,14 @@ def run(size: int, seed: int, parts: Components, clusterer, aspect: bool, cache:
                            else vectors, parts.embedder)
     units = [replace(u, stance=st) for u, st in zip(units, stances)]
     labels = fit(clusterer, units, vectors, sampling)
-    seconds = time.perf_counter() - started
+    return JobThemes(len(answers), len(empty), units, vectors, labels, time.perf_counter() - started)
+
+
+def run(size: int, seed: int, parts: Components, clusterer, aspect: bool, cache: VectorCache | None = None,
+        sampling: SampleParams | None = None) -> dict:
+    interviews, planted = sample_study(size, seed)
+    job = job_themes(interviews, parts, clusterer, aspect, cache, sampling)
+    units, labels = job.units, job.labels
     truth = [planted[u.answer_unit_id] for u in units]
     members = defaultdict(list)
     for label, true in zip(labels, truth):
@@ -130,7 +156,7 @@ def run(size: int, seed: int, parts: Components, clusterer, aspect: bool, cache:
     missing = sorted(set(PLANTED_THEMES) - set(majority.values()))
     return {
         "size": size, "seed": seed, "clusterer": getattr(clusterer, "name", "?"), "aspect": aspect,
-        "answers": len(answers), "no_opinion": len(empty), "units": len(units),
+        "answers": job.answers, "no_opinion": job.no_opinion, "units": len(units),
         "sampled": bool(sampling is not None and sampling.sampled(len(units))),
         "ari": round(adjusted_rand_score(truth, labels), 4),
         "ari_assigned": round(adjusted_rand_score([t for t, l in zip(truth, labels) if l >= 0],
@@ -140,7 +166,7 @@ def run(size: int, seed: int, parts: Components, clusterer, aspect: bool, cache:
         "wrong_stance": wrong_stance, "missing_planted": missing,
         "rating_or_contentless_themes": sorted(f"{t}:{majority[t]}" for t in majority
                                                if majority[t] in ("rating", "low_effort")),
-        "stances": dict(Counter(stances.values())), "seconds": round(seconds, 1),
+        "stances": dict(Counter(stances.values())), "seconds": round(job.seconds, 1),
     }
 
 

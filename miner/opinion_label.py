@@ -1,35 +1,45 @@
 """Offline opinion labels: a short phrase that says the opinion, with the theme's stance.
 
-KeyBERT-style (as BERTopic's KeyBERTInspired): candidate n-grams (1-4 words, not starting or
-ending with a stop word) that at least ``MIN_SHARE`` of the theme's units contain are embedded
-and ranked by cosine to the theme's centroid, times a small bonus for being said often; the
-phrase closest to what the units say wins — "made up sources", not a keyword triple. A theme
-without such an n-gram falls back to its most central unit, cut to ``MAX_WORDS`` words.
+The candidates are what people said, not keywords: the short clauses (1 to ``MAX_WORDS`` words,
+cut at sentence ends, commas and ``, and``; openers such as "honestly", "I think", "well" dropped)
+of the theme's units nearest its centroid, until ``MAX_CANDIDATES`` are found. Each is embedded and
+the one nearest the centroid wins, unless its own stance is the opposite of the theme's. A clause
+keeps its predicate, so the label says what people think ("it cites sources that are fake",
+"it refused a totally harmless question") where the n-grams this replaced named the topic
+("quotes and sources", "code"): BENCHMARKS.md § Opinions, benchmarks/bench_labels.py. A theme
+without a short clause falls back to its most central unit, cut to ``MAX_WORDS`` words.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from miner.components import Embedder
+from miner.scrub import scrub_text
 from miner.stance import theme_stance
 
 __all__ = ["OpinionLabel", "label_opinion_theme"]
 
-MIN_SHARE = 0.1
 MAX_WORDS = 6
-_TOKEN = re.compile(r"[a-z0-9][a-z0-9'\-]*")
-# Filler that says nothing about the opinion, beyond sklearn's English stop words.
-_FILLER = frozenset("""it's its i'm i'd i've don't didn't doesn't wasn't isn't really just like think honestly
-    guess pretty also lot bit kind sort thing things way overall tbh maybe actually""".split())
-
-
-# Stop words that carry the opinion at a phrase's edge: "too long", "made up", "not helpful".
-_KEEP = frozenset("too up not no never very much less more out off down well".split())
+# Clauses embedded per theme (from its most central units: 22-797, median 72, on bench_labels.py's
+# themes): embedding them is most of the labeller's time, ~0.4-0.9 s a theme on 2 busy CPU cores;
+# 30, 50 and 100 gave the same sample-study scores (BENCHMARKS.md § Opinions).
+MAX_CANDIDATES = 30
+_OPPOSITE = {"positive": "negative", "negative": "positive"}
+# Where a unit is cut into clauses: sentence ends and brackets, commas (with a conjunction after).
+_CLAUSE = re.compile(r"[.;!?:()\n]+|,\s*(?:and|plus|but|so)?\s*")
+# How people speak, not what they think (as miner.stance._DISCOURSE): dropped at a clause's ends.
+_OPENER = re.compile(r"^(?:(?:well|hmm+|so|yeah|yes|ok|okay|also|and|but|plus|mostly|overall|honestly|frankly|"
+                     r"tbh|to be (?:honest|fair)|i think|i guess|i'd say|i would say|i (?:feel|felt) like|"
+                     r"i noticed|i found|for me|personally|in my opinion)\b[,:]?\s*)+")
+_CLOSER = re.compile(r"(?:\s*,?\s*\b(?:i guess|i think|to be (?:honest|fair)|honestly|overall|for sure|tbh|lol)"
+                     r"[\s.!?…]*)+$")
+_EDGES = " .,!?;:-…\"'"
+_PRONOUN_I = re.compile(r"\bi\b")
 
 
 @dataclass(frozen=True)
@@ -42,32 +52,28 @@ class OpinionLabel:
         return f"{self.phrase} ({self.stance})"
 
 
-def _stop_words() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+def _clauses(text: str) -> Iterator[str]:
+    """The unit's clauses of 1 to MAX_WORDS words, lower-cased (the label gets its "I" back), without
+    openers and closers. The text is scrubbed before it is cut (a cut e-mail address would no longer
+    look like one) and a clause with a placeholder is skipped: the reporting views show a label as is."""
+    for piece in _CLAUSE.split(scrub_text(text).lower().replace("’", "'")):
+        clause = _CLOSER.sub("", _OPENER.sub("", " ".join(piece.split()).strip(_EDGES))).strip(_EDGES)
+        if clause and len(clause.split()) <= MAX_WORDS and "[" not in clause:
+            yield clause
 
-    return (frozenset(ENGLISH_STOP_WORDS) | _FILLER) - _KEEP
 
-
-def _candidates(texts: Sequence[str], max_n: int = 4) -> dict[str, int]:
-    """n-gram → number of units containing it, for n-grams with content words at both ends."""
-    stop = _stop_words()
-    counts: dict[str, int] = {}
-    for text in texts:
-        tokens = _TOKEN.findall(text.lower().replace("’", "'"))
-        seen = set()
-        for n in range(1, max_n + 1):
-            for i in range(len(tokens) - n + 1):
-                gram = tokens[i:i + n]
-                if gram[0] in stop or gram[-1] in stop or gram[0].isdigit() or n == 1 and gram[0] in _KEEP:
-                    continue
-                seen.add(" ".join(gram))
-        for gram in seen:
-            counts[gram] = counts.get(gram, 0) + 1
-    return counts
+def _candidates(texts: Sequence[str], closeness: np.ndarray, limit: int) -> list[str]:
+    """Distinct short clauses of the units, most central units first, at most `limit`."""
+    found: dict[str, None] = {}
+    for index in np.argsort(-closeness, kind="stable"):
+        found.update(dict.fromkeys(_clauses(texts[index])))
+        if len(found) >= limit:
+            break
+    return list(found)[:limit]
 
 
 def label_opinion_theme(texts: Sequence[str], vectors: np.ndarray, stances: Sequence[str],
-                        embedder: Embedder, max_candidates: int = 200) -> OpinionLabel:
+                        embedder: Embedder, max_candidates: int = MAX_CANDIDATES) -> OpinionLabel:
     """A theme's units (texts, their vectors, their stances) → a short phrase and the theme's
     stance (positive / negative / neutral by majority of units, else mixed)."""
     if not texts:
@@ -76,16 +82,17 @@ def label_opinion_theme(texts: Sequence[str], vectors: np.ndarray, stances: Sequ
     vectors = np.asarray(vectors, dtype=np.float32)
     centroid = vectors.mean(axis=0)
     centroid /= np.linalg.norm(centroid) or 1.0
-    floor = max(2, int(np.ceil(MIN_SHARE * len(texts)))) if len(texts) > 2 else 1
-    counts = {g: c for g, c in _candidates(texts).items() if c >= floor}
-    if counts:
-        grams = sorted(counts, key=lambda g: (-counts[g], g))[:max_candidates]
-        sims = embedder.embed(grams) @ centroid
-        # Longer phrases say more than a lone keyword; frequency breaks near-ties.
-        share = np.array([counts[g] / len(texts) for g in grams])
-        words = np.array([len(g.split()) for g in grams])
-        score = sims + 0.1 * np.log1p(share) + 0.06 * np.minimum(words, 3)
-        return OpinionLabel(grams[int(np.argmax(score))], stance)
-    central = int(np.argmax(vectors @ centroid))
-    phrase = " ".join(texts[central].strip(" .!?").split()[:MAX_WORDS])
+    closeness = vectors @ centroid
+    candidates = _candidates(texts, closeness, max_candidates)
+    if candidates:
+        embedded = np.asarray(embedder.embed(candidates), dtype=np.float32)
+        score = embedded @ centroid
+        if stance in _OPPOSITE:
+            from miner.opinion_job import unit_stances
+
+            score[[s == _OPPOSITE[stance] for s in unit_stances(candidates, embedded, embedder)]] = -np.inf
+        if np.isfinite(score).any():
+            return OpinionLabel(_PRONOUN_I.sub("I", candidates[int(np.argmax(score))]), stance)
+    central = int(np.argmax(closeness))
+    phrase = " ".join(scrub_text(texts[central]).strip(" .!?").split()[:MAX_WORDS])
     return OpinionLabel(phrase, stance)
