@@ -37,7 +37,7 @@ from miner.eval_opinions import OpinionClusterer
 from miner.opinion_job import min_theme_size, split_by_stance, theme_stances
 from miner.settings import Settings
 from miner.stance import AnchorStance, OpinionStance, VaderStance, stance_of_score
-from miner.stats import theme_prevalence
+from miner.stats import UnitOf, theme_prevalence
 from miner.themes import number_clusters
 from miner.components import THEME_SELECTION
 
@@ -47,7 +47,9 @@ def job_state(url: str, embedder) -> dict:
     with psycopg.connect(url) as conn:
         job = conn.execute("SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT 1").fetchone()[0]
         units = repository_jobs.load_job_units(conn, job)
-        answers = repository_nightly.load_answers_of(conn, job)
+        answers = [UnitOf(*row) for row in conn.execute(  # the job's answers, where each comes from
+            """SELECT u.unit_id, u.interview_id, u.session_model FROM job_answers j JOIN units u USING (unit_id)
+               WHERE j.job_id = %s ORDER BY j.position""", (job,))]
         cached = runs.load_vectors(conn, embedder.name, units)
         excluded = repository_nightly.low_quality_interviews(conn, job)
     vectors = np.vstack([cached[u.answer_hash] for u in units]).astype(np.float32)

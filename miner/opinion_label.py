@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from miner.components import Embedder
+from miner.opinion_job import unit_stances
 from miner.scrub import scrub_text
 from miner.stance import theme_stance
 
@@ -88,8 +89,6 @@ def label_opinion_theme(texts: Sequence[str], vectors: np.ndarray, stances: Sequ
         embedded = np.asarray(embedder.embed(candidates), dtype=np.float32)
         score = embedded @ centroid
         if stance in _OPPOSITE:
-            from miner.opinion_job import unit_stances
-
             score[[s == _OPPOSITE[stance] for s in unit_stances(candidates, embedded, embedder)]] = -np.inf
         if np.isfinite(score).any():
             return OpinionLabel(_PRONOUN_I.sub("I", candidates[int(np.argmax(score))]), stance)

@@ -154,14 +154,6 @@ def low_quality_interviews(conn: psycopg.Connection, job_id: str) -> set[str]:
                                        (job_id,))}
 
 
-def load_answers_of(conn: psycopg.Connection, job_id: str) -> list[UnitOf]:
-    """The job's answer units (where each comes from), in position order."""
-    rows = conn.execute(
-        """SELECT u.unit_id, u.interview_id, u.session_model FROM job_answers j JOIN units u USING (unit_id)
-           WHERE j.job_id = %s ORDER BY j.position""", (job_id,)).fetchall()
-    return _units_of(rows)
-
-
 def _included(alias: str) -> str:
     """SQL leaving out the job's low-quality interviews when %(exclude)s (the statistics' `excluded`);
     `alias` is a fixed table alias of the query, never input."""
@@ -213,13 +205,6 @@ def included_totals(conn: psycopg.Connection, job_id: str, exclude_low_quality: 
         FROM (SELECT unit_id FROM job_answers WHERE job_id = %(job)s
               UNION ALL SELECT unit_id FROM job_units WHERE job_id = %(job)s) j JOIN units u USING (unit_id)
         WHERE {_included("u")} GROUP BY 1""", {"job": job_id, "exclude": exclude_low_quality}).fetchall())
-
-
-def _units_of(rows: Sequence[tuple[Any, ...]]) -> list[UnitOf]:
-    """UnitOf of rows (unit_id, interview_id, session_model, ...), one string object per interview and
-    model (a large job's statistics read every answer's: miner.steps.job_statistics)."""
-    shared: dict[str, str] = {}
-    return [UnitOf(r[0], shared.setdefault(r[1], r[1]), shared.setdefault(r[2], r[2])) for r in rows]
 
 
 def insight_counts(conn: psycopg.Connection, job_id: str) -> dict[str, Any]:
