@@ -32,13 +32,13 @@ MAX_WORDS = 6
 MAX_CANDIDATES = 30
 _OPPOSITE = {"positive": "negative", "negative": "positive"}
 # Where a unit is cut into clauses: sentence ends and brackets, commas (with a conjunction after).
-_CLAUSE = re.compile(r"[.;!?:()\n]+|,\s*(?:and|plus|but|so)?\s*")
+_CLAUSE = re.compile(r"[.;!?:()\n]+|,\s*(?:and|plus|but|so)?\s*", re.IGNORECASE)
 # How people speak, not what they think (as miner.stance._DISCOURSE): dropped at a clause's ends.
 _OPENER = re.compile(r"^(?:(?:well|hmm+|so|yeah|yes|ok|okay|also|and|but|plus|mostly|overall|honestly|frankly|"
                      r"tbh|to be (?:honest|fair)|i think|i guess|i'd say|i would say|i (?:feel|felt) like|"
-                     r"i noticed|i found|for me|personally|in my opinion)\b[,:]?\s*)+")
+                     r"i noticed|i found|for me|personally|in my opinion)\b[,:]?\s*)+", re.IGNORECASE)
 _CLOSER = re.compile(r"(?:\s*,?\s*\b(?:i guess|i think|to be (?:honest|fair)|honestly|overall|for sure|tbh|lol)"
-                     r"[\s.!?…]*)+$")
+                     r"[\s.!?…]*)+$", re.IGNORECASE)
 _EDGES = " .,!?;:-…\"'"
 _PRONOUN_I = re.compile(r"\bi\b")
 
@@ -54,23 +54,38 @@ class OpinionLabel:
 
 
 def _clauses(text: str) -> Iterator[str]:
-    """The unit's clauses of 1 to MAX_WORDS words, lower-cased (the label gets its "I" back), without
-    openers and closers. The text is scrubbed before it is cut (a cut e-mail address would no longer
-    look like one) and a clause with a placeholder is skipped: the reporting views show a label as is."""
-    for piece in _CLAUSE.split(scrub_text(text).lower().replace("’", "'")):
+    """The unit's clauses of 1 to MAX_WORDS words, lower-cased, without openers and closers."""
+    return (key for key, _ in _cased_clauses(text))
+
+
+def _cased_clauses(text: str) -> Iterator[tuple[str, str]]:
+    """The unit's clauses as (lower-cased key, the clause as written). The key is what is compared
+    and embedded, so the choice does not depend on how people type; the label shows the words as
+    written ("AI", "ChatGPT"). The text is scrubbed before it is cut (a cut e-mail address would no
+    longer look like one) and a clause with a placeholder is skipped: the reporting views show a
+    label as is."""
+    for piece in _CLAUSE.split(scrub_text(text).replace("’", "'")):
         clause = _CLOSER.sub("", _OPENER.sub("", " ".join(piece.split()).strip(_EDGES))).strip(_EDGES)
         if clause and len(clause.split()) <= MAX_WORDS and "[" not in clause:
-            yield clause
+            yield clause.lower(), clause
 
 
-def _candidates(texts: Sequence[str], closeness: np.ndarray, limit: int) -> list[str]:
-    """Distinct short clauses of the units, most central units first, at most `limit`."""
-    found: dict[str, None] = {}
+def _shown(phrase: str) -> str:
+    """A label as shown: "i" as "I", the first letter a capital."""
+    phrase = _PRONOUN_I.sub("I", phrase)
+    return phrase[:1].upper() + phrase[1:]
+
+
+def _candidates(texts: Sequence[str], closeness: np.ndarray, limit: int) -> dict[str, str]:
+    """Distinct short clauses of the units (lower-cased key → as first written), most central units
+    first, at most `limit`."""
+    found: dict[str, str] = {}
     for index in np.argsort(-closeness, kind="stable"):
-        found.update(dict.fromkeys(_clauses(texts[index])))
+        for key, clause in _cased_clauses(texts[index]):
+            found.setdefault(key, clause)
         if len(found) >= limit:
             break
-    return list(found)[:limit]
+    return dict(list(found.items())[:limit])
 
 
 def label_opinion_theme(texts: Sequence[str], vectors: np.ndarray, stances: Sequence[str],
@@ -86,12 +101,13 @@ def label_opinion_theme(texts: Sequence[str], vectors: np.ndarray, stances: Sequ
     closeness = vectors @ centroid
     candidates = _candidates(texts, closeness, max_candidates)
     if candidates:
-        embedded = np.asarray(embedder.embed(candidates), dtype=np.float32)
+        keys = list(candidates)
+        embedded = np.asarray(embedder.embed(keys), dtype=np.float32)
         score = embedded @ centroid
         if stance in _OPPOSITE:
-            score[[s == _OPPOSITE[stance] for s in unit_stances(candidates, embedded, embedder)]] = -np.inf
+            score[[s == _OPPOSITE[stance] for s in unit_stances(keys, embedded, embedder)]] = -np.inf
         if np.isfinite(score).any():
-            return OpinionLabel(_PRONOUN_I.sub("I", candidates[int(np.argmax(score))]), stance)
+            return OpinionLabel(_shown(candidates[keys[int(np.argmax(score))]]), stance)
     central = int(np.argmax(closeness))
     phrase = " ".join(scrub_text(texts[central]).strip(" .!?").split()[:MAX_WORDS])
-    return OpinionLabel(phrase, stance)
+    return OpinionLabel(_shown(phrase), stance)

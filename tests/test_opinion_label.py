@@ -33,7 +33,7 @@ def test_the_label_says_the_opinion_not_the_topic(embedder):
              "the quotes and sources it listed did not exist when I checked them"]
     label = _label(texts, embedder)
     assert label.stance == "negative"
-    assert any(w in label.phrase for w in ("made up", "fake", "invented", "making up")), label.phrase
+    assert any(w in label.phrase.lower() for w in ("made up", "fake", "invented", "making up")), label.phrase
     assert len(label.phrase.split()) <= 6
 
 
@@ -41,7 +41,7 @@ def test_a_clause_of_the_other_stance_is_never_the_label(embedder):
     texts = ["the code it wrote was great", "great for coding", "it wrote great code",
              "its code was not great", "really good at code"]
     label = _label(texts, embedder)
-    assert label.stance == "positive" and label.phrase != "its code was not great"
+    assert label.stance == "positive" and label.phrase.lower() != "its code was not great"
 
 
 def test_identifiers_never_reach_the_label(embedder):
@@ -49,3 +49,11 @@ def test_identifiers_never_reach_the_label(embedder):
              "mail jo.doe@example.com", "too slow"]
     for text in [_label(texts, embedder).phrase, *(_label([t], embedder).phrase for t in texts)]:
         assert "@" not in text and "example" not in text and "doe" not in text, text
+
+
+def test_the_label_keeps_the_words_as_written(embedder):
+    texts = ["the AI made up sources", "the AI made up sources", "honestly the AI made up sources",
+             "ChatGPT never made up sources like this", "the AI invented the sources I asked for"]
+    label = _label(texts, embedder)
+    assert "AI" in label.phrase and label.phrase[0].isupper(), label.phrase
+    assert label.phrase.lower() not in ("ai", "the ai")  # a clause with its predicate, not a name
