@@ -163,7 +163,7 @@ def _sizes(labels: np.ndarray) -> dict[int, int]:
 def themes(conn: psycopg.Connection, job: Job, parts: Components, ext: Extends):
     """Carry unchanged themes over with new sizes; relabel new and grown ones from their members."""
     from miner.label import label_clusters
-    from miner.opinion_job import theme_stances
+    from miner.opinion_job import off_topic_themes, theme_stances
     from miner.opinion_label import label_opinion_theme
     from miner.steps import Outcome
     from miner.themes import build_themes, model_stats
@@ -193,7 +193,9 @@ def themes(conn: psycopg.Connection, job: Job, parts: Components, ext: Extends):
                                                       [members[i].stance or "neutral" for i in groups[t]],
                                                       parts.embedder).phrase)
                  for n, t in zip(label_clusters(documents, parts.labeller)[:len(redo)], redo, strict=True)]
-        stances = theme_stances(members, member_labels)
+        off_topic = off_topic_themes({t: ([members[i] for i in groups[t]], vectors[groups[t]]) for t in redo},
+                                     parts.embedder)
+        stances = theme_stances(members, member_labels, off_topic)
         fresh = [replace(t, stance=stances[t.theme_id])
                  for t in build_themes(members, vectors, member_labels, named)]
     built = sorted(kept + fresh, key=lambda t: t.theme_id)

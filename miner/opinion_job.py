@@ -25,8 +25,8 @@ from miner.records import Unit
 from miner.stance import MAJORITY, theme_stance
 from miner.units import answer_hash
 
-__all__ = ["job_unit_stances", "opinion_units", "says_nothing", "split_by_stance", "theme_stances", "unit_theme_stance", "node_stance",
-           "unit_stances"]
+__all__ = ["job_unit_stances", "off_topic_themes", "opinion_units", "says_nothing", "split_by_stance", "theme_stances",
+           "unit_theme_stance", "node_stance", "unit_stances"]
 
 # A side's share of a cluster's polar units that makes it its own theme (and at least the
 # clusterer's smallest cluster): below it, its units stay with the cluster's main side. The stance
@@ -37,6 +37,10 @@ __all__ = ["job_unit_stances", "opinion_units", "says_nothing", "split_by_stance
 MIN_STANCE_SHARE = 0.4
 # A theme whose units mostly take no side (VADER finds no sentiment words) is neutral.
 MIN_POLAR_SHARE = 0.3
+# A theme at least this share of whose units are unrelated to their question and to opinions about an
+# assistant (miner.quality.relatedness) holds chatter, not an opinion: its stance is neutral. On the
+# sample study the off-topic theme ("Is it Friday yet") has 66% such units, every other theme 0-6%.
+OFF_TOPIC_SHARE = 0.5
 _RATING_ONLY = _RATING_WORDS | _CONTENTLESS | _NUMBER_NAMES | frozenset("out of / a an".split())
 
 
@@ -164,10 +168,31 @@ def node_stance(theme_stances: dict[int, str], theme_sizes: dict[int, int], them
     return stance if weight / total >= majority else "mixed"
 
 
-def theme_stances(units: Sequence[Unit], labels: np.ndarray) -> dict[int, str]:
-    """Theme id → its stance from its units' (miner.stance.theme_stance)."""
+def theme_stances(units: Sequence[Unit], labels: np.ndarray, off_topic: set[int] = frozenset()) -> dict[int, str]:
+    """Theme id → its stance from its units' (miner.stance.theme_stance); neutral for a theme in
+    `off_topic` (`off_topic_themes`: people talked about something else, whatever words they used)."""
     by_theme: dict[int, list[str]] = defaultdict(list)
     for unit, label in zip(units, labels):
         if label >= 0:
             by_theme[int(label)].append(unit.stance or "neutral")
-    return {theme: unit_theme_stance(s) for theme, s in by_theme.items()}
+    return {theme: "neutral" if theme in off_topic else unit_theme_stance(s) for theme, s in by_theme.items()}
+
+
+def off_topic_themes(samples: dict[int, tuple[Sequence[Unit], np.ndarray]], embedder,
+                     share: float = OFF_TOPIC_SHARE) -> set[int]:
+    """The themes (id → a sample of its units and their vectors) at least `share` of whose units are
+    unrelated both to their question and to opinions about an assistant, by the quality filter's rule
+    and threshold (miner.quality.relatedness, QualityOptions.min_relatedness)."""
+    from miner.quality import QualityOptions, opinion_direction, relatedness
+    from miner.ratings import AnchorSentiment
+
+    samples = {t: (units, vectors) for t, (units, vectors) in samples.items() if len(units)}
+    if not samples:
+        return set()
+    opinion = opinion_direction(AnchorSentiment(embedder).anchor_vectors())
+    questions = sorted({u.question for units, _ in samples.values() for u in units})
+    question_vectors = dict(zip(questions, embedder.embed(questions)))
+    threshold = QualityOptions().min_relatedness
+    return {theme for theme, (units, vectors) in samples.items()
+            if np.mean([relatedness(v, question_vectors[u.question], opinion) < threshold
+                        for u, v in zip(units, vectors)]) >= share}

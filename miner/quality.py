@@ -90,6 +90,18 @@ def _copied(pairs: list[tuple[str, str]], chat: str, min_chars: int) -> int:
     return copied
 
 
+def opinion_direction(opinion_vectors: np.ndarray) -> np.ndarray:
+    """The unit centroid of phrasings of opinions about an assistant (the rating anchors)."""
+    opinion = opinion_vectors.mean(axis=0)
+    return opinion / (np.linalg.norm(opinion) or 1.0)
+
+
+def relatedness(vector: np.ndarray, question_vector: np.ndarray, opinion: np.ndarray) -> float:
+    """How related an answer (or opinion unit) is to its question or to opinions about an
+    assistant: the larger cosine; below `QualityOptions.min_relatedness` it is about something else."""
+    return max(float(vector @ question_vector), float(opinion @ vector))
+
+
 def judge_quality(interviews: Sequence[Interview], units: Sequence[Unit], vectors: np.ndarray,
                   embedder: Embedder, opinion_vectors: np.ndarray, options: QualityOptions = QualityOptions(),
                   llm_judgements: dict[str, str] | None = None) -> list[QualityVerdict]:
@@ -97,8 +109,7 @@ def judge_quality(interviews: Sequence[Interview], units: Sequence[Unit], vector
     phrasings of opinions about an assistant (an answer near their centroid is on topic whatever
     the question);
     `llm_judgements` maps interviews the LLM judged low effort to its reason."""
-    opinion = opinion_vectors.mean(axis=0)
-    opinion = opinion / (np.linalg.norm(opinion) or 1.0)
+    opinion = opinion_direction(opinion_vectors)
     logs_chats = any(interview.session for interview in interviews)
     unit_index = {u.unit_id: i for i, u in enumerate(units)}
     questions = sorted({u.question for u in units})
@@ -119,8 +130,7 @@ def judge_quality(interviews: Sequence[Interview], units: Sequence[Unit], vector
                 continue
             substantive += 1
             vector = vectors[unit_index[unit.unit_id]]
-            relatedness = max(float(vector @ question_vectors[unit.question]), float(opinion @ vector))
-            unrelated += relatedness < options.min_relatedness
+            unrelated += relatedness(vector, question_vectors[unit.question], opinion) < options.min_relatedness
 
         def flagged(count: int, out_of: int) -> bool:
             return count >= options.min_flagged_answers and count >= options.flag_share * out_of

@@ -29,7 +29,8 @@ from miner.components import Components
 from miner.embed import embed_units
 from miner.label import label_clusters
 from miner.nightly import NightlyParams, fold_in
-from miner.opinion_job import job_unit_stances, min_theme_size, opinion_units, split_by_stance, theme_stances
+from miner.opinion_job import (job_unit_stances, min_theme_size, off_topic_themes, opinion_units, split_by_stance,
+                               theme_stances)
 from miner.opinion_label import label_opinion_theme
 from miner.protocols import Embedder
 from miner.records import Job, JobPlan, Unit
@@ -285,8 +286,9 @@ def themes(conn: psycopg.Connection, job: Job, parts: Components, part: int | No
     named = [replace(n, label=label_opinion_theme([u.answer for u in units], vectors,
                                                   [u.stance or "neutral" for u in units], parts.embedder).phrase)
              for n, (units, vectors) in zip(label_clusters(documents, parts.labeller), samples.values(), strict=True)]
+    off_topic = off_topic_themes(samples, parts.embedder)
     del samples, documents
-    stances = theme_stances(digest.refs, digest.labels)
+    stances = theme_stances(digest.refs, digest.labels, off_topic)
     built = [replace(t, stance=stances[t.theme_id]) for t in digest.build_themes(named)]
     runs.save_themes(conn, job.job_id, built)
     runs.save_model_stats(conn, job.job_id, model_stats(digest.refs, digest.labels))

@@ -93,3 +93,25 @@ def test_theme_granularity_holds_at_1000_interviews(embedder):
         main = Counter(found).most_common(1)[0][0]
         if main in THEME_POLARITY:
             assert stances[theme] == ("positive" if THEME_POLARITY[main] > 0 else "negative"), (theme, main)
+
+
+def test_a_theme_of_chatter_is_neutral_whatever_its_words(embedder):
+    """A theme whose units are about something else than their question or the assistant (the
+    quality filter's relatedness) holds no opinion of the assistant: neutral, even if cheerful."""
+    from dataclasses import replace
+
+    from miner.opinion_job import off_topic_themes, theme_stances
+
+    question = "Did the assistant understand what you asked for?"
+    chatter = ["is it Friday yet, I love Fridays", "my cat is the best, so cute", "great weather today lol",
+               "I love pizza night with friends", "happy birthday to my sister!"]
+    opinions = ["it understood exactly what I needed", "it got my request right away", "it misunderstood my question",
+                "it understood the request perfectly", "it clearly got what I was asking"]
+    texts = chatter + opinions
+    units = [replace(answer(0, t, f"i{n}"), question=question, stance="positive") for n, t in enumerate(texts)]
+    vectors = embedder.embed(texts)
+    labels = np.array([0] * len(chatter) + [1] * len(opinions))
+    off_topic = off_topic_themes({t: ([units[i] for i in np.flatnonzero(labels == t)], vectors[labels == t])
+                                  for t in (0, 1)}, embedder)
+    assert off_topic == {0}
+    assert theme_stances(units, labels, off_topic) == {0: "neutral", 1: "positive"}

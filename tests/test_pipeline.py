@@ -82,6 +82,8 @@ def test_published_stance_matches_the_planted_stance(conn, planted_study):
         # The reason given with a rating ("minor issues only") may be themed, the rating itself never.
         rated = [RATED.search(texts[u]) is not None for u, t in found.items() if t == theme_id]
         assert sum(rated) < 0.5 * len(rated), (theme_id, label)
+        if label == "off_topic":  # chatter ("is it Friday yet") holds no opinion of the assistant
+            assert stance[theme_id] == "neutral", (theme_id, stance[theme_id])
         if label in THEME_POLARITY:
             want = "positive" if THEME_POLARITY[label] > 0 else "negative"
             assert stance[theme_id] == want, (theme_id, label, stance[theme_id])
