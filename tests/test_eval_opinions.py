@@ -134,24 +134,28 @@ def test_eval_opinions_with_a_stance_fitted_on_a_labelled_file(opinions_csv, tmp
 
 def test_stance_train_file_errors_name_the_file_and_column(opinions_csv, tmp_path):
     runner = CliRunner()
+
+    def said(result):  # the message without the line breaks and box rich wraps long paths in
+        return re.sub(r"[\s│╭╮╰╯─]+", "", result.output)
+
     base = ["eval", "opinions", str(opinions_csv), "--text-column", "review", "--opinions-column", "gold"]
     missing = tmp_path / "no_such_train.csv"
     result = runner.invoke(app, [*base, "--stance-train", str(missing)])
-    assert result.exit_code == 2 and "no_such_train.csv" in result.output, result.output
+    assert result.exit_code == 2 and "no_such_train.csv" in said(result), result.output
 
     wrong_columns = tmp_path / "wrong_columns.csv"
     wrong_columns.write_text("id,review,labels\n0,it was fast,speed:positive\n", encoding="utf-8")
     result = runner.invoke(app, [*base, "--stance-train", str(wrong_columns)])
-    assert result.exit_code == 2 and "wrong_columns.csv" in result.output and "gold" in result.output, result.output
+    assert result.exit_code == 2 and "wrong_columns.csv" in said(result) and "nocolumngold" in said(result), result.output
 
     bad_pair = tmp_path / "bad_pair.csv"
     bad_pair.write_text("id,review,gold\n0,it was fast,speed:great\n", encoding="utf-8")
     result = runner.invoke(app, [*base, "--stance-train", str(bad_pair)])
-    assert result.exit_code == 2 and "bad_pair.csv" in result.output and "row 2" in result.output, result.output
+    assert result.exit_code == 2 and "bad_pair.csv" in said(result) and "row2" in said(result), result.output
 
     one_polarity = tmp_path / "one_polarity.csv"
     one_polarity.write_text("id,review,gold\n" + "".join(f"{i},it was fast number {i},speed:positive\n"
                                                           for i in range(12)), encoding="utf-8")
     result = runner.invoke(app, [*base, "--stance-train", str(one_polarity)])
-    assert result.exit_code == 2 and "one_polarity.csv" in result.output and "two polarities" in result.output, \
+    assert result.exit_code == 2 and "one_polarity.csv" in said(result) and "twopolarities" in said(result), \
         result.output
