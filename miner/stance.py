@@ -12,6 +12,9 @@ estimator of miner/ratings.py; :class:`CombinedStance` adds the two without the 
 weight. Each has ``stances(texts, vectors) -> list[str]`` and ``scores(texts, vectors)`` on
 VADER's -1..1 range (OpinionStance's and CombinedStance's: -3..3).
 
+:class:`FittedStance` is supervised and opt-in (``miner eval opinions --stance-train``): a
+logistic-regression head on unit vectors fitted on labelled units of one domain; no default uses it.
+
 :func:`theme_stance` turns unit stances into a theme's: positive / negative / neutral when
 one holds at least ``MAJORITY`` of the units, else mixed.
 """
