@@ -10,6 +10,9 @@ unit that takes a side outweighs a neutral one beside it; measured in BENCHMARKS
 Opinions), else the units' most common stance (a tie is "mixed", which matches no gold
 polarity). Micro P/R/F1 over (text, category, polarity) triples; category-F1 over (text,
 category); polarity accuracy over categories found in both.
+
+:func:`fit_stance` (``--stance-train``, opt-in) fits a supervised :class:`~miner.stance.FittedStance`
+on a labelled file of the same format first; the default stance is fitted on nothing.
 """
 
 from __future__ import annotations
