@@ -10,6 +10,7 @@ prints the markdown table for BENCHMARKS.md § Opinions.
 
     python benchmarks/bench_opinions.py                # MAMS validation + test (minutes)
     python benchmarks/bench_opinions.py --stance-only  # stance estimators on the interview side
+    python benchmarks/bench_opinions.py --fitted       # the stance fitted on MAMS train (--stance-train)
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from miner.embed import SentenceTransformerEmbedder
-from miner.eval_opinions import OpinionClusterer, evaluate_opinions, read_opinion_csv
+from miner.eval_opinions import OpinionClusterer, evaluate_opinions, fit_stance, read_opinion_csv
 from miner.opinion_units import Span, split_aspect_spans, split_spans
-from miner.stance import AnchorStance, OpinionStance, VaderStance, stance_of_score
+from miner.stance import AnchorStance, FittedStance, OpinionStance, VaderStance, stance_of_score
 from self_trained_stance import SelfTrainedStance  # benchmarks/ is the script's folder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -228,6 +229,7 @@ SEEDS = (42, 1, 2)
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--stance-only", action="store_true", help="only the interview-side stance checks")
+    parser.add_argument("--fitted", action="store_true", help="only the stance fitted on MAMS train (--stance-train)")
     args = parser.parse_args(argv)
     embedder = CachedEmbedder(SentenceTransformerEmbedder())
     if args.stance_only:
@@ -235,6 +237,28 @@ def main(argv=None):
         return 0
     started = time.perf_counter()
     clusterers = {seed: CachedClusterer(seed) for seed in SEEDS}
+    rows: list[Row] = []
+    if args.fitted:
+        # `miner eval opinions FILE --stance-train mams_acsa_train.csv --seed S`: the head fitted on the
+        # train split's units (clustered with the same seed), chosen on validation, then test once.
+        train = read_opinion_csv(DATA / "mams_acsa_train.csv")
+        for seed in SEEDS:
+            stance = fit_stance(train, embedder, clusterers[seed], FittedStance())
+            stance.name = f"fitted on train t={stance.threshold} C={stance.c} (mean score; --stance-train)"
+            for split in ("validation", "test"):
+                rows.append(run(split, PRODUCT_UNITS, clusterers[seed], stance, embedder, aspect=True))
+        rows.sort(key=lambda r: r.split != "validation")
+        out = OUT.parent / "opinions_fitted.json"
+    else:
+        out = OUT
+        rows = main_rows(embedder, clusterers)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": [r.__dict__ for r in rows], "seconds": round(time.perf_counter() - started, 1)},
+                              indent=1))
+    print_table(rows)
+
+
+def main_rows(embedder, clusterers) -> list[Row]:
     rows: list[Row] = []
     for split in ("validation", "test"):
         for estimator in estimators(embedder):
@@ -259,9 +283,10 @@ def main(argv=None):
     vader = Estimator(VaderStance(), 0.05, "vader t=0.05 (majority)", majority=True)
     for units in ("whole", "clauses", "clauses+commas", "aspects"):
         rows.append(run("test", units, KMeansTrueK(8), vader, embedder))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"rows": [r.__dict__ for r in rows], "seconds": round(time.perf_counter() - started, 1)},
-                              indent=1))
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
     print("| split | stance (category polarity) | seeds | pair-F1 | category-F1 | polarity acc | units | themes |")
     print("|---|---|---|---|---|---|---|---|")
     groups: dict[tuple, list[Row]] = {}

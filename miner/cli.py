@@ -561,25 +561,41 @@ def eval_opinions(
     opinions_column: str = typer.Option("opinions", "--opinions-column",
                                         help="gold pairs, category:polarity joined by ';'"),
     seed: Optional[int] = typer.Option(None, "--seed", help="clustering seed (default MINER_SEED)"),
+    stance_train: Optional[Path] = typer.Option(
+        None, "--stance-train", exists=True, dir_okay=False,
+        help="CSV of labelled texts (same columns) to fit a supervised stance head on first, instead of the "
+             "default domain-general stance"),
     as_json: bool = typer.Option(False, "--json", help="print the scores as one JSON line"),
 ) -> None:
     """Score opinion units → embed → cluster → stance against gold (category, polarity) pairs.
 
     Themes are mapped to the gold category they co-occur with most. Example:
     miner eval opinions mams_acsa_test.csv --json
+    With --stance-train (e.g. mams_acsa_train.csv) the stance is a head fitted on that file's labels
+    (supervised on the domain; the default stance is fitted on nothing).
     """
     from miner.components import embedder_from_settings
-    from miner.eval_opinions import OpinionDataError, evaluate_opinions, opinion_clusterer, read_opinion_csv
+    from miner.eval_opinions import (OpinionDataError, evaluate_opinions, fit_stance, opinion_clusterer,
+                                     read_opinion_csv)
     from miner.stance import default_stance
 
     settings = Settings() if seed is None else Settings(seed=seed)
     try:
         data = read_opinion_csv(csv_path, text_column, opinions_column)
+        train = None if stance_train is None else read_opinion_csv(stance_train, text_column, opinions_column)
     except OpinionDataError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     embedder = embedder_from_settings(settings)
-    scores = evaluate_opinions(data, embedder, opinion_clusterer(settings.seed), default_stance(embedder))
+    if train is None:
+        stance = default_stance(embedder)
+    else:
+        try:
+            stance = fit_stance(train, embedder, opinion_clusterer(settings.seed))
+        except OpinionDataError as exc:
+            console.print(f"[red]error:[/red] {stance_train}: {exc}")
+            raise typer.Exit(2)
+    scores = evaluate_opinions(data, embedder, opinion_clusterer(settings.seed), stance)
     if as_json:
         typer.echo(json.dumps(scores))
         return

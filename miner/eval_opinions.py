@@ -10,6 +10,9 @@ unit that takes a side outweighs a neutral one beside it; measured in BENCHMARKS
 Opinions), else the units' most common stance (a tie is "mixed", which matches no gold
 polarity). Micro P/R/F1 over (text, category, polarity) triples; category-F1 over (text,
 category); polarity accuracy over categories found in both.
+
+:func:`fit_stance` (``--stance-train``, opt-in) fits a supervised :class:`~miner.stance.FittedStance`
+on a labelled file of the same format first; the default stance is fitted on nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 from miner.eval_clusters import csv_rows
 from miner.protocols import Clusterer, Embedder
 from miner.opinion_units import Span, split_aspect_spans
-from miner.stance import stance_of_score
+from miner.stance import FittedStance, stance_of_score
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,16 @@ def _f1(predicted: set, gold: set) -> tuple[float, float, float]:
     return precision, recall, 2 * precision * recall / (precision + recall) if hits else 0.0
 
 
+def theme_categories(gold: Sequence[frozenset[tuple[str, str]]], text_index: Sequence[int],
+                     themes: Sequence[int]) -> dict[int, str]:
+    """Each theme's gold category: the one its units' texts carry most (a tie to the alphabetically first)."""
+    cooccur: dict[int, Counter] = defaultdict(Counter)
+    for i, theme in zip(text_index, themes):
+        for category, _ in gold[i]:
+            cooccur[theme][category] += 1
+    return {t: min(c.items(), key=lambda item: (-item[1], item[0]))[0] for t, c in cooccur.items() if c}
+
+
 def score_opinions(gold: Sequence[frozenset[tuple[str, str]]], text_index: Sequence[int],
                    themes: Sequence[int], stances: Sequence[str], scores: Sequence[float] | None = None,
                    threshold: float | None = None) -> dict[str, float]:
@@ -75,11 +88,7 @@ def score_opinions(gold: Sequence[frozenset[tuple[str, str]]], text_index: Seque
     per-text gold pairs; themes mapped many-to-one to their most co-occurring gold category.
     With `scores` (each unit's stance score) and `threshold`, a text's polarity on a category
     is that of its units' mean score there; without, their majority stance."""
-    cooccur: dict[int, Counter] = defaultdict(Counter)
-    for i, theme in zip(text_index, themes):
-        for category, _ in gold[i]:
-            cooccur[theme][category] += 1
-    category_of = {t: min(c.items(), key=lambda item: (-item[1], item[0]))[0] for t, c in cooccur.items() if c}
+    category_of = theme_categories(gold, text_index, themes)
     votes: dict[tuple[int, str], Counter] = defaultdict(Counter)
     totals: dict[tuple[int, str], list[float]] = defaultdict(list)
     for unit, (i, theme, stance) in enumerate(zip(text_index, themes, stances)):
@@ -119,16 +128,8 @@ def evaluate_opinions(data: OpinionTexts, embedder: Embedder, clusterer: Cluster
     `aspect` (and a stance that has ``aspect_text``) units are clustered by their text without
     sentiment words; the stance still reads the whole unit."""
     started = time.perf_counter()
-    text_index, unit_texts = [], []
-    for i, text in enumerate(data.texts):
-        for span in split(text):
-            text_index.append(i)
-            unit_texts.append(text[span.start:span.end])
-    vectors = embedder.embed(unit_texts) if unit_texts else np.zeros((0, 1), dtype=np.float32)
-    if aspect and hasattr(stance, "aspect_text") and unit_texts:
-        themes = clusterer.fit(embedder.embed([stance.aspect_text(t) for t in unit_texts]))
-    else:
-        themes = clusterer.fit(vectors)
+    text_index, unit_texts = _units(data, split)
+    vectors, themes = _embed_and_cluster(unit_texts, embedder, clusterer, stance, aspect)
     unit_scores = stance.scores(unit_texts, vectors) if hasattr(stance, "scores") and unit_texts else None
     threshold = getattr(stance, "threshold", None) if unit_scores is not None else None
     stances = ([stance_of_score(s, threshold) for s in unit_scores] if threshold is not None
@@ -140,6 +141,51 @@ def evaluate_opinions(data: OpinionTexts, embedder: Embedder, clusterer: Cluster
               "themes": len({t for t in themes.tolist() if t >= 0}), "seconds": round(seconds, 2)}
     logger.info("eval opinions: %d texts → %s", len(data.texts), result)
     return result
+
+
+def _units(data: OpinionTexts, split: Callable[[str], list[Span]]) -> tuple[list[int], list[str]]:
+    text_index, unit_texts = [], []
+    for i, text in enumerate(data.texts):
+        for span in split(text):
+            text_index.append(i)
+            unit_texts.append(text[span.start:span.end])
+    return text_index, unit_texts
+
+
+def _embed_and_cluster(unit_texts: list[str], embedder: Embedder, clusterer: Clusterer, stance,
+                       aspect: bool) -> tuple[np.ndarray, np.ndarray]:
+    vectors = embedder.embed(unit_texts) if unit_texts else np.zeros((0, 1), dtype=np.float32)
+    if aspect and hasattr(stance, "aspect_text") and unit_texts:
+        themes = clusterer.fit(embedder.embed([stance.aspect_text(t) for t in unit_texts]))
+    else:
+        themes = clusterer.fit(vectors)
+    return vectors, themes
+
+
+def fit_stance(train: OpinionTexts, embedder: Embedder, clusterer: Clusterer, stance: FittedStance | None = None,
+               split: Callable[[str], list[Span]] = split_aspect_spans) -> FittedStance:
+    """A :class:`~miner.stance.FittedStance` fitted on labelled texts through the path
+    :func:`evaluate_opinions` runs: the texts' units are split, embedded and clustered as there, each
+    theme mapped to its gold category (:func:`theme_categories`), and a unit whose theme's category is
+    in its text's gold takes that category's polarity — the polarity the scorer will compare it
+    with; any other unit may be any of its text's gold polarities (each weighted 1/n). On MAMS
+    validation these labels beat labelling a unit by the gold category nearest its vector
+    (BENCHMARKS.md § Opinions)."""
+    stance = stance or FittedStance()
+    text_index, unit_texts = _units(train, split)
+    if not unit_texts:
+        raise OpinionDataError("no units to fit a stance on")
+    vectors, themes = _embed_and_cluster(unit_texts, embedder, clusterer, stance, aspect=True)
+    category_of = theme_categories(train.gold, text_index, themes.tolist())
+    possible: list[set[str]] = []
+    for i, theme in zip(text_index, themes.tolist()):
+        polarity = dict(train.gold[i])
+        category = category_of.get(theme)
+        possible.append({polarity[category]} if category in polarity else set(polarity.values()))
+    try:
+        return stance.fit(vectors, possible)
+    except ValueError as exc:
+        raise OpinionDataError(str(exc)) from exc
 
 
 def opinion_clusterer(seed: int) -> Clusterer:

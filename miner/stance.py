@@ -12,6 +12,9 @@ estimator of miner/ratings.py; :class:`CombinedStance` adds the two without the 
 weight. Each has ``stances(texts, vectors) -> list[str]`` and ``scores(texts, vectors)`` on
 VADER's -1..1 range (OpinionStance's and CombinedStance's: -3..3).
 
+:class:`FittedStance` is supervised and opt-in (``miner eval opinions --stance-train``): a
+logistic-regression head on unit vectors fitted on labelled units of one domain; no default uses it.
+
 :func:`theme_stance` turns unit stances into a theme's: positive / negative / neutral when
 one holds at least ``MAJORITY`` of the units, else mixed.
 """
@@ -20,14 +23,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
 from miner.components import Embedder, NotInstalledError
 
-__all__ = ["OpinionStance", "VaderStance", "AnchorStance", "CombinedStance", "default_stance", "job_stance", "theme_stance",
-           "stance_of_score"]
+__all__ = ["OpinionStance", "VaderStance", "AnchorStance", "CombinedStance", "FittedStance", "default_stance", "job_stance",
+           "theme_stance", "stance_of_score"]
 
 MAJORITY = 0.6
 # Words and phrases people use about assistants that VADER's lexicon scores 0 (or wrongly);
@@ -215,6 +218,69 @@ class CombinedStance:
 
     def stances(self, texts: Sequence[str], vectors: np.ndarray) -> list[str]:
         return [stance_of_score(s, self.threshold) for s in self.scores(texts, vectors)]
+
+
+class FittedStance:
+    """A stance fitted on labelled units: a 3-class logistic regression (scikit-learn) on the unit's
+    sentence vector (the embedding the path already computes); score = P(positive) − P(negative) on
+    -1..1, above ``threshold`` positive, below ``-threshold`` negative, else neutral.
+
+    Opt-in only (``miner eval opinions --stance-train``): it learns the domain it is fitted on — on
+    MAMS a restaurant's topics and how its reviewers complain — so it must not become the interview
+    job's stance unnoticed. :meth:`fit` takes each unit's possible polarities: one is its label;
+    several (what a text's gold says when the unit's own aspect is unknown) count each with weight
+    1/n; none skips the unit. Constants chosen on MAMS validation (BENCHMARKS.md § Opinions,
+    "Stance fitted on labelled texts")."""
+
+    name = "fitted (logistic regression on unit vectors)"
+    THRESHOLD = 0.3
+    C = 3.0
+    CLASSES = ("positive", "negative", "neutral")
+
+    def __init__(self, threshold: float = THRESHOLD, c: float = C):
+        self.threshold, self.c = threshold, c
+        self.model = None
+        self._vader: VaderStance | None = None
+
+    def fit(self, vectors: np.ndarray, polarities: Sequence[Collection[str]]) -> FittedStance:
+        """Fit on unit vectors and each unit's possible polarities; ValueError if fewer than two
+        polarities are ever given or a polarity is not positive / negative / neutral."""
+        from sklearn.linear_model import LogisticRegression
+
+        rows, classes, weights = [], [], []
+        for unit, possible in enumerate(polarities):
+            unknown = set(possible) - set(self.CLASSES)
+            if unknown:
+                raise ValueError(f"unit {unit}: polarity {sorted(unknown)} is not one of {', '.join(self.CLASSES)}")
+            for polarity in possible:
+                rows.append(unit)
+                classes.append(self.CLASSES.index(polarity))
+                weights.append(1.0 / len(possible))
+        if len(set(classes)) < 2:
+            raise ValueError(f"need units of at least two polarities to fit a stance, got {len(set(classes))}")
+        self.model = LogisticRegression(C=self.c, max_iter=2000).fit(
+            np.asarray(vectors, dtype=np.float64)[rows], np.array(classes), sample_weight=np.array(weights))
+        return self
+
+    def scores(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise ValueError("FittedStance.fit must be called before scores")
+        if not len(texts):
+            return np.zeros(0)
+        probability = self.model.predict_proba(np.asarray(vectors, dtype=np.float64))
+        column = {int(k): n for n, k in enumerate(self.model.classes_)}
+        positive = probability[:, column[0]] if 0 in column else 0.0
+        negative = probability[:, column[1]] if 1 in column else 0.0
+        return np.asarray(positive - negative, dtype=float)
+
+    def stances(self, texts: Sequence[str], vectors: np.ndarray) -> list[str]:
+        return [stance_of_score(s, self.threshold) for s in self.scores(texts, vectors)]
+
+    def aspect_text(self, text: str) -> str:
+        """VADER's aspect text, so units cluster as they do with the default stance."""
+        if self._vader is None:
+            self._vader = VaderStance()
+        return self._vader.aspect_text(text)
 
 
 def theme_stance(stances: Sequence[str], majority: float = MAJORITY) -> str:

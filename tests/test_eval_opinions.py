@@ -25,8 +25,11 @@ SOURCES = {"negative": ["it made up the sources", "the citations it gave were fa
 
 @pytest.fixture(scope="module")
 def opinions_csv(tmp_path_factory):
-    rng = random.Random(3)
-    path = tmp_path_factory.mktemp("eval") / "opinions.csv"
+    return _write_opinions(tmp_path_factory.mktemp("eval") / "opinions.csv", seed=3)
+
+
+def _write_opinions(path, seed):
+    rng = random.Random(seed)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "review", "gold"])
@@ -114,3 +117,45 @@ def test_a_cluster_above_max_share_is_clustered_again():
     big = (truth == "a") | (truth == "b")
     assert len(set(plain[big])) == 1 and len(set(capped[big])) > 1
     assert len(set(capped[truth == "c"])) == 1 and not set(capped[truth == "c"]) & set(capped[big])
+
+
+def test_eval_opinions_with_a_stance_fitted_on_a_labelled_file(opinions_csv, tmp_path):
+    """--stance-train fits the supervised head on another labelled file (same columns), then scores."""
+    train = _write_opinions(tmp_path / "train.csv", seed=11)
+    result = CliRunner().invoke(app, ["eval", "opinions", str(opinions_csv), "--text-column", "review",
+                                      "--opinions-column", "gold", "--stance-train", str(train), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(re.findall(r"\{.*\}", result.output)[-1])
+    assert set(scores) == {"pair_f1", "category_f1", "polarity_accuracy", "units", "themes", "seconds"}
+    assert scores["units"] == 56
+    assert scores["category_f1"] >= 0.9
+    assert scores["polarity_accuracy"] >= 0.8 and scores["pair_f1"] >= 0.7
+
+
+def test_stance_train_file_errors_name_the_file_and_column(opinions_csv, tmp_path):
+    runner = CliRunner()
+
+    def said(result):  # the message without the line breaks and box rich wraps long paths in
+        return re.sub(r"[\s│╭╮╰╯─]+", "", result.output)
+
+    base = ["eval", "opinions", str(opinions_csv), "--text-column", "review", "--opinions-column", "gold"]
+    missing = tmp_path / "no_such_train.csv"
+    result = runner.invoke(app, [*base, "--stance-train", str(missing)])
+    assert result.exit_code == 2 and "no_such_train.csv" in said(result), result.output
+
+    wrong_columns = tmp_path / "wrong_columns.csv"
+    wrong_columns.write_text("id,review,labels\n0,it was fast,speed:positive\n", encoding="utf-8")
+    result = runner.invoke(app, [*base, "--stance-train", str(wrong_columns)])
+    assert result.exit_code == 2 and "wrong_columns.csv" in said(result) and "nocolumngold" in said(result), result.output
+
+    bad_pair = tmp_path / "bad_pair.csv"
+    bad_pair.write_text("id,review,gold\n0,it was fast,speed:great\n", encoding="utf-8")
+    result = runner.invoke(app, [*base, "--stance-train", str(bad_pair)])
+    assert result.exit_code == 2 and "bad_pair.csv" in said(result) and "row2" in said(result), result.output
+
+    one_polarity = tmp_path / "one_polarity.csv"
+    one_polarity.write_text("id,review,gold\n" + "".join(f"{i},it was fast number {i},speed:positive\n"
+                                                          for i in range(12)), encoding="utf-8")
+    result = runner.invoke(app, [*base, "--stance-train", str(one_polarity)])
+    assert result.exit_code == 2 and "one_polarity.csv" in said(result) and "twopolarities" in said(result), \
+        result.output

@@ -3,9 +3,10 @@ sentiment anchors, the sample generator or any benchmark set), and theme stance 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from miner.stance import OpinionStance, VaderStance, default_stance, theme_stance
+from miner.stance import FittedStance, OpinionStance, VaderStance, default_stance, stance_of_score, theme_stance
 
 HELD_OUT = [
     ("it made up the sources", "negative"),
@@ -135,3 +136,53 @@ def test_opinion_label_is_a_phrase_with_the_stance():
     assert label.stance == "negative"
     assert "long" in label.phrase.lower() and len(label.phrase.split()) <= 6
     assert label.label == f"{label.phrase} (negative)"
+
+
+# A labelled set written for this test (restaurant units, as MAMS's), and held-out units: a
+# stance fitted on labelled units reads narrative complaints a lexicon scores 0.
+FIT_TRAIN = {
+    "positive": ["the pasta was delicious", "our server was friendly and attentive", "great wine list",
+                 "the dessert was amazing", "lovely cosy atmosphere", "the staff made us feel welcome",
+                 "the steak was cooked perfectly", "prices were very fair for the portions"],
+    "negative": ["we waited an hour for our table", "the waiter forgot our drinks twice",
+                 "nobody came to take our order", "the soup arrived cold", "the manager ignored our complaint",
+                 "we had to ask three times for the bill", "they brought us the wrong dishes",
+                 "the hostess rolled her eyes at us"],
+    "neutral": ["we went there on a Tuesday", "I ordered the fish", "my sister had the salad",
+                "we sat near the window", "the restaurant is on the corner of the street",
+                "we came for lunch", "there is a bar upstairs", "they open at noon"],
+}
+FIT_HELD_OUT = [("our waiter never came back to check on us", "negative"),
+                ("the food took forever to arrive and was cold", "negative"),
+                ("the chicken was tasty and fresh", "positive"),
+                ("the waitress was warm and helpful", "positive"),
+                ("we had dinner there on Friday", "neutral"),
+                ("I ordered the soup and a salad", "neutral")]
+
+
+def test_fitted_stance_learns_the_labelled_polarities(embedder):
+    texts = [t for texts in FIT_TRAIN.values() for t in texts]
+    labels = [{polarity} for polarity, texts in FIT_TRAIN.items() for _ in texts]
+    # Units whose own polarity is unknown (a text's gold says only which polarities it holds) count 1/n each.
+    texts += ["we went there for lunch and the pasta was delicious"]
+    labels += [{"neutral", "positive"}]
+    # 25 units give softer probabilities than MAMS's 10k (where the default threshold 0.3 was
+    # chosen), so the side is taken above 0.1 here; neutral units must stay nearer 0.
+    stance = FittedStance(threshold=0.1).fit(embedder.embed(texts), labels)
+    held = [t for t, _ in FIT_HELD_OUT]
+    scores = stance.scores(held, embedder.embed(held))
+    polar = [(t, want, round(float(s), 2)) for (t, want), s in zip(FIT_HELD_OUT, scores) if want != "neutral"]
+    assert all(stance_of_score(s, 0.1) == want for _, want, s in polar), polar
+    neutral = [(t, round(float(s), 2)) for (t, want), s in zip(FIT_HELD_OUT, scores) if want == "neutral"]
+    assert all(abs(s) < 0.2 for _, s in neutral), neutral
+    assert VaderStance().stances(held[:1]) == ["neutral"]  # the lexicon cannot read this complaint
+
+
+def test_fitted_stance_refuses_what_it_cannot_fit():
+    vectors = np.eye(4)
+    with pytest.raises(ValueError, match="two polarities"):
+        FittedStance().fit(vectors, [{"positive"}] * 4)
+    with pytest.raises(ValueError, match="not one of"):
+        FittedStance().fit(vectors, [{"positive"}, {"negative"}, {"great"}, set()])
+    with pytest.raises(ValueError, match="fit"):
+        FittedStance().scores(["x"], vectors[:1])
