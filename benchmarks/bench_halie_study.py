@@ -133,6 +133,10 @@ def run(data: Path, ratings_path: Path, settings: Settings, url: str | None = No
             bipolar = {r["theme_id"]: bool(r["flagged"]) for r in cur.execute(
                 "SELECT theme_id, bool_or(coalesce(bipolar, false)) AS flagged FROM reporting.theme_sentiment "
                 "WHERE study = %s GROUP BY theme_id", (study,))}
+            sentiment = cur.execute(
+                "SELECT theme_id, session_model, answers, positive_share, negative_share, mean_sentiment, bipolar, "
+                "suppressed FROM reporting.theme_sentiment WHERE study = %s ORDER BY theme_id, session_model",
+                (study,)).fetchall()
     units = counts.get("units") or sum(t["answers"] for t in themes)
     return {
         "study": study, "interviews": len(result.interviews), "rejected": len(result.rejected),
@@ -141,6 +145,8 @@ def run(data: Path, ratings_path: Path, settings: Settings, url: str | None = No
         **score(themes, cells, bipolar, models, units),
         "theme_list": [{**t, "share": round(t["answers"] / units, 3), "bipolar": bipolar.get(t["theme_id"], False)}
                        for t in themes],
+        "low_quality": counts.get("low_quality"), "excluded": counts.get("excluded"),
+        "sentiment_cells": sentiment,
     }
 
 
@@ -156,7 +162,7 @@ def main() -> None:
         if not path.exists():
             raise SystemExit(f"{path} is absent: this benchmark reads ../shared/data in place")
     row = run(args.data, args.ratings, Settings(), args.database_url)
-    print(json.dumps({k: v for k, v in row.items() if k not in ("cells", "theme_list")}))
+    print(json.dumps({k: v for k, v in row.items() if k not in ("cells", "theme_list", "sentiment_cells")}))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(row, indent=1, default=str) + "\n")
 

@@ -24,7 +24,8 @@ import psycopg
 from miner import repository
 from miner.protocols import Embedder
 from miner.dimensions import PrototypeClassifier, classify_questions
-from miner.embed import embed_units
+from miner.embed import answer_vectors, embed_units
+from miner.opinion_job import opinion_units
 from miner.ratings import AnchorSentiment, explicit_ratings, rate_interviews
 from miner.records import Rating, Unit
 from miner.units import split_units
@@ -87,7 +88,9 @@ def evaluate_ratings(conn: psycopg.Connection, study: str, embedder: Embedder, g
     units = split_units(interviews)
     if not units:
         raise GoldDataError(f"study {study!r} has no answers; run `miner ingest` first")
-    vectors = _vectors(conn, units, embedder)
+    # The answers' vectors as the job's understand step makes them (miner.embed.answer_vectors), from
+    # the offline opinion units (a job with an LLM takes the LLM's quotes instead).
+    vectors = answer_vectors(units, opinion_units(units)[0], lambda texts: _vectors(conn, texts, embedder))
     by_question = classify_questions([u.question for u in units], PrototypeClassifier(embedder))
     dimensions = {u.unit_id: by_question[u.question] for u in units}
     estimator = AnchorSentiment(embedder)

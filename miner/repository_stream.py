@@ -85,3 +85,13 @@ def load_job_answers_in(conn: psycopg.Connection, job_id: str, interview_ids: Se
                 WHERE j.job_id = %s AND u.interview_id = ANY(%s) ORDER BY j.position""",
             (job_id, list(interview_ids))).fetchall()
     return [Unit(**row) for row in rows]
+
+
+def load_job_units_in(conn: psycopg.Connection, job_id: str, interview_ids: Sequence[str]) -> list[Unit]:
+    """The job's opinion units of these interviews, in the job's fixed order."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT {_UNIT_COLUMNS} FROM job_units j JOIN units u USING (unit_id)
+                WHERE j.job_id = %s AND u.interview_id = ANY(%s) ORDER BY j.position""",
+            (job_id, list(interview_ids))).fetchall()
+    return [Unit(**row) for row in rows]

@@ -26,7 +26,7 @@ from miner import repository_stream as stream
 from miner.assign import SampledClusterer, SampleParams, assign_nearest, centroids_of, for_sample, sample_indices
 from miner.compact import STORED, stored_precision
 from miner.components import Components
-from miner.embed import embed_units
+from miner.embed import answer_vectors, embed_units
 from miner.label import label_clusters
 from miner.nightly import NightlyParams, fold_in
 from miner.opinion_job import (job_unit_stances, min_theme_size, off_topic_themes, opinion_units, split_by_stance,
@@ -431,13 +431,17 @@ def understand_part(conn: psycopg.Connection, job: Job, parts: Components, optio
                     answers: list[Unit]) -> str:
     """Dimensions, ratings, quality verdicts and engagement sums of some of the job's interviews, written
     as rows (their statistics come later from those rows, `job_statistics`); with an LLM, the ratings its
-    units-step call gave (interview_readings). Returns the rating estimator's name."""
+    units-step call gave (interview_readings). Returns the rating estimator's name. An answer cut into
+    opinion units takes its vector from theirs (miner.embed.answer_vectors), so only answers with no
+    unit are embedded here."""
     from miner.llm_rate import reading_from_json
     from miner.stats import interview_engagement
     from miner.understand import texts_to_embed, understand_interviews
     from miner.units import answer_hash
 
-    vectors, _ = _embed_missing(conn, answers, parts.embedder)
+    spans = stream.load_job_units_in(conn, job.job_id, [i.interview_id for i in interviews])
+    vectors = answer_vectors(answers, spans, lambda units: _embed_missing(conn, units, parts.embedder)[0])
+    del spans
     rated_by, readings = repository.load_interview_readings(conn, job.job_id, [i.interview_id for i in interviews])
     by_interview = {u.interview_id: u.session_model for u in answers}
     rated = {i: reading_from_json(i, by_interview[i], r) for i, r in readings.items() if i in by_interview}

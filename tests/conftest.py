@@ -180,3 +180,50 @@ def analyse_sample_twice(database_url: str, study: str, samples, components) -> 
             run_job(conn, job_id, components)
             job_ids.append(job_id)
     return job_ids
+
+
+class CountingEmbedder:
+    """A real embedder that keeps every text it is asked to embed: what a job embedded, seen from outside."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.texts = inner, inner.name, []
+
+    def embed(self, texts: list[str]):
+        self.texts.extend(texts)
+        return self.inner.embed(texts)
+
+
+def check_answers_take_their_units_mean(conn, job_id: str, interview_ids, embedder, embedded: list[str]) -> int:
+    """For every answer of these interviews that the job cut into two or more opinion units: its whole
+    text is not among `embedded` (what the job's embedder was asked to embed), and the sentiment the job
+    stored for it (unit_insights) is the anchor estimator's on the normalised mean of its units' stored
+    vectors, rounded to float16 as stored vectors are (not on its whole text's vector: checked to differ
+    for at least one). Returns how many answers were checked."""
+    import numpy as np
+
+    from miner import repository
+    from miner.compact import stored_precision, to_stored
+    from miner.ratings import AnchorSentiment
+
+    rows = conn.execute(
+        """SELECT a.unit_id, a.answer, x.sentiment, array_agg(u.answer_hash ORDER BY u.unit_id)
+           FROM job_units j JOIN units u USING (unit_id) JOIN units a ON a.unit_id = u.answer_unit_id
+           JOIN unit_insights x ON x.job_id = j.job_id AND x.unit_id = a.unit_id
+           WHERE j.job_id = %s AND a.interview_id = ANY(%s)
+           GROUP BY a.unit_id, a.answer, x.sentiment HAVING count(*) >= 2""", (job_id, sorted(interview_ids))).fetchall()
+    assert rows, "no answer was cut into two or more opinion units"
+    spans = {h for *_, hashes in rows for h in hashes}
+    cached = repository.load_embeddings(conn, embedder.name, spans)
+    estimator = AnchorSentiment(stored_precision(embedder))
+    embedded_texts = set(embedded)
+    expected = []
+    for unit_id, text, sentiment, hashes in rows:
+        assert text not in embedded_texts, unit_id
+        mean = np.mean([cached[h].astype(np.float64) for h in hashes], axis=0)
+        expected.append(to_stored(mean / np.linalg.norm(mean)))
+    expected = estimator.to_scale(estimator.raw(np.vstack(expected)))
+    for (unit_id, _, sentiment, _), value in zip(rows, expected):
+        assert abs(sentiment - value) < 2e-4, (unit_id, sentiment, value)
+    whole = estimator.to_scale(estimator.raw(stored_precision(embedder).embed([text for _, text, *_ in rows])))
+    assert (np.abs(whole - expected) > 1e-3).any(), "the whole answers' vectors would give the same sentiments"
+    return len(rows)

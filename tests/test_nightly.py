@@ -8,6 +8,7 @@ from collections import Counter
 import psycopg
 import pytest
 
+from conftest import CountingEmbedder, check_answers_take_their_units_mean
 from miner import repository, repository_jobs
 from miner import repository_runs as runs
 from miner.components import Components
@@ -42,7 +43,8 @@ def nightly_job(conn, components, force=False) -> str:
 @pytest.fixture(scope="module")
 def runs_over_time(database_url, settings, embedder):
     """Nightly run on 300 interviews, again on the same data, then after 10% new interviews."""
-    components = Components.from_settings(settings, embedder=embedder)
+    counting = CountingEmbedder(embedder)
+    components = Components.from_settings(settings, embedder=counting)
     old = generate_sample(300, seed=21)
     new = generate_sample(30, seed=22, extra_themes=NEW_OPINION)
     with psycopg.connect(database_url) as conn:
@@ -52,10 +54,11 @@ def runs_over_time(database_url, settings, embedder):
         second = nightly_job(conn, components, force=True)
         ingest(conn, new, offset=len(old))
         before = row_versions(conn)
+        embedded_before = len(counting.texts)
         third = nightly_job(conn, components)
         after = row_versions(conn)
     return {"first": first, "second": second, "third": third, "nothing_new": nothing_new, "new": new,
-            "versions": (before, after)}
+            "versions": (before, after), "embedded_tonight": counting.texts[embedded_before:]}
 
 
 # Rows shared by all jobs, by key; a row's xmin changes whenever it is written (insert or update).
@@ -167,6 +170,22 @@ def test_nightly_writes_rows_only_for_new_interviews(database_url, runs_over_tim
             assert old_rows and all(str(r) in new_rows for r in old_rows), table
         assert conn.execute("SELECT count(*) FROM quality_verdicts WHERE job_id = %s AND interview_id = ANY(%s)",
                             (third, sorted(new_ids))).fetchone()[0] == len(new_ids)
+
+
+def test_nightly_answers_cut_into_opinion_units_take_their_mean_vector(database_url, runs_over_time, embedder):
+    """The new interviews' answers of two or more opinion units are not embedded whole (nor their vectors
+    cached); their sentiment comes from the normalised mean of their units' vectors."""
+    third = runs_over_time["third"]
+    before, after = runs_over_time["versions"]
+    new_ids = {to_interview(s.record, STUDY, "x", 0).interview_id for s in runs_over_time["new"]}
+    with psycopg.connect(database_url) as conn:
+        assert check_answers_take_their_units_mean(conn, third, new_ids, embedder,
+                                                   runs_over_time["embedded_tonight"]) >= 5
+        split = {r[0] for r in conn.execute(
+            """SELECT a.answer_hash FROM units a WHERE a.interview_id = ANY(%s) AND (
+                   SELECT count(*) FROM units u WHERE u.answer_unit_id = a.unit_id) >= 2""", (sorted(new_ids),))}
+    written = {k for k, v in after["embeddings"].items() if before["embeddings"].get(k) != v}
+    assert split and not {f"{h}/{embedder.name}" for h in split} & written
 
 
 def test_nightly_statistics_match_a_recount_of_every_interview(database_url, runs_over_time):

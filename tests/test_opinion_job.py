@@ -57,6 +57,30 @@ def test_theme_and_node_stance():
     assert node_stance(stances, {1: 40, 2: 50, 3: 10}, (1, 2, 3)) == "mixed"
 
 
+def test_an_answer_of_several_opinion_units_takes_their_normalised_mean(embedder):
+    """miner.embed.answer_vectors, as every job path calls it: the answer cut into two units is not
+    embedded, its vector is its units' normalised mean at stored precision; an answer that is its own
+    unit has that unit's vector; a no-opinion answer its own text's."""
+    from conftest import CountingEmbedder
+    from miner.compact import stored_precision, to_stored
+    from miner.embed import answer_vectors
+
+    answers = [answer(0, "It was quick to reply. But it made up the sources for my essay."),
+               answer(1, "The tone was friendly and warm throughout."), answer(2, "idk")]
+    units, empty = opinion_units(answers)
+    assert [u.answer_unit_id for u in units] == ["iv1:0", "iv1:0", "iv1:1"] and empty == {"iv1:2"}
+    counting = CountingEmbedder(stored_precision(embedder))
+    vectors = answer_vectors(answers, units, lambda of: counting.embed([u.answer for u in of]))
+    assert counting.texts == ["idk", "It was quick to reply.", "it made up the sources for my essay.",
+                              "The tone was friendly and warm throughout."]  # once each, one call
+    spans = counting.inner.embed(counting.texts)
+    mean = spans[1:3].astype(np.float64).mean(axis=0)
+    assert np.array_equal(vectors[0], to_stored(mean / np.linalg.norm(mean)))
+    assert np.array_equal(vectors[1], spans[3]) and np.array_equal(vectors[2], spans[0])
+    assert not np.allclose(vectors[0], counting.inner.embed([answers[0].answer])[0], atol=1e-2)
+    assert vectors.dtype == np.float32 and np.isclose(np.linalg.norm(vectors[0]), 1.0, atol=1e-3)
+
+
 def test_theme_granularity_holds_at_1000_interviews(embedder):
     """The job's path (opinion units → stance → theme clusterer → stance split) on a 1,000-interview
     sample gives about as many themes as planted, each planted theme with its planted stance."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CountingEmbedder, check_answers_take_their_units_mean
 from miner import db, pipeline, repository, repository_jobs
 from miner.components import Components
 from miner.ingest import ingest_files
@@ -28,12 +29,18 @@ def sample_with_low_quality(count: int, at_least: int = 2):
 
 
 @pytest.fixture(scope="module")
-def analysed(database_url, settings, embedder, tmp_path_factory):
+def counting(embedder) -> CountingEmbedder:
+    """The job's embedder in this module: the real one, keeping what it was asked to embed."""
+    return CountingEmbedder(embedder)
+
+
+@pytest.fixture(scope="module")
+def analysed(database_url, settings, counting, tmp_path_factory):
     """A 50-interview sample study with planted low-quality interviews, analysed in process."""
     samples = sample_with_low_quality(50)
     path = tmp_path_factory.mktemp("understand") / "sample.jsonl"
     write_jsonl(samples, path)
-    components = Components.from_settings(settings, embedder=embedder)
+    components = Components.from_settings(settings, embedder=counting)
     with db.connect(database_url) as conn:
         store_ingest(conn, STUDY, ingest_files([Path(path)], STUDY, settings.max_record_bytes))
         job_id = repository_jobs.create_job(conn, STUDY)
@@ -115,6 +122,14 @@ def test_other_surfaces_are_filled(analysed, conn, embedder):
     question = conn.execute("SELECT question FROM units WHERE study = %s LIMIT 1", (STUDY,)).fetchone()[0]
     texts = [question, load_prototypes()["needs"][0]]
     assert len(repository.load_embeddings(conn, embedder.name, [answer_hash(t) for t in texts])) == 2
+
+
+def test_an_answer_cut_into_opinion_units_takes_their_mean_vector(analysed, conn, counting, embedder):
+    """Ratings and quality read an answer of two or more opinion units through the normalised mean of
+    its units' vectors (miner.embed.answer_vectors); its whole text is never embedded."""
+    _, job_id, _ = analysed
+    interviews = [r[0] for r in conn.execute("SELECT interview_id FROM interviews WHERE study = %s", (STUDY,))]
+    assert check_answers_take_their_units_mean(conn, job_id, interviews, embedder, counting.texts) >= 10
 
 
 def test_eval_ratings_without_gold_hides_the_explicit_numbers(analysed, miner_env):
