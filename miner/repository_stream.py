@@ -79,19 +79,20 @@ def load_interviews_in(conn: psycopg.Connection, interview_ids: Sequence[str]) -
 
 def load_job_answers_in(conn: psycopg.Connection, job_id: str, interview_ids: Sequence[str]) -> list[Unit]:
     """The job's answer units of these interviews, in the job's fixed order."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            f"""SELECT {_UNIT_COLUMNS} FROM job_answers j JOIN units u USING (unit_id)
-                WHERE j.job_id = %s AND u.interview_id = ANY(%s) ORDER BY j.position""",
-            (job_id, list(interview_ids))).fetchall()
-    return [Unit(**row) for row in rows]
+    return _job_rows_in(conn, "job_answers", job_id, interview_ids)
 
 
 def load_job_units_in(conn: psycopg.Connection, job_id: str, interview_ids: Sequence[str]) -> list[Unit]:
     """The job's opinion units of these interviews, in the job's fixed order."""
+    return _job_rows_in(conn, "job_units", job_id, interview_ids)
+
+
+def _job_rows_in(conn: psycopg.Connection, table: str, job_id: str, interview_ids: Sequence[str]) -> list[Unit]:
+    if table not in ("job_answers", "job_units"):  # the table is a name, never input
+        raise ValueError(f"not a job's unit table: {table}")
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            f"""SELECT {_UNIT_COLUMNS} FROM job_units j JOIN units u USING (unit_id)
+            f"""SELECT {_UNIT_COLUMNS} FROM {table} j JOIN units u USING (unit_id)
                 WHERE j.job_id = %s AND u.interview_id = ANY(%s) ORDER BY j.position""",
             (job_id, list(interview_ids))).fetchall()
     return [Unit(**row) for row in rows]
