@@ -184,12 +184,12 @@ def off_topic_themes(samples: dict[int, tuple[Sequence[Unit], np.ndarray]], embe
     unrelated both to their question and to opinions about an assistant, by the quality filter's rule
     and threshold (miner.quality.relatedness, QualityOptions.min_relatedness)."""
     from miner.quality import QualityOptions, opinion_direction, relatedness
-    from miner.ratings import AnchorSentiment
 
     samples = {t: (units, vectors) for t, (units, vectors) in samples.items() if len(units)}
     if not samples:
         return set()
-    opinion = opinion_direction(AnchorSentiment(embedder).anchor_vectors())
+    # The job's stance estimator's anchors (embedded once per embedder; the label step just used them).
+    opinion = opinion_direction(_job_stance(embedder).anchor.estimator.anchor_vectors())
     questions = sorted({u.question for units, _ in samples.values() for u in units})
     question_vectors = dict(zip(questions, embedder.embed(questions)))
     threshold = QualityOptions().min_relatedness
