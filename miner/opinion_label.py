@@ -53,17 +53,12 @@ class OpinionLabel:
         return f"{self.phrase} ({self.stance})"
 
 
-def _clauses(text: str) -> Iterator[str]:
-    """The unit's clauses of 1 to MAX_WORDS words, lower-cased, without openers and closers."""
-    return (key for key, _ in _cased_clauses(text))
-
-
-def _cased_clauses(text: str) -> Iterator[tuple[str, str]]:
-    """The unit's clauses as (lower-cased key, the clause as written). The key is what is compared
-    and embedded, so the choice does not depend on how people type; the label shows the words as
-    written ("AI", "ChatGPT"). The text is scrubbed before it is cut (a cut e-mail address would no
-    longer look like one) and a clause with a placeholder is skipped: the reporting views show a
-    label as is."""
+def _clauses(text: str) -> Iterator[tuple[str, str]]:
+    """The unit's clauses of 1 to MAX_WORDS words without openers and closers, as (lower-cased key,
+    the clause as written). The key is what is compared and embedded, so the choice does not depend
+    on how people type; the label shows the words as written ("AI", "ChatGPT"). The text is scrubbed
+    before it is cut (a cut e-mail address would no longer look like one) and a clause with a
+    placeholder is skipped: the reporting views show a label as is."""
     for piece in _CLAUSE.split(scrub_text(text).replace("’", "'")):
         clause = _CLOSER.sub("", _OPENER.sub("", " ".join(piece.split()).strip(_EDGES))).strip(_EDGES)
         if clause and len(clause.split()) <= MAX_WORDS and "[" not in clause:
@@ -81,7 +76,7 @@ def _candidates(texts: Sequence[str], closeness: np.ndarray, limit: int) -> dict
     first, at most `limit`."""
     found: dict[str, str] = {}
     for index in np.argsort(-closeness, kind="stable"):
-        for key, clause in _cased_clauses(texts[index]):
+        for key, clause in _clauses(texts[index]):
             found.setdefault(key, clause)
         if len(found) >= limit:
             break

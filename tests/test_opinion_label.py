@@ -19,12 +19,16 @@ def _label(texts, embedder):
     return label_opinion_theme(texts, embedder.embed(texts), VaderStance().stances(texts), embedder)
 
 
+def keys(text: str) -> list[str]:
+    return [key for key, _ in _clauses(text)]
+
+
 def test_clauses_drop_openers_and_keep_short_ones():
-    assert list(_clauses("Honestly, it made up the sources, and the quotes were fake to be honest.")) == [
+    assert keys("Honestly, it made up the sources, and the quotes were fake to be honest.") == [
         "it made up the sources", "the quotes were fake"]
-    assert list(_clauses("I think it's great for coding; I'd use it again!")) == ["it's great for coding",
-                                                                                 "i'd use it again"]
-    assert not list(_clauses("It gave me journal articles that turned out to be fabricated."))  # 9 words
+    assert keys("I think it's great for coding; I'd use it again!") == ["it's great for coding",
+                                                                         "i'd use it again"]
+    assert not keys("It gave me journal articles that turned out to be fabricated.")  # 9 words
 
 
 def test_the_label_says_the_opinion_not_the_topic(embedder):
