@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson")
 INPUT_SUFFIXES = (".json", *JSONL_SUFFIXES)  # compared case-insensitively: LOGS.JSON is read too
 RAW_EXCERPT_CHARS = 2000
 ERROR_VALUE_CHARS = 200
+_NON_SPACE = re.compile(rb"\S")
 
 
 class InputSchemaError(ValueError):
@@ -118,13 +120,14 @@ def _read_records(path: Path, max_record_bytes: int) -> Iterator[tuple[int, str,
     except (OSError, UnicodeDecodeError) as exc:
         yield 0, "", None, f"cannot be read: {exc}"
         return
-    if path.suffix.lower() in JSONL_SUFFIXES:
+    layout = _layout(data, path.suffix.lower() in JSONL_SUFFIXES)
+    if layout == "lines":
         for line_no, line in enumerate(data.split(b"\n"), start=1):
             if line.strip():
                 yield (line_no, *_parse_one(line, max_record_bytes))
         return
     text = data.decode("utf-8", errors="surrogateescape")
-    if not decode.is_array(text):
+    if layout == "document":
         if len(data) > max_record_bytes:
             yield 1, text, None, _too_big(len(data), max_record_bytes)
         else:
@@ -136,6 +139,38 @@ def _read_records(path: Path, max_record_bytes: int) -> Iterator[tuple[int, str,
             yield index, raw, None, _too_big(size, max_record_bytes)
         else:
             yield index, raw, item, error
+
+
+def _layout(data: bytes, jsonl_suffix: bool) -> str:
+    """How a file holds its records: "lines" (JSONL), "array" (a JSON array) or "document" (one object).
+
+    The suffix is a hint and the content decides: people save a JSON array as `.jsonl` (pretty-printed
+    or on one line) and a JSONL export as `.json`, and read the other way all their records are lost.
+    A `.jsonl` file whose first line is a JSON value on its own is JSONL, whatever follows.
+    """
+    found = _NON_SPACE.search(data)
+    if found is None:
+        return "lines" if jsonl_suffix else "document"
+    end = data.find(b"\n", found.start())
+    first = data[found.start():len(data) if end < 0 else end]
+    more = end >= 0 and _NON_SPACE.search(data, end) is not None
+    is_array = first.startswith(b"[")
+    if jsonl_suffix:
+        if more and _parses(first):
+            return "lines"
+        if is_array and (not more or first.strip() == b"[" or _parses(data)):
+            return "array"
+        return "document" if more and _parses(data) else "lines"
+    if is_array:
+        return "array"
+    # A first line that is a whole value with more after it: the file is no single JSON value.
+    return "lines" if more and _parses(first) else "document"
+
+
+def _parses(data: bytes) -> bool:
+    """Whether the bytes are one JSON value (the checks decode.loads adds aside)."""
+    value, error = decode.loads(data.decode("utf-8", errors="surrogateescape"))
+    return value is not None or error is None
 
 
 def _parse_one(line: bytes, max_record_bytes: int) -> tuple[str, Any, str | None]:

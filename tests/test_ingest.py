@@ -94,6 +94,31 @@ def test_json_array_and_single_object_files(tmp_path):
     assert ingest_file(tmp_path / "one.json", "s", 100_000).interviews[0].external_id == "solo"
 
 
+def test_a_json_array_in_a_jsonl_file_is_read_as_an_array(tmp_path):
+    records = [variant(id="a1"), variant(id="a2", sessionModel=7), variant(id="a3")]
+    (tmp_path / "pretty.jsonl").write_text(json.dumps(records, indent=2))
+    (tmp_path / "one-line.ndjson").write_text(json.dumps(records) + "\n")
+    for name in ("pretty.jsonl", "one-line.ndjson"):
+        result = ingest_file(tmp_path / name, "s", 100_000)
+        assert [i.external_id for i in result.interviews] == ["a1", "a3"], name
+        assert [(r.source_position, "$.sessionModel" in r.error) for r in result.rejected] == [(2, True)], name
+
+
+def test_jsonl_in_a_json_file_is_read_line_by_line(tmp_path):
+    path = tmp_path / "export.json"
+    path.write_bytes(jsonl_line(variant(id="l1")) + b"{oops\n" + jsonl_line(variant(id="l3")))
+    result = ingest_file(path, "s", 100_000)
+    assert [i.external_id for i in result.interviews] == ["l1", "l3"]
+    assert [r.source_position for r in result.rejected] == [2] and "invalid JSON" in result.rejected[0].error
+
+
+def test_a_pretty_printed_object_in_a_jsonl_file_is_one_record(tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(variant(id="pretty"), indent=2) + "\n")
+    result = ingest_file(path, "s", 100_000)
+    assert [i.external_id for i in result.interviews] == ["pretty"] and not result.rejected
+
+
 def test_content_parts_and_extra_keys_are_accepted():
     validate_record(variant(extra_key={"anything": 1}))
     with pytest.raises(InputSchemaError, match=r"\$\.session\[1\]\.content"):
