@@ -536,10 +536,13 @@ def eval_clusters(
     (add --zipf 0 for its Zipf-subsampled version).
     """
     from miner.components import Components
-    from miner.eval_clusters import evaluate_clusters, read_labelled_csv, zipf_subsample
+    from miner.eval_clusters import LabelledDataError, evaluate_clusters, read_labelled_csv, zipf_subsample
 
     settings = Settings() if seed is None else Settings(seed=seed)
-    data = read_labelled_csv(csv_path, text_column, label_column)
+    try:
+        data = read_labelled_csv(csv_path, text_column, label_column)
+    except LabelledDataError as exc:
+        raise fail(str(exc)) from None
     if zipf is not None:
         data = zipf_subsample(data, zipf)
     parts = Components.from_settings(settings, llm_client=None)  # clustering only: no LLM

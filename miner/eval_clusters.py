@@ -31,15 +31,24 @@ def csv_rows(path: Path, text_column: str, gold_column: str,
              error: type[Exception]) -> Iterator[tuple[int, dict[str, str]]]:
     """(row number, row) of a CSV with a header row holding both columns and a non-empty text in each
     row; `error` (naming the file, row and column) otherwise."""
-    with open(path, newline="", encoding="utf-8") as handle:
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would stick to the first column's name.
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in (text_column, gold_column) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise error(f"{path}: no column {', '.join(missing)} (columns: {reader.fieldnames})")
-        for row_number, row in enumerate(reader, start=2):
-            if not (row[text_column] or "").strip():
-                raise error(f"{path}: row {row_number} has an empty {text_column!r}")
-            yield row_number, row
+        try:
+            missing = [c for c in (text_column, gold_column) if c not in (reader.fieldnames or [])]
+            if missing:
+                raise error(f"{path}: no column {', '.join(missing)} (columns: {reader.fieldnames})")
+            for row_number, row in enumerate(reader, start=2):
+                if not (row[text_column] or "").strip():
+                    raise error(f"{path}: row {row_number} has an empty {text_column!r}")
+                yield row_number, row
+        except UnicodeDecodeError as exc:
+            raise error(not_utf8(path, exc)) from None
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+    """The message for a CSV in a spreadsheet's legacy encoding (no row: the decoder reads ahead of the rows)."""
+    return f"{path}: not UTF-8 text ({exc.reason}); save it as CSV UTF-8"
 
 
 def read_labelled_csv(path: Path, text_column: str = "text", label_column: str = "category") -> LabelledTexts:

@@ -25,6 +25,7 @@ from miner import repository
 from miner.protocols import Embedder
 from miner.dimensions import PrototypeClassifier, classify_questions
 from miner.embed import answer_vectors, embed_units
+from miner.eval_clusters import not_utf8
 from miner.opinion_job import opinion_units
 from miner.ratings import AnchorSentiment, explicit_ratings, rate_interviews
 from miner.records import Rating, Unit
@@ -51,19 +52,23 @@ class RatingEvaluation:
 
 def read_gold(path: Path, column: str, id_column: str = "id") -> dict[str, float]:
     """external id → rating from a CSV with a header row; blank ratings are skipped."""
-    with open(path, newline="", encoding="utf-8") as handle:
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would stick to the `id` column's name.
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in (id_column, column) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise GoldDataError(f"{path}: no column {', '.join(missing)} (columns: {reader.fieldnames})")
         gold = {}
-        for row_number, row in enumerate(reader, start=2):
-            value = (row[column] or "").strip()
-            if value:
-                try:
-                    gold[row[id_column].strip()] = float(value)
-                except ValueError as exc:
-                    raise GoldDataError(f"{path}: row {row_number}: {column}={value!r} is not a number") from exc
+        try:
+            missing = [c for c in (id_column, column) if c not in (reader.fieldnames or [])]
+            if missing:
+                raise GoldDataError(f"{path}: no column {', '.join(missing)} (columns: {reader.fieldnames})")
+            for row_number, row in enumerate(reader, start=2):
+                value = (row[column] or "").strip()
+                if value:
+                    try:
+                        gold[row[id_column].strip()] = float(value)
+                    except ValueError as exc:
+                        raise GoldDataError(f"{path}: row {row_number}: {column}={value!r} is not a number") from exc
+        except UnicodeDecodeError as exc:
+            raise GoldDataError(not_utf8(path, exc)) from None
     return gold
 
 

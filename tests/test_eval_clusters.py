@@ -77,6 +77,27 @@ def test_missing_column_is_named(labelled_csv):
         read_labelled_csv(labelled_csv)
 
 
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"a,b\nhello,x\n", "no column text, category"),
+    (b"text,category\n,x\nhello,y\n", "row 2 has an empty 'text'"),
+    (b"text,category\ncaf\xe9,x\n", "not UTF-8"),
+])
+def test_a_bad_csv_is_one_error_line_not_a_traceback(tmp_path, content, expected):
+    path = tmp_path / "labelled.csv"
+    path.write_bytes(content)
+    result = CliRunner().invoke(app, ["eval", "clusters", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and expected in result.output and "Traceback" not in result.output
+    with pytest.raises(LabelledDataError, match=expected):
+        read_labelled_csv(path)
+
+
+def test_a_csv_saved_with_a_byte_order_mark_keeps_its_first_column(tmp_path):
+    path = tmp_path / "excel.csv"  # Excel's "CSV UTF-8" starts with a BOM
+    path.write_bytes("\ufefftext,category\nhello,x\n".encode("utf-8"))
+    assert read_labelled_csv(path).texts == ["hello"]
+
+
 def test_zipf_subsample_sizes_follow_one_over_rank():
     from collections import Counter
 

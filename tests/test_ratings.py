@@ -255,3 +255,16 @@ def test_offline_estimator_on_halie_reaches_spearman_05_and_ranks_instructdavinc
     assert result.dimensions["needs"]["spearman"] >= 0.5
     assert max(result.models, key=lambda m: result.models[m]["inferred"]) == "InstructDavinci"
     assert max(result.models, key=lambda m: result.models[m]["gold"]) == "InstructDavinci"
+
+
+def test_gold_csv_errors_name_the_file_and_a_byte_order_mark_is_dropped(tmp_path):
+    from miner.eval_ratings import GoldDataError, read_gold
+
+    excel = tmp_path / "gold.csv"  # Excel's "CSV UTF-8" starts with a BOM
+    excel.write_bytes("\ufeffid,helpfulness\nabc,4\n".encode("utf-8"))
+    assert read_gold(excel, "helpfulness") == {"abc": 4.0}
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"id,helpfulness\ncaf\xe9,4\n")
+    with pytest.raises(GoldDataError, match="latin.csv.*not UTF-8"):
+        read_gold(latin, "helpfulness")
+
