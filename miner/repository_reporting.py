@@ -28,6 +28,7 @@ STUDY_VIEWS: dict[str, str] = {
     "model_ratings": "dimension, session_model",
     "dimension_correlations": "dimension_a, dimension_b",
     "quality_exclusions": "session_model, reason",
+    "no_opinion": "session_model, question",
     "job_history": "created_at, job_id",
     "theme_history": "finished_at, job_id, theme_id, session_model",
     "theme_lineage": "finished_at, job_id, theme_id",

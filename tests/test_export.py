@@ -45,6 +45,12 @@ def test_every_view_is_exported_with_the_contract_columns(exported, conn, fmt):
             assert list(frame.columns) == [c["name"] for c in contract[view]["columns"]], view
 
 
+def test_every_per_study_reporting_view_is_exported(conn):
+    per_study = {r[0] for r in conn.execute(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = 'reporting' AND column_name = 'study'")}
+    assert per_study and per_study == set(repository_reporting.STUDY_VIEWS)
+
+
 def test_suppressed_cells_export_as_suppressed_with_empty_numbers(exported, conn):
     frame = pd.read_csv(exported["csv"] / "theme_by_model.csv")
     suppressed = frame[frame["suppressed"]]
