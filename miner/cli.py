@@ -364,7 +364,10 @@ def schedule() -> None:
         counts = r["counts"] or {}
         table.add_row(r["study"], str(r["job_id"]), r["status"], f"{r['created_at']:%Y-%m-%d %H:%M}",
                       "" if r["finished_at"] is None else f"{r['finished_at']:%Y-%m-%d %H:%M}",
-                      str(counts.get("new_units", "")), str(counts.get("mode", "")), str(counts.get("themes", "")))
+                      # new_units counts opinion units (several per answer); older jobs lack new_answers and
+                      # their new_units counted answers
+                      str(counts.get("new_answers", counts.get("new_units", ""))), str(counts.get("mode", "")),
+                      str(counts.get("themes", "")))
     console.print(table if rows else "no nightly run yet")
 
 

@@ -220,3 +220,21 @@ def test_relabel_rule_new_themes_and_those_grown_by_a_fifth():
 
     labelled = {0: 100, 1: 100, 2: 10}
     assert relabelled({0: 119, 1: 120, 2: 11, 7: 3}, labelled) == [1, 7]
+
+
+def test_schedule_shows_new_answers_not_new_opinion_units(conn, miner_env):
+    from typer.testing import CliRunner
+    from miner.cli import app
+
+    job_id = repository_jobs.create_job(conn, "schedule-columns", kind="nightly")
+    # One answer can give several opinion units: the "new answers" column must not show the units.
+    repository_jobs.update_job(conn, job_id, status="failed", counts={"new_answers": 7, "new_units": 11})
+    conn.commit()
+    try:
+        shown = CliRunner().invoke(app, ["schedule"], env=miner_env)
+    finally:
+        conn.execute("DELETE FROM jobs WHERE job_id = %s", (job_id,))
+        conn.commit()
+    assert shown.exit_code == 0, shown.output
+    row = next(line for line in shown.stdout.splitlines() if job_id in line)
+    assert "new answers" in shown.stdout and " 7 " in row and "11" not in row
