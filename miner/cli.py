@@ -49,6 +49,14 @@ class Services:
         self.servers, self.conn = servers, conn
 
 
+def _log_level() -> str:
+    """MINER_LOG_LEVEL in any letter case ("debug" too); an unknown level is an invalid setting, not a traceback."""
+    level = os.environ.get("MINER_LOG_LEVEL", "").strip().upper() or "WARNING"
+    if not isinstance(logging.getLevelName(level), int):
+        raise fail(f"invalid setting: MINER_LOG_LEVEL: {level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level
+
+
 @contextmanager
 def services(need_broker: bool = False, read_only: bool = False, needs_schema: bool = True) -> Iterator[Services]:
     """Settings, URLs and a connection. Commands that write migrate first (a database they create
@@ -56,7 +64,7 @@ def services(need_broker: bool = False, read_only: bool = False, needs_schema: b
     clear line when the schema is behind (unless they don't read it: `needs_schema=False`)."""
     with operator_errors():
         settings = Settings()
-        logging.basicConfig(level=os.environ.get("MINER_LOG_LEVEL", "WARNING"))
+        logging.basicConfig(level=_log_level())
         database_url, broker_url, servers = resolve_urls(settings.database_url, settings.broker_url,
                                                          settings.home, need_broker=need_broker)
         with connect_or_fail(database_url) as conn:

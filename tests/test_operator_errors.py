@@ -154,3 +154,15 @@ def test_wait_without_a_worker_says_so_and_keeps_the_job(miner_env, conn, broker
         if process.poll() is None:
             process.kill()
         redis.Redis.from_url(broker_url).delete(queue)
+
+
+def test_log_level_in_lower_case_works_and_a_wrong_one_is_one_line(miner_env):
+    def run(level):
+        return subprocess.run([sys.executable, "-m", "miner.cli", "db", "url"], env={**miner_env, "MINER_LOG_LEVEL": level},
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    lower = run("debug")
+    assert lower.returncode == 0 and "Traceback" not in lower.stderr, lower.stderr
+    wrong = run("verbose")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stdout + wrong.stderr, wrong.stdout + wrong.stderr
+    assert "error:" in wrong.stdout and "MINER_LOG_LEVEL" in wrong.stdout and "WARNING" in wrong.stdout
