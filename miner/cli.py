@@ -549,14 +549,15 @@ def eval_clusters(
     from miner.components import Components
     from miner.eval_clusters import LabelledDataError, evaluate_clusters, read_labelled_csv, zipf_subsample
 
-    settings = Settings() if seed is None else Settings(seed=seed)
     try:
         data = read_labelled_csv(csv_path, text_column, label_column)
     except LabelledDataError as exc:
         raise fail(str(exc)) from None
     if zipf is not None:
         data = zipf_subsample(data, zipf)
-    parts = Components.from_settings(settings, llm_client=None)  # clustering only: no LLM
+    with operator_errors():
+        settings = Settings() if seed is None else Settings(seed=seed)
+        parts = Components.from_settings(settings, llm_client=None)  # clustering only: no LLM
     scores = evaluate_clusters(data, parts.embedder, parts.clusterer)
     if as_json:
         typer.echo(json.dumps(scores))
@@ -593,14 +594,15 @@ def eval_opinions(
                                      read_opinion_csv)
     from miner.stance import default_stance
 
-    settings = Settings() if seed is None else Settings(seed=seed)
     try:
         data = read_opinion_csv(csv_path, text_column, opinions_column)
         train = None if stance_train is None else read_opinion_csv(stance_train, text_column, opinions_column)
     except OpinionDataError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
-    embedder = embedder_from_settings(settings)
+    with operator_errors():
+        settings = Settings() if seed is None else Settings(seed=seed)
+        embedder = embedder_from_settings(settings)
     if train is None:
         stance = default_stance(embedder)
     else:

@@ -35,11 +35,16 @@ def operator_errors() -> Iterator[None]:
     from pydantic import ValidationError
     from redis.exceptions import RedisError
 
+    from miner.components import UnknownComponentError
+    from miner.llm import LLMConfigError
+
     try:
         yield
     except ValidationError as exc:
         problems = "; ".join(f"MINER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise fail(f"invalid setting: {problems}") from None
+    except (UnknownComponentError, LLMConfigError) as exc:
+        raise fail(f"invalid setting: {exc}") from None
     except psycopg.OperationalError as exc:
         logger.debug("database error", exc_info=True)
         raise fail(f"database: {first_line(exc)}") from None

@@ -61,12 +61,16 @@ class Components:
         return replace(parts, **overrides)
 
 
+class UnknownComponentError(ValueError):
+    """A MINER_* setting names an embedder or clusterer kind miner does not have."""
+
+
 def embedder_from_settings(settings: Settings) -> Embedder:
     from miner.embed import SentenceTransformerEmbedder
 
     kinds = {"sentence-transformers": SentenceTransformerEmbedder}
     if settings.embedder not in kinds:
-        raise ValueError(f"unknown MINER_EMBEDDER {settings.embedder!r}; choose from {sorted(kinds)}")
+        raise UnknownComponentError(f"unknown MINER_EMBEDDER {settings.embedder!r}; choose from {sorted(kinds)}")
     return kinds[settings.embedder](settings.embedding_model, batch_size=settings.embedding_batch_size)
 
 
@@ -75,7 +79,7 @@ def clusterer_from_settings(settings: Settings) -> Clusterer:
 
     kinds = {"umap-hdbscan": UmapHdbscanClusterer}
     if settings.clusterer not in kinds:
-        raise ValueError(f"unknown MINER_CLUSTERER {settings.clusterer!r}; choose from {sorted(kinds)}")
+        raise UnknownComponentError(f"unknown MINER_CLUSTERER {settings.clusterer!r}; choose from {sorted(kinds)}")
     return kinds[settings.clusterer](ClusterParams(seed=settings.seed))
 
 
@@ -99,7 +103,11 @@ def theme_clusterer_from_settings(settings: Settings) -> Clusterer:
 
     if settings.theme_clusterer == "umap-hdbscan-opinions":
         return OpinionClusterer(seed=settings.seed, selection=THEME_SELECTION)
-    return clusterer_from_settings(settings.model_copy(update={"clusterer": settings.theme_clusterer}))
+    try:
+        return clusterer_from_settings(settings.model_copy(update={"clusterer": settings.theme_clusterer}))
+    except UnknownComponentError:
+        raise UnknownComponentError(f"unknown MINER_THEME_CLUSTERER {settings.theme_clusterer!r}; choose "
+                                    "umap-hdbscan-opinions or a MINER_CLUSTERER kind") from None
 
 
 def llm_client_from_settings(settings: Settings) -> LLMClient | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -70,6 +71,15 @@ class Settings(BaseSettings):
     min_interviews_per_cell: int = Field(5, ge=1, description="privacy threshold K a new database starts with "
                                          "(a theme × model cell backed by fewer distinct interviews is suppressed in "
                                          "the reporting views); afterwards only `miner db set-threshold K` changes K")
+
+    @field_validator("nightly_at")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        """HH:MM in UTC: a typo fails every command at once, not beat's crontab (and the worker) later."""
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
+        if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+            raise ValueError(f"{value!r} is not a time of day HH:MM (00:00 to 23:59, UTC)")
+        return f"{int(match[1]):02d}:{match[2]}"
 
     @field_validator("database_url", "broker_url", "llm_base_url", "llm_model", "llm_api_key", mode="before")
     @classmethod

@@ -166,3 +166,30 @@ def test_log_level_in_lower_case_works_and_a_wrong_one_is_one_line(miner_env):
     wrong = run("verbose")
     assert wrong.returncode == 2 and "Traceback" not in wrong.stdout + wrong.stderr, wrong.stdout + wrong.stderr
     assert "error:" in wrong.stdout and "MINER_LOG_LEVEL" in wrong.stdout and "WARNING" in wrong.stdout
+
+
+@pytest.mark.parametrize(("setting", "value", "command"), [
+    ("MINER_EMBEDDER", "nope", ["eval", "ratings", "--study", "no-such-study"]),
+    ("MINER_THEME_CLUSTERER", "nope", ["eval", "ratings", "--study", "no-such-study"]),
+    ("MINER_CLUSTERER", "nope", ["eval", "clusters", "labelled.csv"]),
+    ("MINER_SEED", "abc", ["eval", "clusters", "labelled.csv"]),
+    ("MINER_SEED", "abc", ["eval", "opinions", "labelled.csv"]),
+    ("MINER_LLM_MODEL", "", ["eval", "ratings", "--study", "no-such-study"]),  # an endpoint without a model
+    ("MINER_NIGHTLY_AT", "25:99", ["schedule"]),
+])
+def test_invalid_settings_are_one_line_naming_the_setting(miner_env, tmp_path, monkeypatch, setting, value, command):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "labelled.csv").write_text("text,category,opinions\nit was fast,speed,speed:positive\n")
+    env = {**miner_env, setting: value}
+    if setting == "MINER_LLM_MODEL":
+        env["MINER_LLM_BASE_URL"] = "http://127.0.0.1:1/v1"
+    result = CliRunner().invoke(app, command, env=env)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "error: invalid setting" in result.output and setting in result.output, result.output
+
+
+def test_nightly_at_is_a_time_of_day():
+    assert Settings(nightly_at="2:30").nightly_at == "02:30"
+    for wrong in ("25:99", "0230", "noon"):
+        with pytest.raises(ValueError, match="MINER_NIGHTLY_AT|HH:MM"):
+            Settings(nightly_at=wrong)
