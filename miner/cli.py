@@ -92,6 +92,8 @@ def ingest(
     from miner.ingest import ingest_files
     from miner.store import store_ingest
 
+    if not study.strip():  # `--study "$STUDY"` with STUDY unset would file the interviews under ''
+        raise fail("--study is empty: name the study the interviews belong to")
     with services() as svc:
         result = ingest_files(paths, study, svc.settings.max_record_bytes)
         summary = store_ingest(svc.conn, study, result)

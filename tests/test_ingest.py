@@ -147,6 +147,15 @@ def run_cli(miner_env, *args):
     return CliRunner().invoke(app, list(args), env=miner_env, catch_exceptions=False)
 
 
+@pytest.mark.parametrize("study", ["", "   "])
+def test_cli_ingest_refuses_a_blank_study_name(miner_env, conn, tmp_path, study):
+    path = tmp_path / "one.jsonl"  # `--study "$STUDY"` with STUDY unset
+    path.write_bytes(jsonl_line(variant(id="blank-study")))
+    result = CliRunner().invoke(app, ["ingest", str(path), "--study", study], env=miner_env)
+    assert result.exit_code == 2 and "error:" in result.output and "--study" in result.output, result.output
+    assert repository.count_interviews(conn, study) == 0
+
+
 def test_cli_ingest_summary_json_and_exit_codes(miner_env, database_url, tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
