@@ -6,6 +6,7 @@ parsed and validated on its own, and failures become `Rejected` entries naming t
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import logging
@@ -174,7 +175,8 @@ def _parses(data: bytes) -> bool:
 
 
 def _parse_one(line: bytes, max_record_bytes: int) -> tuple[str, Any, str | None]:
-    text = line.decode("utf-8", errors="surrogateescape")
+    # Files concatenated with `cat` keep each one's byte-order mark at the start of a line.
+    text = line.removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="surrogateescape")
     if len(line) > max_record_bytes:
         return text, None, _too_big(len(line), max_record_bytes)
     return (text, *decode.loads(text))

@@ -119,6 +119,13 @@ def test_a_pretty_printed_object_in_a_jsonl_file_is_one_record(tmp_path):
     assert [i.external_id for i in result.interviews] == ["pretty"] and not result.rejected
 
 
+def test_byte_order_marks_of_concatenated_files_are_dropped_on_every_line(tmp_path):
+    path = tmp_path / "all.jsonl"  # `cat a.jsonl b.jsonl > all.jsonl` of files a Windows editor saved
+    path.write_bytes(b"".join(b"\xef\xbb\xbf" + jsonl_line(variant(id=f"b{i}")).replace(b"\n", b"\r\n") for i in range(3)))
+    result = ingest_file(path, "s", 100_000)
+    assert [i.external_id for i in result.interviews] == ["b0", "b1", "b2"] and not result.rejected
+
+
 def test_content_parts_and_extra_keys_are_accepted():
     validate_record(variant(extra_key={"anything": 1}))
     with pytest.raises(InputSchemaError, match=r"\$\.session\[1\]\.content"):
