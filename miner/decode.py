@@ -24,6 +24,7 @@ _PATH_PARTS_SHOWN = 8
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # A JSON string (escapes included) or one structural character; enough to follow nesting.
+_NEXT_OBJECT = re.compile(r"\n\{")  # an object opening at a line's start
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]')
 
 
@@ -110,6 +111,30 @@ def iter_array_items(text: str) -> Iterator[tuple[int, str, Any, str | None]]:
         line, column = text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)
         yield position + 1, text[index:], None, f"invalid JSON: expected ',' or ']' at line {line} column {column}"
         return
+
+
+def iter_values(text: str) -> Iterator[tuple[int, str, Any, str | None]]:
+    """Yield (position, raw text, value, error) per JSON value of a text holding several one after
+    another, 1-based: `jq` prints records so, each pretty-printed and opening at a line's start.
+
+    After a syntax error, reading resumes at the next line that opens an object at its first
+    character, so a broken record costs only itself.
+    """
+    index, position = _skip_space(text, 0), 0
+    while index < len(text):
+        position += 1
+        try:
+            value, end = _DECODER.raw_decode(text, index)
+            error = field_problem(value)
+        except json.JSONDecodeError as exc:
+            resume = _NEXT_OBJECT.search(text, index + 1)
+            end = len(text) if resume is None else resume.start() + 1
+            value, error = None, _syntax_error(exc)
+        except RecursionError:
+            end = _value_end(text, index)
+            value, error = None, _too_deep(_deep_path(text, index))
+        yield position, text[index:end], value, error
+        index = _skip_space(text, end)
 
 
 def is_array(text: str) -> bool:

@@ -32,6 +32,7 @@ INPUT_SUFFIXES = (".json", *JSONL_SUFFIXES)  # compared case-insensitively: LOGS
 RAW_EXCERPT_CHARS = 2000
 ERROR_VALUE_CHARS = 200
 _NON_SPACE = re.compile(rb"\S")
+_NEXT_OBJECT = re.compile(rb"\n\{")  # an object opening at a line's start: the next of jq's records
 
 
 class InputSchemaError(ValueError):
@@ -134,7 +135,8 @@ def _read_records(path: Path, max_record_bytes: int) -> Iterator[tuple[int, str,
         else:
             yield (1, text, *decode.loads(text))
         return
-    for index, raw, item, error in decode.iter_array_items(text):
+    items = decode.iter_array_items(text) if layout == "array" else decode.iter_values(text)
+    for index, raw, item, error in items:
         size = len(raw.encode("utf-8", errors="surrogateescape"))
         if size > max_record_bytes:
             yield index, raw, None, _too_big(size, max_record_bytes)
@@ -143,11 +145,12 @@ def _read_records(path: Path, max_record_bytes: int) -> Iterator[tuple[int, str,
 
 
 def _layout(data: bytes, jsonl_suffix: bool) -> str:
-    """How a file holds its records: "lines" (JSONL), "array" (a JSON array) or "document" (one object).
+    """How a file holds its records: "lines" (JSONL), "array" (a JSON array), "values" (objects one
+    after another, each opening at a line's start, as `jq` prints them) or "document" (one object).
 
     The suffix is a hint and the content decides: people save a JSON array as `.jsonl` (pretty-printed
-    or on one line) and a JSONL export as `.json`, and read the other way all their records are lost.
-    A `.jsonl` file whose first line is a JSON value on its own is JSONL, whatever follows.
+    or on one line), JSONL or jq's output as `.json`, and read the other way all their records are lost.
+    A file whose first line is a JSON value on its own is JSONL, whatever follows.
     """
     found = _NON_SPACE.search(data)
     if found is None:
@@ -155,17 +158,15 @@ def _layout(data: bytes, jsonl_suffix: bool) -> str:
     end = data.find(b"\n", found.start())
     first = data[found.start():len(data) if end < 0 else end]
     more = end >= 0 and _NON_SPACE.search(data, end) is not None
-    is_array = first.startswith(b"[")
-    if jsonl_suffix:
-        if more and _parses(first):
-            return "lines"
-        if is_array and (not more or first.strip() == b"[" or _parses(data)):
-            return "array"
-        return "document" if more and _parses(data) else "lines"
-    if is_array:
+    if more and _parses(first):
+        return "lines"
+    if first.startswith(b"[") and (not jsonl_suffix or not more or first.strip() == b"[" or _parses(data)):
         return "array"
-    # A first line that is a whole value with more after it: the file is no single JSON value.
-    return "lines" if more and _parses(first) else "document"
+    if _NEXT_OBJECT.search(data, found.start()):
+        return "values"
+    if not jsonl_suffix:
+        return "document"
+    return "document" if more and _parses(data) else "lines"
 
 
 def _parses(data: bytes) -> bool:

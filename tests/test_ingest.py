@@ -119,6 +119,19 @@ def test_a_pretty_printed_object_in_a_jsonl_file_is_one_record(tmp_path):
     assert [i.external_id for i in result.interviews] == ["pretty"] and not result.rejected
 
 
+@pytest.mark.parametrize("name", ["subset.jsonl", "subset.json"])
+def test_jq_output_pretty_printed_records_one_after_another_is_read_record_by_record(tmp_path, name):
+    # `jq 'select(...)' logs.jsonl > subset.jsonl` prints each record pretty-printed, opening at column 0.
+    broken = json.dumps(variant(id="j2"), indent=2).replace('"j2"', '"j2" oops')
+    path = tmp_path / name
+    path.write_text("\n".join([json.dumps(variant(id="j1"), indent=2), broken, json.dumps(variant(id="j3"), indent=2),
+                               json.dumps(variant(id="j4", sessionModel=7), indent=2)]) + "\n")
+    result = ingest_file(path, "s", 100_000)
+    assert [i.external_id for i in result.interviews] == ["j1", "j3"]
+    assert [r.source_position for r in result.rejected] == [2, 4]
+    assert "invalid JSON" in result.rejected[0].error and "$.sessionModel" in result.rejected[1].error
+
+
 def test_byte_order_marks_of_concatenated_files_are_dropped_on_every_line(tmp_path):
     path = tmp_path / "all.jsonl"  # `cat a.jsonl b.jsonl > all.jsonl` of files a Windows editor saved
     path.write_bytes(b"".join(b"\xef\xbb\xbf" + jsonl_line(variant(id=f"b{i}")).replace(b"\n", b"\r\n") for i in range(3)))
