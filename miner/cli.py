@@ -120,7 +120,7 @@ def analyze(
     study: str = typer.Option(..., "--study", help="study to analyse"),
     wait: bool = typer.Option(False, "--wait", help="follow the job's progress until it ends"),
     token_budget: Optional[int] = typer.Option(
-        None, "--token-budget", help="LLM tokens the job may spend (default MINER_LLM_TOKEN_BUDGET); "
+        None, "--token-budget", min=0, help="LLM tokens the job may spend (default MINER_LLM_TOKEN_BUDGET); "
         "past it, themes keep extractive labels"),
     include_low_quality: bool = typer.Option(
         False, "--include-low-quality", help="keep interviews the quality filter flags in the statistics"),

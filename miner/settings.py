@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     llm_timeout: float = 60.0
     llm_max_concurrency: int = 4
     # LLM labelling (miner/llm.py, miner/llm_label.py); used only when llm_base_url is set.
-    llm_token_budget: int | None = Field(None, description="default token budget per job; unset = unlimited")
+    llm_token_budget: int | None = Field(None, ge=0, description="default token budget per job; unset = unlimited")
     llm_max_retries: int = Field(4, description="retries of a request after 429 / 5xx / timeout / reset")
     llm_backoff_initial: float = Field(1.0, description="seconds; exponential backoff with full jitter")
     llm_backoff_max: float = Field(30.0, description="longest backoff between retries, seconds")

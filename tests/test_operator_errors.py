@@ -193,3 +193,13 @@ def test_nightly_at_is_a_time_of_day():
     for wrong in ("25:99", "0230", "noon"):
         with pytest.raises(ValueError, match="MINER_NIGHTLY_AT|HH:MM"):
             Settings(nightly_at=wrong)
+
+
+def test_a_negative_token_budget_is_refused_before_a_job_is_queued(miner_env, conn):
+    study_with_interviews(conn, "negative-budget")
+    flag = CliRunner().invoke(app, ["analyze", "--study", "negative-budget", "--token-budget", "-1"], env=miner_env)
+    assert flag.exit_code == 2 and "--token-budget" in flag.output, flag.output
+    setting = CliRunner().invoke(app, ["analyze", "--study", "negative-budget"],
+                                 env={**miner_env, "MINER_LLM_TOKEN_BUDGET": "-5"})
+    assert setting.exit_code == 2 and "MINER_LLM_TOKEN_BUDGET" in setting.output, setting.output
+    assert repository_jobs.list_jobs(conn, "negative-budget") == []
