@@ -23,7 +23,7 @@ import psycopg
 
 from miner import repository
 from miner.protocols import Embedder
-from miner.dimensions import PrototypeClassifier, classify_questions
+from miner.dimensions import DIMENSIONS, OTHER, PrototypeClassifier, classify_questions
 from miner.embed import answer_vectors, embed_units
 from miner.eval_clusters import not_utf8
 from miner.opinion_job import opinion_units
@@ -89,6 +89,8 @@ def _spearman(pairs: list[tuple[float, float]]) -> float | None:
 def evaluate_ratings(conn: psycopg.Connection, study: str, embedder: Embedder, gold: dict[str, float] | None = None,
                      dimension: str = "overall", llm=None, scrub: bool = True) -> RatingEvaluation:
     """Compare inferred ratings with the study's explicit ones (hidden) or with `gold` (external id → rating)."""
+    if dimension not in (*DIMENSIONS, OTHER):  # every interview would fall back to `overall`, named otherwise
+        raise GoldDataError(f"unknown dimension {dimension!r}; choose from {', '.join((*DIMENSIONS, OTHER))}")
     interviews = repository.load_interviews(conn, study)
     units = split_units(interviews)
     if not units:

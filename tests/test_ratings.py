@@ -268,3 +268,11 @@ def test_gold_csv_errors_name_the_file_and_a_byte_order_mark_is_dropped(tmp_path
     with pytest.raises(GoldDataError, match="latin.csv.*not UTF-8"):
         read_gold(latin, "helpfulness")
 
+
+
+def test_an_unknown_dimension_is_refused_not_scored_as_overall(conn, embedder):
+    from miner.eval_ratings import GoldDataError, evaluate_ratings
+
+    # `--dimension helpfulness` (the gold column's name) used to report the overall score under that name.
+    with pytest.raises(GoldDataError, match="unknown dimension 'helpfulness'.*overall"):
+        evaluate_ratings(conn, "any-study", embedder, {"id-1": 4.0}, "helpfulness")
