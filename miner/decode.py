@@ -23,8 +23,8 @@ MAX_NUMBER_DIGITS = 100
 _PATH_PARTS_SHOWN = 8
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-# A JSON string (escapes included) or one structural character; enough to follow nesting.
 _NEXT_OBJECT = re.compile(r"\n\{")  # an object opening at a line's start
+# A JSON string (escapes included) or one structural character; enough to follow nesting.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]')
 
 
