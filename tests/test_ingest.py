@@ -132,6 +132,14 @@ def test_jq_output_pretty_printed_records_one_after_another_is_read_record_by_re
     assert "invalid JSON" in result.rejected[0].error and "$.sessionModel" in result.rejected[1].error
 
 
+def test_a_broken_first_line_costs_only_itself(tmp_path):
+    path = tmp_path / "study.jsonl"
+    path.write_bytes(b'{"sessionModel": oops\n' + jsonl_line(variant(id="f2")) + jsonl_line(variant(id="f3")))
+    result = ingest_file(path, "s", 100_000)
+    assert [i.external_id for i in result.interviews] == ["f2", "f3"]
+    assert [r.source_position for r in result.rejected] == [1] and "invalid JSON" in result.rejected[0].error
+
+
 def test_byte_order_marks_of_concatenated_files_are_dropped_on_every_line(tmp_path):
     path = tmp_path / "all.jsonl"  # `cat a.jsonl b.jsonl > all.jsonl` of files a Windows editor saved
     path.write_bytes(b"".join(b"\xef\xbb\xbf" + jsonl_line(variant(id=f"b{i}")).replace(b"\n", b"\r\n") for i in range(3)))
