@@ -99,7 +99,7 @@ def ingest(
         summary = store_ingest(svc.conn, study, result)
     if result.skipped:  # on stderr, so --json output stays one JSON document
         shown = ", ".join(result.skipped[:5]) + (", …" if len(result.skipped) > 5 else "")
-        Console(stderr=True).print(f"skipped {len(result.skipped)} files that are not .json/.jsonl/.ndjson: "
+        Console(stderr=True).print(f"skipped {len(result.skipped)} files that are hidden or not .json/.jsonl/.ndjson: "
                                    f"{escape(shown)}", highlight=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))

@@ -60,13 +60,16 @@ def _validator() -> jsonschema.Draft202012Validator:
 def iter_input_files(paths: Iterable[Path], skipped: list[Path] | None = None) -> Iterator[Path]:
     """Expand directories into their .json/.jsonl/.ndjson files (any case; sorted, recursive).
 
-    Other files found in a directory are appended to `skipped`, so the caller can say so.
+    Other files found in a directory are appended to `skipped`, so the caller can say so; so are hidden
+    ones (a name starting with "." below the directory: `.ipynb_checkpoints/` copies, macOS's `._x.json`),
+    which are not the study's records. A path named on its own is read whatever its name.
     """
     for path in paths:
         path = Path(path)
         if path.is_dir():
             for found in sorted(p for p in path.rglob("*") if p.is_file()):
-                if found.suffix.lower() in INPUT_SUFFIXES:
+                hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
+                if found.suffix.lower() in INPUT_SUFFIXES and not hidden:
                     yield found
                 elif skipped is not None:
                     skipped.append(found)
@@ -90,7 +93,7 @@ def ingest_files(paths: Iterable[Path], study: str, max_record_bytes: int) -> In
         interviews.extend(result.interviews)
         rejected.extend(result.rejected)
     if skipped:
-        logger.info("ingest: skipped %d files that are not %s", len(skipped), "/".join(INPUT_SUFFIXES))
+        logger.info("ingest: skipped %d files that are hidden or not %s", len(skipped), "/".join(INPUT_SUFFIXES))
     return IngestResult(tuple(interviews), tuple(rejected), tuple(str(p) for p in skipped))
 
 

@@ -113,7 +113,7 @@ def test_extension_case_is_ignored_and_skipped_files_are_named(miner_env, conn, 
     result = CliRunner().invoke(app, ["ingest", str(tmp_path), "--study", "extension-case", "--json"],
                                 env=miner_env, catch_exceptions=False)
     assert json.loads(result.stdout) == {"stored": 3, "duplicates": 0, "quarantined": 0}
-    assert "skipped 1 files that are not .json/.jsonl/.ndjson" in result.stderr and "notes.txt" in result.stderr
+    assert "skipped 1 files that are hidden or not .json/.jsonl/.ndjson" in result.stderr and "notes.txt" in result.stderr
     assert {i.external_id for i in repository.load_interviews(conn, "extension-case")} == {"upper", "mixed", "nd"}
 
 

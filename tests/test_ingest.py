@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from miner import repository
 from miner.cli import app
-from miner.ingest import ingest_file, validate_record, InputSchemaError
+from miner.ingest import ingest_file, ingest_files, validate_record, InputSchemaError
 from miner.store import store_ingest
 
 GOOD = {
@@ -145,6 +145,20 @@ def test_byte_order_marks_of_concatenated_files_are_dropped_on_every_line(tmp_pa
     path.write_bytes(b"".join(b"\xef\xbb\xbf" + jsonl_line(variant(id=f"b{i}")).replace(b"\n", b"\r\n") for i in range(3)))
     result = ingest_file(path, "s", 100_000)
     assert [i.external_id for i in result.interviews] == ["b0", "b1", "b2"] and not result.rejected
+
+
+def test_hidden_files_in_a_directory_are_skipped_not_read(tmp_path):
+    logs = tmp_path / "logs"
+    (logs / ".ipynb_checkpoints").mkdir(parents=True)
+    (logs / "day1.jsonl").write_bytes(jsonl_line(GOOD))
+    (logs / ".ipynb_checkpoints" / "day1-checkpoint.jsonl").write_bytes(jsonl_line(variant(id="stale")))
+    (logs / "._day1.jsonl").write_bytes(b"\x00\x05\x16\x07Mac OS X resource fork")
+    result = ingest_files([logs], "s", 100_000)
+    assert [i.external_id for i in result.interviews] == ["ext-1"] and not result.rejected
+    assert sorted(result.skipped) == sorted([str(logs / ".ipynb_checkpoints" / "day1-checkpoint.jsonl"),
+                                             str(logs / "._day1.jsonl")])
+    named = ingest_files([logs / ".ipynb_checkpoints" / "day1-checkpoint.jsonl"], "s", 100_000)
+    assert [i.external_id for i in named.interviews] == ["stale"]  # named on its own: read
 
 
 def test_content_parts_and_extra_keys_are_accepted():
