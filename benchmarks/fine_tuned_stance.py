@@ -1,7 +1,9 @@
-"""The encoder fine-tuned for stance on MAMS train (``bench_opinions.py --fine-tuned``): measured,
-not adopted — on MAMS validation it did not beat the logistic regression on frozen vectors
-(:class:`miner.stance.FittedStance`, ``--stance-train``), so it is not in the product package; it
-stays here so that its rows can be re-run (BENCHMARKS.md § Opinions, "Stance fitted on labelled texts").
+"""The encoder fine-tuned for stance on MAMS train (``bench_opinions.py --fine-tuned``), not in the
+product package yet. On MAMS validation no single fine-tuned model beat the logistic regression on
+frozen vectors (:class:`miner.stance.FittedStance`, ``--stance-train``); the mean of the three
+(:class:`FineTunedEnsemble`) did, and on test met the polarity target on the mean of three seeds, at
+about 35 min of fine-tuning on 2 CPU cores (BENCHMARKS.md § Opinions, "Stance fitted on labelled
+texts"). Whether it becomes ``--stance-train``'s head is the lead's call.
 
 :class:`FineTunedStance` plugs into :func:`miner.eval_opinions.fit_stance` and
 :func:`~miner.eval_opinions.evaluate_opinions` unchanged: those call ``fit(vectors, polarities)`` and
@@ -29,11 +31,12 @@ class FineTunedStance:
     the encoder reads each unit paired with the text it was cut from ("the waiter" [SEP] "the waiter
     never came back"), so a unit is read in its sentence; scores then need the same ``contexts``.
 
-    Opt-in only, like :class:`FittedStance` (which it starts from: the head is initialised with the
+    Used by no product path. It starts from :class:`FittedStance`: the head is initialised with the
     logistic regression fitted on the frozen vectors, then encoder and head are trained together with
-    soft targets — a unit with n possible polarities has 1/n on each). CPU, float32, fixed seeds
-    (``seed``): the same labels give the same head. Constants chosen on MAMS validation
-    (BENCHMARKS.md § Opinions, "Stance fitted on labelled texts")."""
+    soft targets (a unit with n possible polarities has 1/n on each). CPU, float32, fixed seeds
+    (``seed``): the same labels give the same head. Defaults: the first run measured (1 epoch, t 0.3);
+    :class:`FineTunedEnsemble` trains its two for 2 epochs (BENCHMARKS.md § Opinions, "Stance fitted
+    on labelled texts")."""
 
     name = "fine-tuned MiniLM + linear head"
     THRESHOLD = 0.3
