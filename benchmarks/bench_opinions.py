@@ -11,6 +11,7 @@ prints the markdown table for BENCHMARKS.md § Opinions.
     python benchmarks/bench_opinions.py                # MAMS validation + test (minutes)
     python benchmarks/bench_opinions.py --stance-only  # stance estimators on the interview side
     python benchmarks/bench_opinions.py --fitted       # the stance fitted on MAMS train (--stance-train)
+    python benchmarks/bench_opinions.py --fine-tuned [--seeds 42]  # the encoder fine-tuned on it (slow; not adopted)
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from miner.embed import SentenceTransformerEmbedder
 from miner.eval_opinions import OpinionClusterer, evaluate_opinions, fit_stance, read_opinion_csv
 from miner.opinion_units import Span, split_aspect_spans, split_spans
 from miner.stance import AnchorStance, FittedStance, OpinionStance, VaderStance, stance_of_score
-from self_trained_stance import SelfTrainedStance  # benchmarks/ is the script's folder
+from fine_tuned_stance import FineTunedEnsemble  # benchmarks/ is the script's folder
+from self_trained_stance import SelfTrainedStance
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not DATA.exists():
@@ -133,6 +135,8 @@ class AlwaysNeutral:
 
 def run(data_name, units, clusterer, stance, embedder, aspect=False):
     data = read_opinion_csv(DATA / f"mams_acsa_{data_name}.csv")
+    if hasattr(stance, "reading"):  # FineTunedStance reads each unit in its sentence
+        stance.reading(data)
     scores = evaluate_opinions(data, embedder, clusterer, stance, split=SPLITS[units], aspect=aspect)
     row = Row(data_name, units + (" (aspect vectors)" if aspect else ""), clusterer.name,
               stance.name + ("" if units == PRODUCT_UNITS or not aspect else f"; {units} units"), scores)
@@ -230,6 +234,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--stance-only", action="store_true", help="only the interview-side stance checks")
     parser.add_argument("--fitted", action="store_true", help="only the stance fitted on MAMS train (--stance-train)")
+    parser.add_argument("--fine-tuned", action="store_true",
+                        help="only the encoder fine-tuned on MAMS train (benchmarks/fine_tuned_stance.py; ~40 min a seed on 2 cores)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="with --fine-tuned: these seeds")
     args = parser.parse_args(argv)
     embedder = CachedEmbedder(SentenceTransformerEmbedder())
     if args.stance_only:
@@ -249,12 +256,27 @@ def main(argv=None):
                 rows.append(run(split, PRODUCT_UNITS, clusterers[seed], stance, embedder, aspect=True))
         rows.sort(key=lambda r: r.split != "validation")
         out = OUT.parent / "opinions_fitted.json"
+    elif args.fine_tuned:
+        # The same labels (fit_stance); LR + the encoder fine-tuned on the unit, and on the unit in its text.
+        train = read_opinion_csv(DATA / "mams_acsa_train.csv")
+        fine_tuning = {}
+        for seed in args.seeds:
+            stance = FineTunedEnsemble().reading(train)
+            stance = fit_stance(train, embedder, clusterers.setdefault(seed, CachedClusterer(seed)), stance)
+            stance.name = f"fine-tuned ensemble t={stance.threshold} (mean score; benchmarks/fine_tuned_stance.py)"
+            fine_tuning[seed] = round(stance.train_seconds, 1)
+            print(json.dumps({"seed": seed, "fine_tuning_seconds": fine_tuning[seed]}), flush=True)
+            for split in ("validation", "test"):
+                rows.append(run(split, PRODUCT_UNITS, clusterers[seed], stance, embedder, aspect=True))
+        rows.sort(key=lambda r: r.split != "validation")
+        out = OUT.parent / "opinions_fine_tuned.json"
     else:
         out = OUT
         rows = main_rows(embedder, clusterers)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": [r.__dict__ for r in rows], "seconds": round(time.perf_counter() - started, 1)},
-                              indent=1))
+    extra = {"fine_tuning_seconds": fine_tuning} if args.fine_tuned else {}
+    out.write_text(json.dumps({"rows": [r.__dict__ for r in rows], "seconds": round(time.perf_counter() - started, 1),
+                               **extra}, indent=1))
     print_table(rows)
 
 
