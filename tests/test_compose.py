@@ -66,3 +66,17 @@ def test_worker_on_another_host_takes_the_urls_and_queue_from_the_shell():
     worker = yaml.safe_load(bare.stdout)["services"]["worker"]["environment"]
     assert worker["MINER_DATABASE_URL"] == "postgresql://miner:miner@postgres:5432/miner"
     assert worker["MINER_BROKER_URL"] == "redis://redis:6379/0" and worker["MINER_QUEUE"] == "miner"
+
+
+def test_every_setting_reaches_the_containers_from_the_shell():
+    """README's settings table is the operator's interface in Compose too: each MINER_* set in the shell
+    (or .env) reaches the worker, beat and cli; unset, it is empty, which miner reads as its default."""
+    from miner.settings import Settings
+
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    wanted = {f"MINER_{name.upper()}" for name in Settings.model_fields} - {"MINER_HOME"}
+    for name in ("worker", "beat", "cli", "migrate"):
+        environment = services[name]["environment"]
+        assert wanted <= environment.keys(), (name, sorted(wanted - environment.keys()))
+        for variable in wanted:
+            assert f"${{{variable}:-" in environment[variable], (name, variable)
