@@ -80,3 +80,10 @@ def test_every_setting_reaches_the_containers_from_the_shell():
         assert wanted <= environment.keys(), (name, sorted(wanted - environment.keys()))
         for variable in wanted:
             assert f"${{{variable}:-" in environment[variable], (name, variable)
+
+
+def test_postgres_and_redis_are_reachable_from_workers_on_other_hosts():
+    """README: a worker on another host runs against this host's Postgres and Redis (5432 and 6379)."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert "5432:5432" in services["postgres"]["ports"]
+    assert "6379:6379" in services["redis"].get("ports", [])
