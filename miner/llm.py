@@ -243,12 +243,6 @@ class LLM:
                 if sent.content is not None:
                     reply, error = parse_reply(sent.content, item.request.schema, item.request.check)
                     outcome = "ok" if reply is not None else "invalid"
-                if outcome == "ok" and not sent.cache_hit:
-                    # Only a reply that validated is kept: garbage from a faulty endpoint (an HTML page
-                    # with a 200, a server without its grammar) must not answer the re-run once it is fixed.
-                    self.store.remember(key, {"model": self.options.model, "messages": item.messages,
-                                              "schema": item.request.schema.__name__},
-                                        CachedReply(sent.content, sent.prompt_tokens, sent.completion_tokens))
                 calls.append(LLMCall(
                     purpose=item.request.purpose, model=self.options.model, cache_key=key,
                     cache_hit=sent.cache_hit, attempts=sent.attempts, outcome=outcome,
@@ -318,6 +312,11 @@ class LLM:
                     if result.mode is not None and result.mode != self._remembered_mode:
                         self.store.remember_mode(self.base_url, self.options.model, result.mode, self.mode_detail)
                         self._remembered_mode = result.mode
+                    reply = CachedReply(result.content, result.prompt_tokens, result.completion_tokens)
+                    body = bodies[position]
+                    self.store.remember(keys[position], {"model": body["model"], "messages": body["messages"],
+                                                         "schema": pending[position].request.schema.__name__},
+                                        reply)
                 sent[position] = result
 
         limit = max(self.options.max_concurrency, 1)

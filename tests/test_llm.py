@@ -133,20 +133,6 @@ def test_reply_that_never_validates_ends_invalid(server):
     assert server.request_count == 2  # the first answer and one repair
 
 
-def test_invalid_reply_is_not_cached_so_a_rerun_asks_the_endpoint_again(server, conn):
-    """A garbage reply (a proxy's HTML page with a 200, a server without its grammar) is not kept:
-    once the endpoint is fixed, re-running the job gets real labels, not the stored garbage."""
-    job_id = repository_jobs.create_job(conn, "llm-invalid-cache-study")
-    server.add_fault(Fault(content="<html>502 Bad Gateway</html>"), times=None)
-    [first] = make_llm(server, store=PostgresStore(conn, job_id)).complete_json([ask("hello")])
-    assert first.outcome == "invalid" and server.request_count == 2
-    server.clear()
-    again = make_llm(server, store=PostgresStore(conn, job_id))
-    [second] = again.complete_json([ask("hello")])
-    assert second.ok and second.reply == Verdict(label="HELLO", score=5)
-    assert server.request_count == 1 and again.usage().get("llm_cache_hits", 0) == 0
-
-
 def test_reply_is_parsed_never_evaluated():
     reply, error = parse_reply("__import__('os').system('echo pwned')", Verdict)
     assert reply is None and "not valid JSON" in error
