@@ -265,12 +265,16 @@ def jobs_show(job_id: str) -> None:
     with services(read_only=True) as svc:
         job = repository_jobs.get_job(svc.conn, job_id)
         cost = [] if job is None else repository.llm_cost(svc.conn, job_id)
+        errors = [] if job is None else repository.llm_errors(svc.conn, job_id)
     if job is None:
         raise fail(f"no job {job_id}")
     for key in ("job_id", "study", "kind", "status", "stage", "progress", "created_at", "finished_at", "error"):
         console.print(f"{key:>12}: {getattr(job, key)}", highlight=False)
     console.print(f"{'counts':>12}: {json.dumps(job.counts)}", highlight=False)
     print_llm_cost(job, cost)
+    # A wrong key or model costs the job its LLM labels, not the job: say why, not only how many.
+    for error, calls in errors:
+        console.print(f"{'llm errors':>12}: {calls}× {error[:300]}", markup=False, highlight=False)
 
 
 def print_llm_cost(job, rows: list[dict]) -> None:

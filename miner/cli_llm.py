@@ -28,7 +28,7 @@ def llm_check(as_json: bool = typer.Option(False, "--json", help="print the resu
     from miner import components, repository_endpoints
     from miner.cli import services
     from miner.llm import endpoint_url
-    from miner.llm_check import best_mode, check_endpoint
+    from miner.llm_check import best_mode, check_endpoint, refused_setting
 
     settings = Settings()
     try:
@@ -58,6 +58,14 @@ def llm_check(as_json: bool = typer.Option(False, "--json", help="print the resu
                       f"{c.prompt_tokens}/{c.completion_tokens}", (c.error or "")[:120])
     console.print(table)
     chosen = next((c for c in checks if c.mode == mode), None)
+    if chosen is None and (setting := refused_setting(checks)) is not None:
+        value = {"MINER_LLM_API_KEY": " (as set)" if settings.llm_api_key else " (unset)",
+                 "MINER_LLM_TIMEOUT": f"={settings.llm_timeout:g} s"}.get(setting)
+        if value is None:
+            value = "=" + str(settings.llm_model if setting == "MINER_LLM_MODEL" else settings.llm_base_url)
+        console.print(f"error: check {setting}{value}: {checks[0].error}", markup=False, highlight=False,
+                      soft_wrap=True)
+        raise typer.Exit(1)
     if chosen is None:
         console.print("[red]The endpoint took no request mode[/red]; jobs will keep extractive labels.")
         raise typer.Exit(1)

@@ -30,6 +30,7 @@ class ModeCheck:
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    setting: str | None = None  # the MINER_LLM_* setting a refusal points at (wrong URL, key or model)
 
 
 def sample_request(model: str, max_tokens: int) -> tuple[dict[str, Any], Any]:
@@ -55,7 +56,8 @@ def check_endpoint(client: Any, model: str, max_tokens: int = 300) -> list[ModeC
             completion = client.chat.completions.create(**shape_request(body, schema, mode))
             content = completion_content(completion)
         except Exception as exc:  # noqa: BLE001 — a refusal is what this command reports
-            checks.append(ModeCheck(mode, False, False, time.perf_counter() - started, error=error_text(exc)[:500]))
+            checks.append(ModeCheck(mode, False, False, time.perf_counter() - started, error=error_text(exc)[:500],
+                                    setting=setting_at_fault(exc)))
             continue
         seconds = time.perf_counter() - started
         usage = getattr(completion, "usage", None)
@@ -75,3 +77,28 @@ def best_mode(checks: list[ModeCheck]) -> str | None:
             if wanted(check):
                 return check.mode
     return None
+
+
+def setting_at_fault(exc: BaseException) -> str | None:
+    """Which setting an error points at: the URL when nothing answers there, the key on 401/403, the
+    model on a 404 that names it (OpenAI, vLLM, Ollama say "model ... not found"), else the URL."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return "MINER_LLM_TIMEOUT"
+    if isinstance(exc, openai.APIConnectionError):
+        return "MINER_LLM_BASE_URL"
+    status = getattr(exc, "status_code", None)
+    if status in (401, 403):
+        return "MINER_LLM_API_KEY"
+    if status == 404:
+        return "MINER_LLM_MODEL" if "model" in error_text(exc).lower() else "MINER_LLM_BASE_URL"
+    return None
+
+
+def refused_setting(checks: list[ModeCheck]) -> str | None:
+    """The setting to fix when every mode was refused for the same reason (not a matter of request mode)."""
+    settings = {check.setting for check in checks if not check.accepted}
+    if any(check.accepted for check in checks) or len(settings) != 1:
+        return None
+    return settings.pop()

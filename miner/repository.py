@@ -234,6 +234,16 @@ def llm_cost(conn: psycopg.Connection, job_id: str) -> list[dict[str, Any]]:
         ).fetchall()
 
 
+def llm_errors(conn: psycopg.Connection, job_id: str, limit: int = 3) -> list[tuple[str, int]]:
+    """The job's most frequent LLM errors (failed or invalid calls) with how many calls each."""
+    return conn.execute(
+        """SELECT error, count(*) FROM llm_calls
+           WHERE job_id = %s AND outcome IN ('failed', 'invalid') AND error IS NOT NULL
+           GROUP BY error ORDER BY count(*) DESC, error LIMIT %s""",
+        (job_id, limit),
+    ).fetchall()
+
+
 def theme_model_sentences(conn: psycopg.Connection, study: str) -> list[dict[str, Any]]:
     """The theme_model_sentences view for one study."""
     with conn.cursor(row_factory=dict_row) as cur:

@@ -24,7 +24,7 @@ def test_compose_has_postgres_redis_worker_and_beat():
     assert {"postgres", "redis", "worker", "beat"} <= services.keys()
     assert "workers.app" in services["worker"]["command"] and "worker" in services["worker"]["command"]
     assert "beat" in services["beat"]["command"]
-    assert services["worker"]["environment"]["MINER_DATABASE_URL"].startswith("postgresql://")
+    assert "postgresql://" in services["worker"]["environment"]["MINER_DATABASE_URL"]
 
 
 def test_worker_scales_to_several_containers():
@@ -44,3 +44,46 @@ def test_compose_config_with_scaled_workers_validates():
     assert result.returncode == 0, result.stderr
     worker = yaml.safe_load(result.stdout)["services"]["worker"]
     assert worker["environment"]["OMP_NUM_THREADS"] == "2" and "1" in worker["command"]
+
+
+def test_worker_on_another_host_takes_the_urls_and_queue_from_the_shell():
+    """README's other-host command sets MINER_DATABASE_URL / MINER_BROKER_URL (and MINER_QUEUE) in the
+    shell: compose must hand them to the worker, not its own postgres/redis service names."""
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (.ci/run installs Debian's package)")
+    env = {"PATH": "/usr/bin:/bin", "MINER_DATABASE_URL": "postgresql://miner:miner@db-host:5432/miner",
+           "MINER_BROKER_URL": "redis://db-host:6379/0", "MINER_QUEUE": "pilot"}
+    result = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in ("worker", "beat", "cli"):
+        environment = services[name]["environment"]
+        assert environment["MINER_DATABASE_URL"] == env["MINER_DATABASE_URL"]
+        assert environment["MINER_BROKER_URL"] == env["MINER_BROKER_URL"]
+        assert environment["MINER_QUEUE"] == "pilot"
+    bare = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin"})
+    worker = yaml.safe_load(bare.stdout)["services"]["worker"]["environment"]
+    assert worker["MINER_DATABASE_URL"] == "postgresql://miner:miner@postgres:5432/miner"
+    assert worker["MINER_BROKER_URL"] == "redis://redis:6379/0" and worker["MINER_QUEUE"] == "miner"
+
+
+def test_every_setting_reaches_the_containers_from_the_shell():
+    """README's settings table is the operator's interface in Compose too: each MINER_* set in the shell
+    (or .env) reaches the worker, beat and cli; unset, it is empty, which miner reads as its default."""
+    from miner.settings import Settings
+
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    wanted = {f"MINER_{name.upper()}" for name in Settings.model_fields} - {"MINER_HOME"}
+    for name in ("worker", "beat", "cli", "migrate"):
+        environment = services[name]["environment"]
+        assert wanted <= environment.keys(), (name, sorted(wanted - environment.keys()))
+        for variable in wanted:
+            assert f"${{{variable}:-" in environment[variable], (name, variable)
+
+
+def test_postgres_and_redis_are_reachable_from_workers_on_other_hosts():
+    """README: a worker on another host runs against this host's Postgres and Redis (5432 and 6379)."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert "5432:5432" in services["postgres"]["ports"]
+    assert "6379:6379" in services["redis"].get("ports", [])

@@ -228,6 +228,29 @@ def test_llm_check_without_an_endpoint_says_so(miner_env):
     assert result.exit_code == 1 and "MINER_LLM_BASE_URL is not set" in result.output
 
 
+@pytest.mark.parametrize("fault, setting", [
+    (Fault(status=401, message="Incorrect API key provided: sk-wr***ng."), "MINER_LLM_API_KEY"),
+    (Fault(status=404, message="The model `gtp-4o` does not exist or you do not have access to it."),
+     "MINER_LLM_MODEL=m-typo"),
+    (None, "MINER_LLM_BASE_URL=http://127.0.0.1:9/v1"),
+])
+def test_llm_check_names_the_setting_at_fault_when_every_request_fails(miner_env, fault, setting):
+    """A wrong key, model or URL is refused in every mode alike: say which setting, not 'no request mode'."""
+    from typer.testing import CliRunner
+
+    from miner.cli import app
+
+    with OpenAIServer() as server:
+        if fault is not None:
+            server.add_fault(fault, times=None)
+        url = server.base_url if fault is not None else "http://127.0.0.1:9/v1"  # nothing listens on port 9
+        env = {**miner_env, "MINER_LLM_BASE_URL": url, "MINER_LLM_MODEL": "m-typo", "MINER_LLM_MAX_RETRIES": "0"}
+        result = CliRunner().invoke(app, ["llm", "check"], env=env)
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error:") and setting in last, result.output
+
+
 def test_llm_serve_with_a_missing_gguf_is_one_clear_line(tmp_path):
     from typer.testing import CliRunner
 

@@ -233,6 +233,16 @@ def test_every_fault_ends_with_a_finished_job_and_no_lost_themes(conn, embedder,
         assert counts["llm_unavailable"] > 0
 
 
+def test_jobs_show_says_why_the_llm_calls_failed(conn, embedder, fresh_server, fault_study, miner_env):
+    """A wrong key costs the job its LLM labels, not the job; `miner jobs show` says why, not only how many."""
+    fresh_server.add_fault(Fault(status=401, message="Incorrect API key provided: sk-wr***ng."), times=None)
+    job_id, counts = analyse(conn, fault_study, components(embedder, fresh_server, "m-wrong-key"))
+    assert counts["llm_failed"] > 0 and counts.get("llm_ok", 0) == 0
+    shown = CliRunner().invoke(app, ["jobs", "show", job_id], env=miner_env)
+    assert shown.exit_code == 0, shown.output
+    assert "llm errors" in shown.output and "Incorrect API key provided" in " ".join(shown.output.split())
+
+
 def test_a_bug_in_a_step_fails_the_job_with_the_error_shown(conn, embedder, fresh_server, fault_study, miner_env):
     """A programming error in the label step is no "LLM fallback": the job fails naming it, `miner jobs
     show` prints it, and once fixed the job resumes from that step and succeeds."""
