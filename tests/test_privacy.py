@@ -229,6 +229,32 @@ def test_no_suppressed_count_is_recovered_by_subtraction(conn, reader, threshold
     assert rest == 0  # one-vs-rest numbers that include a suppressed cell are withheld
 
 
+def test_the_theme_tree_gives_no_suppressed_count_back(conn, reader, threshold):
+    threshold(attack_k(conn))
+    truth = cells_as_owner(conn)
+    under = {node: themes for node, themes in conn.execute(
+        "SELECT node_id, theme_ids FROM tree_nodes n JOIN latest_jobs l USING (job_id) WHERE l.study = %s",
+        (STUDY,))}
+    with psycopg.connect(reader, autocommit=True) as as_reader:
+        # a node's total − Σ its published node × model cells; for a leaf also − reporting.themes
+        node_gaps = as_reader.execute(
+            """SELECT t.node_id, t.answers - coalesce(sum(m.answers), 0), t.interviews - coalesce(sum(m.interviews), 0),
+                      t.answers - th.answers
+               FROM theme_tree t
+               LEFT JOIN theme_tree_by_model m ON m.study = t.study AND m.node_id = t.node_id AND NOT m.suppressed
+               LEFT JOIN themes th ON th.study = t.study AND th.theme_id = t.theme_id
+               WHERE t.study = %s AND NOT t.suppressed GROUP BY t.node_id, t.answers, t.interviews, th.answers""",
+            (STUDY,)).fetchall()
+        shown = as_reader.execute("SELECT node_id, session_model FROM theme_tree_by_model WHERE study = %s "
+                                  "AND NOT suppressed", (STUDY,)).fetchall()
+    assert any(c["suppressed"] for c in truth.values())
+    assert node_gaps and all(a == 0 and i == 0 and leaf in (0, None) for _, a, i, leaf in node_gaps), node_gaps
+    # A published node cell minus its published children would be its one suppressed theme cell.
+    for node, model in shown:
+        hidden = [t for t in under[node] if truth.get((t, model), {}).get("suppressed")]
+        assert len(hidden) != 1, (node, model, hidden)
+
+
 def test_complementary_cell_is_the_smallest_published_cell_of_its_model(conn, published, threshold):
     threshold(attack_k(conn))
     truth = cells_as_owner(conn)
