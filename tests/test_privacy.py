@@ -255,6 +255,34 @@ def test_the_theme_tree_gives_no_suppressed_count_back(conn, reader, threshold):
         assert len(hidden) != 1, (node, model, hidden)
 
 
+def test_no_opinion_total_minus_published_rows_never_isolates_one_row(conn, published):
+    """job_history.counts->'no_opinion' is the job's total; with exactly one row under K the published
+    rows must not add up to the rest. The no-opinion flags are re-set inside this test's transaction
+    (rolled back) so that one (model, question) rests on 2 interviews and two others on K or more."""
+    k = k_now(conn.info.dsn)
+    groups = conn.execute(
+        """SELECT u.session_model, su.question, array_agg(a.unit_id ORDER BY u.interview_id),
+                  array_agg(u.interview_id ORDER BY u.interview_id)
+           FROM job_answers a JOIN units u USING (unit_id) JOIN scrubbed_units su USING (unit_id)
+           WHERE a.job_id = %s GROUP BY 1, 2 HAVING count(DISTINCT u.interview_id) >= %s
+           ORDER BY count(*) DESC LIMIT 3""", (published, k + 2)).fetchall()
+    assert len(groups) == 3
+    conn.execute("UPDATE job_answers SET no_opinion = false WHERE job_id = %s", (published,))
+    small = 0
+    for n, (_, _, unit_ids, interview_ids) in enumerate(groups):
+        keep = set(sorted(set(interview_ids))[:2]) if n == 0 else set(interview_ids)  # row 0: 2 interviews
+        flagged = [u for u, i in zip(unit_ids, interview_ids) if i in keep]
+        small = small or len(flagged)
+        conn.execute("UPDATE job_answers SET no_opinion = true WHERE job_id = %s AND unit_id = ANY(%s)",
+                     (published, flagged))
+    total = conn.execute("SELECT count(*) FROM job_answers WHERE job_id = %s AND no_opinion",
+                         (published,)).fetchone()[0]
+    rows = conn.execute("SELECT answers, suppressed FROM reporting.no_opinion WHERE job_id = %s",
+                        (published,)).fetchall()
+    assert len(rows) == 3 and sum(s for _, s in rows) == 2, rows  # the small row and one to hide it with
+    assert total - sum(a for a, s in rows if not s) > small
+
+
 def test_complementary_cell_is_the_smallest_published_cell_of_its_model(conn, published, threshold):
     threshold(attack_k(conn))
     truth = cells_as_owner(conn)
