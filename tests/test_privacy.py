@@ -247,6 +247,9 @@ def test_the_theme_tree_gives_no_suppressed_count_back(conn, reader, threshold):
             (STUDY,)).fetchall()
         shown = as_reader.execute("SELECT node_id, session_model FROM theme_tree_by_model WHERE study = %s "
                                   "AND NOT suppressed", (STUDY,)).fetchall()
+        undecided = as_reader.execute("SELECT count(*) FROM theme_tree_by_model WHERE study = %s "
+                                      "AND suppressed IS NULL", (STUDY,)).fetchone()[0]
+    assert undecided == 0
     assert any(c["suppressed"] for c in truth.values())
     assert node_gaps and all(a == 0 and i == 0 and leaf in (0, None) for _, a, i, leaf in node_gaps), node_gaps
     # A published node cell minus its published children would be its one suppressed theme cell.
