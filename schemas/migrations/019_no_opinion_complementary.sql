@@ -17,13 +17,14 @@ counted AS (
     GROUP BY l.study, l.job_id, u.session_model, su.question
 ),
 flagged AS (
-    SELECT c.*, c.interviews BETWEEN 1 AND k.k - 1 AS primary_suppressed FROM counted c CROSS JOIN k
+    SELECT c.*, c.interviews BETWEEN 1 AND k.k - 1 AS primary_suppressed,
+           count(*) FILTER (WHERE c.interviews BETWEEN 1 AND k.k - 1) OVER (PARTITION BY c.job_id) AS small_rows
+    FROM counted c CROSS JOIN k
 ),
 complement AS (  -- in a job with exactly one row under K, its smallest published row
     SELECT DISTINCT ON (f.job_id) f.job_id, f.session_model, f.question
     FROM flagged f
-    WHERE NOT f.primary_suppressed
-      AND (SELECT count(*) FROM flagged o WHERE o.job_id = f.job_id AND o.primary_suppressed) = 1
+    WHERE NOT f.primary_suppressed AND f.small_rows = 1
     ORDER BY f.job_id, f.answers, f.interviews, f.session_model, f.question
 )
 SELECT f.study, f.session_model, f.question,
