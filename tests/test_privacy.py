@@ -229,6 +229,63 @@ def test_no_suppressed_count_is_recovered_by_subtraction(conn, reader, threshold
     assert rest == 0  # one-vs-rest numbers that include a suppressed cell are withheld
 
 
+def test_the_theme_tree_gives_no_suppressed_count_back(conn, reader, threshold):
+    threshold(attack_k(conn))
+    truth = cells_as_owner(conn)
+    under = {node: themes for node, themes in conn.execute(
+        "SELECT node_id, theme_ids FROM tree_nodes n JOIN latest_jobs l USING (job_id) WHERE l.study = %s",
+        (STUDY,))}
+    with psycopg.connect(reader, autocommit=True) as as_reader:
+        # a node's total − Σ its published node × model cells; for a leaf also − reporting.themes
+        node_gaps = as_reader.execute(
+            """SELECT t.node_id, t.answers - coalesce(sum(m.answers), 0), t.interviews - coalesce(sum(m.interviews), 0),
+                      t.answers - th.answers
+               FROM theme_tree t
+               LEFT JOIN theme_tree_by_model m ON m.study = t.study AND m.node_id = t.node_id AND NOT m.suppressed
+               LEFT JOIN themes th ON th.study = t.study AND th.theme_id = t.theme_id
+               WHERE t.study = %s AND NOT t.suppressed GROUP BY t.node_id, t.answers, t.interviews, th.answers""",
+            (STUDY,)).fetchall()
+        shown = as_reader.execute("SELECT node_id, session_model FROM theme_tree_by_model WHERE study = %s "
+                                  "AND NOT suppressed", (STUDY,)).fetchall()
+        undecided = as_reader.execute("SELECT count(*) FROM theme_tree_by_model WHERE study = %s "
+                                      "AND suppressed IS NULL", (STUDY,)).fetchone()[0]
+    assert undecided == 0
+    assert any(c["suppressed"] for c in truth.values())
+    assert node_gaps and all(a == 0 and i == 0 and leaf in (0, None) for _, a, i, leaf in node_gaps), node_gaps
+    # A published node cell minus its published children would be its one suppressed theme cell.
+    for node, model in shown:
+        hidden = [t for t in under[node] if truth.get((t, model), {}).get("suppressed")]
+        assert len(hidden) != 1, (node, model, hidden)
+
+
+def test_no_opinion_total_minus_published_rows_never_isolates_one_row(conn, published):
+    """job_history.counts->'no_opinion' is the job's total; with exactly one row under K the published
+    rows must not add up to the rest. The no-opinion flags are re-set inside this test's transaction
+    (rolled back) so that one (model, question) rests on 2 interviews and two others on K or more."""
+    k = k_now(conn.info.dsn)
+    groups = conn.execute(
+        """SELECT u.session_model, su.question, array_agg(a.unit_id ORDER BY u.interview_id),
+                  array_agg(u.interview_id ORDER BY u.interview_id)
+           FROM job_answers a JOIN units u USING (unit_id) JOIN scrubbed_units su USING (unit_id)
+           WHERE a.job_id = %s GROUP BY 1, 2 HAVING count(DISTINCT u.interview_id) >= %s
+           ORDER BY count(*) DESC LIMIT 3""", (published, k + 2)).fetchall()
+    assert len(groups) == 3
+    conn.execute("UPDATE job_answers SET no_opinion = false WHERE job_id = %s", (published,))
+    small = 0
+    for n, (_, _, unit_ids, interview_ids) in enumerate(groups):
+        keep = set(sorted(set(interview_ids))[:2]) if n == 0 else set(interview_ids)  # row 0: 2 interviews
+        flagged = [u for u, i in zip(unit_ids, interview_ids) if i in keep]
+        small = small or len(flagged)
+        conn.execute("UPDATE job_answers SET no_opinion = true WHERE job_id = %s AND unit_id = ANY(%s)",
+                     (published, flagged))
+    total = conn.execute("SELECT count(*) FROM job_answers WHERE job_id = %s AND no_opinion",
+                         (published,)).fetchone()[0]
+    rows = conn.execute("SELECT answers, suppressed FROM reporting.no_opinion WHERE job_id = %s",
+                        (published,)).fetchall()
+    assert len(rows) == 3 and sum(s for _, s in rows) == 2, rows  # the small row and one to hide it with
+    assert total - sum(a for a, s in rows if not s) > small
+
+
 def test_complementary_cell_is_the_smallest_published_cell_of_its_model(conn, published, threshold):
     threshold(attack_k(conn))
     truth = cells_as_owner(conn)

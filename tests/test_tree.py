@@ -220,6 +220,37 @@ def test_theme_tree_view_covers_every_theme_once(jobs, conn):
     assert [r["position"] for r in tree] == sorted(r["position"] for r in tree)
 
 
+def test_stance_columns_follow_the_units_stances_as_the_contract_states(jobs, conn):
+    """themes.stance: the side of ≥ 60% of the units that take one, once ≥ 30% do (neutral also for a
+    theme of chatter); a parent's: the stance of ≥ 60% of its answers, each with its theme's stance."""
+    units = conn.execute(
+        """SELECT a.theme_id, count(*), count(*) FILTER (WHERE u.stance = 'positive'),
+                  count(*) FILTER (WHERE u.stance = 'negative')
+           FROM assignments a JOIN units u USING (unit_id) WHERE a.job_id = %s AND a.theme_id >= 0
+           GROUP BY a.theme_id""", (jobs[-1],)).fetchall()
+    themes = {t["theme_id"]: t for t in repository_reporting.read_view(conn, "themes", STUDY) if not t["suppressed"]}
+    for theme_id, total, positive, negative in units:
+        if theme_id not in themes:
+            continue
+        polar = positive + negative
+        side, count = max((("positive", positive), ("negative", negative)), key=lambda s: s[1])
+        want = "neutral" if polar < 0.3 * total else side if count >= 0.6 * polar else "mixed"
+        assert themes[theme_id]["stance"] in (want, "neutral"), (theme_id, total, positive, negative)
+    tree = repository_reporting.read_view(conn, "theme_tree", STUDY)
+    sizes = dict(conn.execute("SELECT theme_id, answers FROM themes WHERE job_id = %s", (jobs[-1],)).fetchall())
+    stance_of = {t: conn.execute("SELECT stance FROM themes WHERE job_id = %s AND theme_id = %s",
+                                 (jobs[-1], t)).fetchone()[0] for t in sizes}
+    under = dict(conn.execute("SELECT node_id, theme_ids FROM tree_nodes WHERE job_id = %s", (jobs[-1],)).fetchall())
+    for node in tree:
+        if node["kind"] == "theme" or node["suppressed"]:
+            continue
+        weights = Counter()
+        for theme in under[node["node_id"]]:
+            weights[stance_of[theme] or "neutral"] += sizes[theme]
+        side, weight = weights.most_common(1)[0]
+        assert node["stance"] == (side if weight >= 0.6 * sum(weights.values()) else "mixed"), node
+
+
 def test_tree_by_model_suppresses_what_theme_by_model_suppresses(jobs, conn):
     k = repository_reporting.min_interviews_per_cell(conn)
     cells = repository_reporting.read_view(conn, "theme_tree_by_model", STUDY)
