@@ -114,7 +114,13 @@ def test_sigkill_mid_embed_and_mid_label_publishes_the_same_result(miner_env, da
     second = ready_worker(env, "kill-b", tmp_path)
     # The new worker finds kill-a silent after MINER_WORKER_DEAD_SECONDS and re-drives the job; the rest of
     # embed, cluster (numba compiles in this fresh process), assign and themes come before the label step.
-    wait_until(lambda: steps_of(database_url, job_id).get("label") == "running", timeout=600, what="the label step")
+    try:
+        wait_until(lambda: steps_of(database_url, job_id).get("label") == "running", timeout=600, what="the label step")
+    except BaseException as exc:
+        kill(second)  # left running, it would take later tests' jobs on the session's database
+        if isinstance(exc, TimeoutError):
+            raise TimeoutError(f"{exc}; the job's steps: {steps_of(database_url, job_id)}") from None
+        raise
     time.sleep(1.5)  # some labels answered, some not
     kill(second)
     assert steps_of(database_url, job_id).get("label") == "running"
