@@ -60,9 +60,9 @@ def llm_check(as_json: bool = typer.Option(False, "--json", help="print the resu
     chosen = next((c for c in checks if c.mode == mode), None)
     if chosen is None and (setting := refused_setting(checks)) is not None:
         value = {"MINER_LLM_API_KEY": " (as set)" if settings.llm_api_key else " (unset)",
-                 "MINER_LLM_TIMEOUT": f"={settings.llm_timeout:g} s"}.get(setting)
-        if value is None:
-            value = "=" + str(settings.llm_model if setting == "MINER_LLM_MODEL" else settings.llm_base_url)
+                 "MINER_LLM_TIMEOUT": f"={settings.llm_timeout:g} s",
+                 "MINER_LLM_MODEL": f"={settings.llm_model}",
+                 "MINER_LLM_BASE_URL": f"={settings.llm_base_url}"}[setting]
         console.print(f"error: check {setting}{value}: {checks[0].error}", markup=False, highlight=False,
                       soft_wrap=True)
         raise typer.Exit(1)

@@ -137,11 +137,6 @@ def iter_values(text: str) -> Iterator[tuple[int, str, Any, str | None]]:
         index = _skip_space(text, end)
 
 
-def is_array(text: str) -> bool:
-    """Whether the JSON text is a top-level array (the .json file form holding many records)."""
-    return text.startswith("[", _skip_space(text, 0))
-
-
 def field_problem(value: Any) -> str | None:
     """Name the first field holding what cannot be stored: bytes that are not UTF-8, a NUL, a NaN,
     a huge integer, or nesting past MAX_NESTING levels."""
