@@ -2,9 +2,12 @@
 
 A worker SIGKILLed mid-step (an OOM kill, a lost host) never acknowledges its Celery message, and
 Redis hands that message to another worker only after the visibility timeout (an hour by default).
-Instead each worker beats every `beat_seconds` and records the step tasks it runs; every live
-worker checks as often for tasks whose worker has been silent for `dead_after_seconds` and
-re-drives their jobs from the first unfinished step (workers/heartbeat.py does the scheduling).
+Instead each worker beats every `beat_seconds` and records the step tasks it receives and runs,
+keeping its last finished step of each job in progress (a worker killed after one step and before
+recording the next it had taken from the broker still marks the job); every live worker checks as
+often for rows whose worker has been silent for `dead_after_seconds`, or that an earlier process
+under a restarted worker's name left, and re-drives their jobs from the first unfinished step
+(workers/heartbeat.py does the scheduling).
 
 Re-driving is safe while the dead worker's step may in fact still run (a worker too busy to beat,
 a network split): a step runs under a per-step advisory lock on its own Postgres connection
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 
 import psycopg
@@ -25,6 +29,9 @@ import psycopg
 from miner import repository_workers as workers
 
 logger = logging.getLogger(__name__)
+
+# This process, as its beats name it: a restarted worker may reuse the name, host and even pid.
+PROCESS = uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class HeartbeatParams:
 
 def beat(conn: psycopg.Connection, worker: str) -> None:
     """Record that this process (worker `worker`) is alive; commits."""
-    workers.beat(conn, worker, socket.gethostname(), os.getpid())
+    workers.beat(conn, worker, socket.gethostname(), os.getpid(), PROCESS)
     conn.commit()
 
 
@@ -50,13 +57,14 @@ def stop(conn: psycopg.Connection, worker: str) -> None:
 
 
 def claim(conn: psycopg.Connection, task_id: str, worker: str, job_id: str, task: str) -> None:
-    """`worker` starts task `task_id`, a step of job `job_id`; commits."""
+    """`worker` received or starts task `task_id`, a step of job `job_id`; commits."""
     workers.claim_task(conn, task_id, worker, job_id, task)
     conn.commit()
 
 
 def release(conn: psycopg.Connection, task_id: str) -> None:
-    """Task `task_id` ended (done, failed, retried or ignored); commits."""
+    """Task `task_id` ended (done, failed, retried or ignored); its row stays as its worker's last
+    finished step of the job; commits."""
     workers.release_task(conn, task_id)
     conn.commit()
 

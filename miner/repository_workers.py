@@ -8,42 +8,57 @@ from __future__ import annotations
 import psycopg
 
 
-def beat(conn: psycopg.Connection, worker: str, hostname: str, pid: int) -> None:
-    """Record that `worker` is alive now (a restarted worker of the same name starts afresh)."""
+def beat(conn: psycopg.Connection, worker: str, hostname: str, pid: int, process: str) -> None:
+    """Record that `worker` is alive now; a new `process` (token drawn at process start) under the
+    same name starts afresh."""
     conn.execute(
-        """INSERT INTO worker_heartbeats (worker, hostname, pid) VALUES (%s, %s, %s)
+        """INSERT INTO worker_heartbeats (worker, hostname, pid, process) VALUES (%s, %s, %s, %s)
            ON CONFLICT (worker) DO UPDATE SET last_beat = now(),
-               started_at = CASE WHEN worker_heartbeats.pid = excluded.pid
-                                  AND worker_heartbeats.hostname = excluded.hostname
+               started_at = CASE WHEN worker_heartbeats.process = excluded.process
                                  THEN worker_heartbeats.started_at ELSE now() END,
-               hostname = excluded.hostname, pid = excluded.pid""",
-        (worker, hostname, pid),
+               hostname = excluded.hostname, pid = excluded.pid, process = excluded.process""",
+        (worker, hostname, pid, process),
     )
 
 
 def forget_worker(conn: psycopg.Connection, worker: str) -> None:
-    """A worker shutting down cleanly stops being counted as alive (its tasks, if any, as orphaned)."""
+    """A worker shutting down cleanly stops being counted as alive (its tasks in flight, if any, as
+    orphaned); its finished steps no longer mark anything: a clean shutdown hands back the messages it
+    had taken."""
     conn.execute("DELETE FROM worker_heartbeats WHERE worker = %s", (worker,))
+    conn.execute("DELETE FROM worker_tasks WHERE worker = %s AND finished_at IS NOT NULL", (worker,))
 
 
 def claim_task(conn: psycopg.Connection, task_id: str, worker: str, job_id: str, task: str) -> None:
-    """`worker` runs task `task_id` (a step of `job_id`) from now on."""
+    """`worker` has received or runs task `task_id` (a step of `job_id`) from now on; its finished
+    steps of this job, and of jobs no longer in progress, stop marking them."""
+    params = {"task_id": task_id, "worker": worker, "job_id": job_id, "task": task}
+    conn.execute(
+        """DELETE FROM worker_tasks t
+           WHERE t.worker = %(worker)s AND t.finished_at IS NOT NULL AND t.task_id <> %(task_id)s
+             AND (t.job_id::text = %(job_id)s
+                  OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = t.job_id
+                                 AND j.status IN ('queued', 'running')))""",
+        params,
+    )
     conn.execute(
         """INSERT INTO worker_tasks (task_id, worker, job_id, task)
            SELECT %(task_id)s, %(worker)s, job_id, %(task)s FROM jobs WHERE job_id = %(job_id)s
            ON CONFLICT (task_id) DO UPDATE SET worker = excluded.worker, job_id = excluded.job_id,
-               task = excluded.task, started_at = now()""",
-        {"task_id": task_id, "worker": worker, "job_id": job_id, "task": task},
+               task = excluded.task, started_at = now(), finished_at = NULL""",
+        params,
     )
 
 
 def release_task(conn: psycopg.Connection, task_id: str) -> None:
-    conn.execute("DELETE FROM worker_tasks WHERE task_id = %s", (task_id,))
+    """Task `task_id` ended: its row stays, finished, as its worker's last sign of the job."""
+    conn.execute("UPDATE worker_tasks SET finished_at = now() WHERE task_id = %s", (task_id,))
 
 
 def take_orphaned_jobs(conn: psycopg.Connection, dead_after_seconds: float) -> list[tuple[str, list[str]]]:
-    """Remove the in-flight rows of workers silent for `dead_after_seconds` (or never seen beating
-    that long); return (job id, dead workers) for those jobs still queued or running.
+    """Remove the rows (steps in flight or last finished) of workers silent for `dead_after_seconds`
+    (or never seen beating that long) and of earlier processes under a name a restarted worker beats
+    with; return (job id, dead workers) for those jobs still queued or running.
 
     The rows are deleted as they are read, so of several live workers checking at once only one
     gets each orphan.
@@ -51,9 +66,13 @@ def take_orphaned_jobs(conn: psycopg.Connection, dead_after_seconds: float) -> l
     rows = conn.execute(
         """WITH orphaned AS (
                DELETE FROM worker_tasks t
-               WHERE NOT EXISTS (SELECT 1 FROM worker_heartbeats h WHERE h.worker = t.worker
-                                 AND h.last_beat >= now() - make_interval(secs => %(dead)s))
-                 AND t.started_at < now() - make_interval(secs => %(dead)s)
+               WHERE (NOT EXISTS (SELECT 1 FROM worker_heartbeats h WHERE h.worker = t.worker
+                                  AND h.last_beat >= now() - make_interval(secs => %(dead)s))
+                      AND t.started_at < now() - make_interval(secs => %(dead)s))
+                  -- recorded before the process now beating under that name started: a restarted
+                  -- worker (a container restarted after an OOM kill keeps its hostname)
+                  OR EXISTS (SELECT 1 FROM worker_heartbeats h WHERE h.worker = t.worker
+                             AND t.started_at < h.started_at)
                RETURNING t.job_id, t.worker)
            SELECT o.job_id, array_agg(DISTINCT o.worker ORDER BY o.worker)
            FROM orphaned o JOIN jobs j USING (job_id)

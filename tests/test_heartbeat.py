@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from conftest import ready_worker, wait_for_job
-from miner import heartbeat, repository_jobs
+from miner import heartbeat, repository_jobs, repository_workers
 from miner.settings import Settings
 from test_faults import ingest_and_queue, kill, rerun_in_process, snapshot, steps_of, wait_until
 
@@ -92,6 +92,8 @@ def test_orphaned_jobs_go_to_one_live_worker_only(conn, database_url):
 
     # 25 s later: dead@host and never-beat@host fell silent, alive@host kept beating.
     conn.execute("UPDATE worker_heartbeats SET last_beat = last_beat - interval '25 s' WHERE worker = 'dead@host'")
+    conn.execute("UPDATE worker_heartbeats SET started_at = started_at - interval '25 s' "
+                 "WHERE worker IN ('alive@host', 'dead@host')")
     conn.execute("UPDATE worker_tasks SET started_at = started_at - interval '25 s'")
     conn.commit()
     with psycopg.connect(database_url) as other:
@@ -104,3 +106,99 @@ def test_orphaned_jobs_go_to_one_live_worker_only(conn, database_url):
     heartbeat.stop(conn, "alive@host")
     assert conn.execute("SELECT count(*) FROM worker_tasks WHERE task_id LIKE 'task-%'").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM worker_heartbeats WHERE worker = 'alive@host'").fetchone()[0] == 0
+
+
+def age(conn, seconds: int, worker: str) -> None:
+    """`seconds` pass for `worker`: its last beat and its rows get that much older."""
+    conn.execute("UPDATE worker_heartbeats SET last_beat = last_beat - make_interval(secs => %s), "
+                 "started_at = started_at - make_interval(secs => %s) WHERE worker = %s", (seconds, seconds, worker))
+    conn.execute("UPDATE worker_tasks SET started_at = started_at - make_interval(secs => %s), "
+                 "finished_at = finished_at - make_interval(secs => %s) WHERE worker = %s",
+                 (seconds, seconds, worker))
+    conn.commit()
+
+
+def test_a_worker_killed_between_two_steps_still_marks_its_job(conn):
+    # The gap seen in a fresh-clone run: a worker ends a step, takes the next step's message from the
+    # broker and is killed before it records it. Its last finished step must still mark the job.
+    job = repository_jobs.create_job(conn, "between-steps")
+    other = repository_jobs.create_job(conn, "between-steps")
+    conn.execute("UPDATE jobs SET status = 'running' WHERE job_id IN (%s, %s)", (job, other))
+    conn.commit()
+    params = heartbeat.HeartbeatParams(dead_after_seconds=20)
+    heartbeat.beat(conn, "between@host")
+    heartbeat.claim(conn, "embed-1", "between@host", job, "miner.step")
+    heartbeat.release(conn, "embed-1")
+    assert heartbeat.take_orphaned_jobs(conn, params) == []  # alive
+    age(conn, 25, "between@host")
+    assert heartbeat.take_orphaned_jobs(conn, params) == [job]
+    assert heartbeat.take_orphaned_jobs(conn, params) == []  # re-driven once
+
+    # A live worker keeps one finished row per job in progress: the next step of the job supersedes
+    # the last one, and a finished job's row goes at the worker's next claim.
+    heartbeat.beat(conn, "busy@host")
+    heartbeat.claim(conn, "a-1", "busy@host", job, "miner.step")
+    heartbeat.release(conn, "a-1")
+    heartbeat.claim(conn, "b-1", "busy@host", other, "miner.step")
+    heartbeat.release(conn, "b-1")
+    heartbeat.claim(conn, "a-2", "busy@host", job, "miner.step")
+    rows = lambda: conn.execute("SELECT task_id, finished_at IS NOT NULL FROM worker_tasks "
+                                "WHERE worker = 'busy@host' ORDER BY 1").fetchall()
+    assert rows() == [("a-2", False), ("b-1", True)]
+    conn.execute("UPDATE jobs SET status = 'succeeded' WHERE job_id = %s", (other,))
+    conn.commit()
+    heartbeat.release(conn, "a-2")
+    heartbeat.claim(conn, "a-3", "busy@host", job, "miner.step")
+    assert rows() == [("a-3", False)]
+    heartbeat.release(conn, "a-3")
+    heartbeat.stop(conn, "busy@host")  # a clean shutdown hands its messages back: nothing to re-drive
+    assert rows() == []
+
+
+def test_rows_of_an_earlier_process_under_a_restarted_workers_name_are_orphaned(conn):
+    # A container restarted after an OOM kill keeps its hostname, so the new worker beats under the
+    # dead one's name at once: the dead process's rows must not pass for the new one's.
+    job = repository_jobs.create_job(conn, "restarted")
+    conn.execute("UPDATE jobs SET status = 'running' WHERE job_id = %s", (job,))
+    conn.commit()
+    params = heartbeat.HeartbeatParams(dead_after_seconds=20)
+    repository_workers.beat(conn, "worker-c0ffee@c0ffee", "c0ffee", 1, "first")
+    heartbeat.claim(conn, "cluster-1", "worker-c0ffee@c0ffee", job, "miner.step")
+    age(conn, 3, "worker-c0ffee@c0ffee")
+    repository_workers.beat(conn, "worker-c0ffee@c0ffee", "c0ffee", 1, "first")  # the same process beats on
+    conn.commit()
+    assert heartbeat.take_orphaned_jobs(conn, params) == []
+    # Restarted 3 s later: pid 1 again in its container, a new process.
+    repository_workers.beat(conn, "worker-c0ffee@c0ffee", "c0ffee", 1, "second")
+    conn.commit()
+    assert heartbeat.take_orphaned_jobs(conn, params) == [job]
+
+
+def test_a_worker_restarted_under_its_name_resumes_its_killed_step_with_default_settings(
+        miner_env, database_url, tmp_path):
+    env = default_env(miner_env)
+    first = ready_worker(env, "beat-same", tmp_path)
+    workers = [first]
+    try:
+        job_id = ingest_and_queue(env, "restarted", seed=23, tmp_path=tmp_path)
+        wait_until(lambda: steps_of(database_url, job_id).get("cluster") == "running", what="the cluster step")
+        wait_until(lambda: step_owner(database_url, workers) is not None
+                   or steps_of(database_url, job_id).get("cluster") != "running", what="the step's worker")
+        assert step_owner(database_url, workers) is first and steps_of(database_url, job_id).get("cluster") == "running", \
+            "the cluster step ended before its worker could be killed"
+        kill(first)
+        # Restarted at once under the same node name (Compose's `worker-%h` after a container restart):
+        # it beats under that name, so only the claim's age against the new process tells it is dead.
+        workers.append(ready_worker(env, "beat-same", tmp_path))
+
+        def restarted() -> bool:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                return conn.execute("SELECT attempts FROM job_steps WHERE job_id = %s AND step = 'cluster'",
+                                    (job_id,)).fetchone()[0] >= 2
+        wait_until(restarted, timeout=60, interval=0.5, what="the killed step to start again on the restarted worker")
+        assert wait_for_job(database_url, job_id, timeout=600) == "succeeded"
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=60)

@@ -79,6 +79,13 @@ def _params() -> heartbeat.HeartbeatParams:
 def start_beating(sender, **_) -> None:
     global _thread
     _thread = HeartbeatThread(_database_url(), sender.hostname, _params())
+    # The first beat before any message is taken: a row recorded before this process's first beat
+    # under the same name is a previous process's (miner.repository_workers.take_orphaned_jobs).
+    try:
+        with db.connect(_database_url(), application_name="miner-heartbeat") as conn:
+            heartbeat.beat(conn, _thread.worker)
+    except psycopg.Error:  # the thread keeps trying
+        logger.warning("heartbeat: %s could not reach the database", _thread.worker, exc_info=True)
     _thread.start()
 
 
@@ -102,6 +109,20 @@ def _step_job_id(task, args, kwargs) -> str | None:
     if not isinstance(task, StepTask):
         return None
     return kwargs.get("job_id") if kwargs and "job_id" in kwargs else (args[0] if args else None)
+
+
+@signals.task_received.connect
+def claim_received_step(sender=None, request=None, **_) -> None:
+    """Record a step as soon as its message arrives (in the consumer, before it runs, or while it
+    waits for a retry's countdown): a worker killed before the step starts leaves this row behind."""
+    job_id = _step_job_id(request.task, request.args, request.kwargs)
+    if job_id is None:
+        return
+    try:
+        with db.connect(_database_url()) as conn:
+            heartbeat.claim(conn, request.id, request.hostname or sender.hostname, str(job_id), request.name)
+    except psycopg.Error:  # the step will claim itself again when it starts
+        logger.warning("heartbeat: could not record task %s of job %s", request.id, job_id, exc_info=True)
 
 
 @signals.task_prerun.connect
