@@ -1,4 +1,5 @@
-"""`miner llm ...`: check the configured endpoint, or serve a local one from a GGUF file."""
+"""`miner llm ...`: check the configured endpoint, serve a local one from a GGUF file, or list and
+clear the cached replies."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from rich.table import Table
 
 from miner.settings import Settings
 
-llm_app = typer.Typer(help="The LLM endpoint: check what it supports, or serve one locally.", no_args_is_help=True)
+llm_app = typer.Typer(help="The LLM endpoint: check what it supports, serve one locally, or clear its cached "
+                      "replies.", no_args_is_help=True)
+cache_app = typer.Typer(help="Cached LLM replies: list them, or drop stale or invalid ones so the next run asks "
+                        "again.", no_args_is_help=True)
+llm_app.add_typer(cache_app, name="cache")
 console = Console()
 
 
@@ -104,3 +109,60 @@ def llm_serve(
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     del local  # the server stops when its object goes
+
+
+def _print_cache_groups(groups: list[dict], title: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(groups, indent=2))
+        return
+    table = Table(title=title)
+    for column in ("base URL", "model", "valid", "replies"):
+        table.add_column(column)
+    for g in groups:
+        table.add_row(g["base_url"] or "(cached before migration 020: no longer used)", g["model"],
+                      {True: "yes", False: "no", None: "?"}[g["valid"]], str(g["replies"]))
+    console.print(table)
+
+
+_MODEL = typer.Option(None, "--model", help="only replies of this model name")
+_BASE_URL = typer.Option(None, "--base-url", help="only replies of this endpoint (as in MINER_LLM_BASE_URL)")
+_INVALID = typer.Option(False, "--invalid-only", help="only replies that failed validation (JSON schema or checks)")
+_JSON = typer.Option(False, "--json", help="print the groups as JSON")
+
+
+@cache_app.command("list")
+def cache_list(model: Optional[str] = _MODEL, base_url: Optional[str] = _BASE_URL, invalid_only: bool = _INVALID,
+               as_json: bool = _JSON) -> None:
+    """Count the cached replies per endpoint (base URL), model and validity.
+
+    Example: miner llm cache list --model qwen2.5:7b-instruct
+    """
+    from miner import repository_endpoints
+    from miner.cli import services
+    from miner.llm_endpoint import normalise_base_url
+
+    with services(read_only=True) as svc:
+        groups = repository_endpoints.llm_cache_groups(
+            svc.conn, model, normalise_base_url(base_url) if base_url else None, invalid_only)
+    total = sum(g["replies"] for g in groups)
+    _print_cache_groups(groups, f"{total} cached replies", as_json)
+
+
+@cache_app.command("clear")
+def cache_clear(model: Optional[str] = _MODEL, base_url: Optional[str] = _BASE_URL, invalid_only: bool = _INVALID,
+                as_json: bool = _JSON) -> None:
+    """Drop cached replies (all, or those matching the options) so the next run asks the endpoint
+    again, and show what was removed. The ledger (llm_calls, llm_cost) keeps its rows.
+
+    Example: miner llm cache clear --model qwen2.5:7b-instruct --invalid-only
+    """
+    from miner import repository_endpoints
+    from miner.cli import services
+    from miner.llm_endpoint import normalise_base_url
+
+    with services() as svc:
+        removed = repository_endpoints.delete_llm_cache(
+            svc.conn, model, normalise_base_url(base_url) if base_url else None, invalid_only)
+        svc.conn.commit()
+    total = sum(g["replies"] for g in removed)
+    _print_cache_groups(removed, f"{total} cached replies removed", as_json)

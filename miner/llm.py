@@ -94,7 +94,8 @@ class LLMStore(Protocol):
 
     def cached(self, keys: list[str]) -> dict[str, CachedReply]: ...
 
-    def remember(self, key: str, request: dict[str, Any], reply: CachedReply) -> None: ...
+    def remember(self, key: str, base_url: str, request: dict[str, Any], reply: CachedReply,
+                 valid: bool) -> None: ...
 
     def record(self, calls: list[LLMCall]) -> None: ...
 
@@ -120,7 +121,8 @@ class MemoryStore:
     def cached(self, keys: list[str]) -> dict[str, CachedReply]:
         return {key: self.replies[key] for key in keys if key in self.replies}
 
-    def remember(self, key: str, request: dict[str, Any], reply: CachedReply) -> None:
+    def remember(self, key: str, base_url: str, request: dict[str, Any], reply: CachedReply,
+                 valid: bool) -> None:
         self.replies.setdefault(key, reply)
 
     def record(self, calls: list[LLMCall]) -> None:
@@ -136,8 +138,9 @@ class PostgresStore:
     def cached(self, keys: list[str]) -> dict[str, CachedReply]:
         return repository.load_llm_cache(self.conn, keys) if keys else {}
 
-    def remember(self, key: str, request: dict[str, Any], reply: CachedReply) -> None:
-        repository.save_llm_cache(self.conn, key, request["model"], request, reply)
+    def remember(self, key: str, base_url: str, request: dict[str, Any], reply: CachedReply,
+                 valid: bool) -> None:
+        repository.save_llm_cache(self.conn, key, base_url, request["model"], request, reply, valid)
 
     def record(self, calls: list[LLMCall]) -> None:
         repository.save_llm_calls(self.conn, self.job_id, calls)
@@ -176,9 +179,11 @@ def estimate_tokens(messages: Sequence[dict[str, str]], max_tokens: int) -> int:
     return sum(len(m["content"]) for m in messages) // 3 + 8 * len(messages) + max_tokens
 
 
-def request_key(request: dict[str, Any]) -> str:
-    """Cache key: hash of model + messages + parameters."""
-    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+def request_key(request: dict[str, Any], base_url: str) -> str:
+    """Cache key: hash of the endpoint's normalised base URL + model + messages + parameters (the same
+    model name on another server is another endpoint)."""
+    canonical = json.dumps({"base_url": base_url, "request": request}, sort_keys=True, ensure_ascii=False,
+                           separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -236,13 +241,20 @@ class LLM:
         for round_number in range(self.options.repair_attempts + 1):
             if not pending:
                 break
-            sent_all, keys = self._run_round(pending)
+            sent_all, keys, bodies = self._run_round(pending)
             calls, repairs = [], []
-            for item, sent, key in zip(pending, sent_all, keys):
+            for item, sent, key, body in zip(pending, sent_all, keys, bodies):
                 reply, outcome, error = None, sent.outcome, sent.error
                 if sent.content is not None:
                     reply, error = parse_reply(sent.content, item.request.schema, item.request.check)
                     outcome = "ok" if reply is not None else "invalid"
+                if not sent.cache_hit and sent.content is not None:
+                    # Invalid replies are cached too, marked so (a re-run of an unchanged study makes
+                    # no request; `miner llm cache clear --invalid-only` drops them).
+                    self.store.remember(key, self.base_url, {"model": body["model"], "messages": body["messages"],
+                                                             "schema": item.request.schema.__name__},
+                                        CachedReply(sent.content, sent.prompt_tokens, sent.completion_tokens),
+                                        valid=outcome == "ok")
                 calls.append(LLMCall(
                     purpose=item.request.purpose, model=self.options.model, cache_key=key,
                     cache_hit=sent.cache_hit, attempts=sent.attempts, outcome=outcome,
@@ -293,9 +305,9 @@ class LLM:
                 "temperature": self.options.temperature, "max_tokens": self.options.max_tokens,
                 "response_format": response_format(request.schema)}
 
-    def _run_round(self, pending: list[_Pending]) -> tuple[list[_Sent], list[str]]:
+    def _run_round(self, pending: list[_Pending]) -> tuple[list[_Sent], list[str], list[dict[str, Any]]]:
         bodies = [self._request(item.request, item.messages) for item in pending]
-        keys = [request_key(body) for body in bodies]
+        keys = [request_key(body, self.base_url) for body in bodies]
         cached = self.store.cached(keys)
         sent: list[_Sent | None] = [None] * len(pending)
         in_flight: dict[Future, tuple[int, int]] = {}
@@ -312,11 +324,6 @@ class LLM:
                     if result.mode is not None and result.mode != self._remembered_mode:
                         self.store.remember_mode(self.base_url, self.options.model, result.mode, self.mode_detail)
                         self._remembered_mode = result.mode
-                    reply = CachedReply(result.content, result.prompt_tokens, result.completion_tokens)
-                    body = bodies[position]
-                    self.store.remember(keys[position], {"model": body["model"], "messages": body["messages"],
-                                                         "schema": pending[position].request.schema.__name__},
-                                        reply)
                 sent[position] = result
 
         limit = max(self.options.max_concurrency, 1)
@@ -346,7 +353,7 @@ class LLM:
                 in_flight[pool.submit(self._send, body, pending[position].request.schema)] = (position, estimate)
             while in_flight:
                 collect(wait(in_flight, return_when=FIRST_COMPLETED).done)
-        return [s for s in sent if s is not None], keys
+        return [s for s in sent if s is not None], keys, bodies
 
     def _send(self, body: dict[str, Any], schema: type[BaseModel]) -> _Sent:
         """One request with retries on transient errors, stepping down the request modes while the

@@ -15,6 +15,7 @@ import email.utils
 import json
 import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -44,9 +45,27 @@ def response_format(schema: type[BaseModel]) -> dict[str, Any]:
             "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True}}
 
 
+def normalise_base_url(url: str) -> str:
+    """One spelling per server: scheme and host in lower case, no default port, no credentials, no
+    trailing slash. The path keeps its case (servers may route on it)."""
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    try:
+        port = parts.port
+    except ValueError:  # not a number: leave the URL as written, less its trailing slashes
+        return url.strip().rstrip("/")
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        host = f"{host}:{port}"
+    # Credentials in the URL name no other server, and are not to be stored with the replies.
+    return urllib.parse.urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, ""))
+
+
 def endpoint_url(client: Any) -> str:
-    """The client's base URL without a trailing slash: with the model, what names an endpoint."""
-    return str(getattr(client, "base_url", "") or "").rstrip("/")
+    """The client's base URL, normalised: with the model, what names an endpoint (its request mode,
+    its cached replies)."""
+    return normalise_base_url(str(getattr(client, "base_url", "") or ""))
 
 
 def next_mode(mode: str) -> str | None:

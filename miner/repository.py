@@ -179,13 +179,14 @@ def load_llm_cache(conn: psycopg.Connection, keys: Iterable[str]) -> dict[str, C
     return {key: CachedReply(content, prompt, completion) for key, content, prompt, completion in rows}
 
 
-def save_llm_cache(conn: psycopg.Connection, key: str, model: str, request: dict[str, Any],
-                   reply: CachedReply) -> None:
-    """Keep a reply; the first one stored for a key wins."""
+def save_llm_cache(conn: psycopg.Connection, key: str, base_url: str, model: str, request: dict[str, Any],
+                   reply: CachedReply, valid: bool) -> None:
+    """Keep a reply, and whether it passed validation; the first one stored for a key wins."""
     conn.execute(
-        """INSERT INTO llm_cache (cache_key, model, request, content, prompt_tokens, completion_tokens)
-           VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (cache_key) DO NOTHING""",
-        (key, model, Jsonb(request), reply.content, reply.prompt_tokens, reply.completion_tokens),
+        """INSERT INTO llm_cache (cache_key, base_url, model, request, content, prompt_tokens, completion_tokens,
+               valid)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (cache_key) DO NOTHING""",
+        (key, base_url, model, Jsonb(request), reply.content, reply.prompt_tokens, reply.completion_tokens, valid),
     )
 
 

@@ -207,6 +207,14 @@ def included_totals(conn: psycopg.Connection, job_id: str, exclude_low_quality: 
         WHERE {_included("u")} GROUP BY 1""", {"job": job_id, "exclude": exclude_low_quality}).fetchall())
 
 
+def restate_tree_prevalence(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool) -> None:
+    """Recount the job's tree_node_model_stats.prevalence as theme prevalence is counted (included_themed
+    over included_totals: low-quality interviews left out when `exclude_low_quality`), so the report's
+    explorer and theme cards show one number per theme × model. The SQL function is migration 021's,
+    which ran it once for the jobs stored before it."""
+    conn.execute("SELECT restate_tree_prevalence(%s, %s)", (job_id, exclude_low_quality))
+
+
 def insight_counts(conn: psycopg.Connection, job_id: str) -> dict[str, Any]:
     """The job's rating and quality counts, from its stored rows."""
     row = conn.execute(

@@ -479,6 +479,7 @@ def job_statistics(conn: psycopg.Connection, job_id: str, options, rating_estima
            "alpha": options.stats.alpha, "low_quality_included": options.include_low_quality,
            "interviews": len(engagement), "excluded": len(excluded)}
     repository.save_statistics(conn, job_id, run, statistics)
+    repository_nightly.restate_tree_prevalence(conn, job_id, exclude)  # the tree step ran before quality was known
     counts = {**repository_nightly.insight_counts(conn, job_id), "excluded": len(excluded),
               "significant_theme_differences": sum(p.significant for p in statistics.prevalence)}
     return counts

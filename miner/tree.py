@@ -60,7 +60,9 @@ class NodeStat:
     answers: int
     interviews: int
     share: float | None = None       # answers / all of the model's answers (per-model rows only)
-    prevalence: float | None = None  # interviews / all of the model's interviews (per-model rows only)
+    # interviews / all of the model's interviews (per-model rows only); provisional: the statistics
+    # restate it without the low-quality interviews (repository_nightly.restate_tree_prevalence)
+    prevalence: float | None = None
 
 
 def area_count(themes: int) -> int:

@@ -8,11 +8,13 @@ import json
 import time
 
 import openai
+import psycopg
 import pytest
 from pydantic import BaseModel, ConfigDict
 
 from miner import repository, repository_jobs
 from miner.llm import LLM, JsonRequest, LLMOptions, MemoryStore, PostgresStore, parse_reply
+from miner.llm_endpoint import normalise_base_url
 from openai_server import Fault, OpenAIServer, request_data
 
 FAST = LLMOptions(model="test-model", max_concurrency=2, max_retries=3, backoff_initial=0.01, backoff_max=0.05,
@@ -172,3 +174,62 @@ def test_concurrency_is_bounded(server):
     results = make_llm(server, options).complete_json([ask(f"c{i}") for i in range(9)])
     assert all(r.ok for r in results)
     assert server.max_in_flight == 3
+
+
+def test_same_model_name_on_another_server_asks_that_server(conn):
+    """The cache identity includes the base URL: pointing MINER_LLM_MODEL's name at another server
+    (MINER_LLM_BASE_URL changed) must not reuse the first server's replies."""
+    with OpenAIServer(verdict_reply) as first, OpenAIServer(lambda body: {"label": "SECOND", "score": 2}) as second:
+        [old] = make_llm(first, store=PostgresStore(conn, None)).complete_json([ask("which server")])
+        [new] = make_llm(second, store=PostgresStore(conn, None)).complete_json([ask("which server")])
+        assert first.request_count == 1 and second.request_count == 1
+        assert old.reply == Verdict(label="WHICH SERVER", score=12) and new.reply == Verdict(label="SECOND", score=2)
+        # The same server under another spelling of its URL is the same endpoint: a cache hit.
+        same = LLM(openai.OpenAI(base_url=first.base_url.replace("http://", "HTTP://") + "//", api_key="test",
+                                 max_retries=0), FAST, PostgresStore(conn, None))
+        [again] = same.complete_json([ask("which server")])
+        assert again.reply == old.reply and first.request_count == 1 and same.usage()["llm_cache_hits"] == 1
+    stored = conn.execute("SELECT base_url, valid FROM llm_cache WHERE request->'messages' @> %s::jsonb ORDER BY 1",
+                          (json.dumps([{"content": json.dumps({"text": "which server"})}]),)).fetchall()
+    assert stored == sorted([(first.base_url, True), (second.base_url, True)])
+
+
+def test_base_urls_are_normalised_to_one_endpoint_identity():
+    assert normalise_base_url("HTTP://LocalHost:80/v1//") == "http://localhost/v1"
+    assert normalise_base_url("https://api.example.com:443/v1/") == "https://api.example.com/v1"
+    assert normalise_base_url("http://127.0.0.1:8077/v1") == "http://127.0.0.1:8077/v1"
+    assert normalise_base_url("http://127.0.0.1:8077/V1") != normalise_base_url("http://127.0.0.1:8077/v1")
+
+
+def test_invalid_replies_stay_cached_until_cleared_from_the_cli(database_url, miner_env):
+    """A re-run of an unchanged study makes no request, even where the first reply was invalid; after
+    the server is fixed, `miner llm cache clear --invalid-only` makes the next run ask again for those
+    and only those."""
+    from typer.testing import CliRunner
+
+    from miner.cli import app
+
+    options = LLMOptions(model="m-cache-clear", max_concurrency=1, repair_attempts=0, backoff_initial=0.01)
+    with OpenAIServer(verdict_reply) as server, psycopg.connect(database_url) as conn:
+        server.add_fault(Fault(content="no JSON here"), when=lambda body: request_data(body)["text"] == "broken")
+        first = make_llm(server, options, PostgresStore(conn, None)).complete_json([ask("broken"), ask("fine")])
+        conn.commit()
+        assert [r.outcome for r in first] == ["invalid", "ok"] and server.request_count == 2
+        rerun = make_llm(server, options, PostgresStore(conn, None)).complete_json([ask("broken"), ask("fine")])
+        assert [r.outcome for r in rerun] == ["invalid", "ok"] and server.request_count == 2  # no request
+
+        listed = CliRunner().invoke(app, ["llm", "cache", "list", "--model", "m-cache-clear"], env=miner_env)
+        assert listed.exit_code == 0, listed.output
+        assert "m-cache-clear" in listed.output and server.base_url in listed.output
+        cleared = CliRunner().invoke(app, ["llm", "cache", "clear", "--model", "m-cache-clear", "--invalid-only",
+                                           "--json"], env=miner_env)
+        assert cleared.exit_code == 0, cleared.output
+        assert json.loads(cleared.output) == [{"base_url": server.base_url, "model": "m-cache-clear",
+                                               "valid": False, "replies": 1}]
+
+        fixed = make_llm(server, options, PostgresStore(conn, None)).complete_json([ask("broken"), ask("fine")])
+        conn.commit()
+        assert [r.outcome for r in fixed] == ["ok", "ok"] and server.request_count == 3  # only "broken" asked
+        everything = CliRunner().invoke(app, ["llm", "cache", "clear", "--model", "m-cache-clear"], env=miner_env)
+        assert everything.exit_code == 0 and "2 cached replies removed" in everything.output, everything.output
+        assert conn.execute("SELECT count(*) FROM llm_cache WHERE model = 'm-cache-clear'").fetchone()[0] == 0

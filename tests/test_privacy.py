@@ -55,7 +55,8 @@ def k_now(database_url) -> int:
 def read_only_commands(job_id: str, tmp_path) -> list[list[str]]:
     commands = [["jobs"], ["jobs", "--study", STUDY], ["jobs", "show", job_id], ["schedule"], ["db", "url"],
                 ["db", "status"], ["report", "--study", STUDY, "--out", str(tmp_path / "r.html")],
-                ["export", "--study", STUDY, "--format", "json", "--out", str(tmp_path / "x")]]
+                ["export", "--study", STUDY, "--format", "json", "--out", str(tmp_path / "x")],
+                ["llm", "cache", "list"]]
     if shutil.which("psql"):
         commands.append(["db", "psql", "-c", "SELECT 1"])
     return commands

@@ -61,6 +61,54 @@ def test_report_has_every_section_and_a_card_per_theme(report_path, conn):
     assert "Not available yet" not in html  # every section had data
 
 
+def _leaf_values(html: str) -> dict[tuple[int, str], str]:
+    """(theme id, model) → the percentage the explorer's theme leaf shows."""
+    explorer = html.split('id="theme-tree"')[1].split("</ul>\n  <p class=\"legend-line\">")[0]
+    shown = {}
+    for theme_id, leaf in re.findall(r'theme #(\d+).*?<div class="bars">(.*?)</div>', explorer, flags=re.S):
+        for model, value in re.findall(r'</span>([^<]+)</span>\s*<span class="track">.*?<span class="val">([^<]*)<',
+                                       leaf, flags=re.S):
+            shown[(int(theme_id), model.strip())] = value.strip()
+    return shown
+
+
+def _card_values(html: str) -> dict[tuple[int, str], str]:
+    """(theme id, model) → the percentage the theme card shows."""
+    shown = {}
+    for theme_id, card in re.findall(r'<article class="card" id="theme-(\d+)">(.*?)</article>', html, flags=re.S):
+        bars = card.split('<div class="bars">')[1].split("</div>")[0]
+        for model, value in re.findall(r'</span>([^<]+)</span>\s*<span class="track">.*?<span class="val">([^<]*)<',
+                                       bars, flags=re.S):
+            shown[(int(theme_id), model.strip())] = value.strip()
+    return shown
+
+
+def test_a_theme_and_model_shows_one_prevalence_in_the_explorer_and_the_cards(report_path, conn):
+    """One number per theme × model cell, from theme_by_model's definition (share of the model's
+    interviews with an answer in the theme, low-quality interviews left out), in the report and in
+    reporting.theme_tree_by_model alike, for a study whose low-quality interviews make the tree's
+    old count (all interviews) differ."""
+    [study] = repository_reporting.read_view(conn, "studies", STUDY)
+    low_quality_themed = conn.execute(
+        """SELECT count(DISTINCT u.interview_id) FROM quality_verdicts q JOIN units u USING (interview_id)
+           JOIN job_units j ON j.job_id = q.job_id AND j.unit_id = u.unit_id
+           JOIN assignments a ON a.job_id = j.job_id AND a.unit_id = j.unit_id AND a.theme_id >= 0
+           WHERE q.job_id = %s AND q.low_quality""", (study["job_id"],)).fetchone()[0]
+    assert low_quality_themed > 0  # the sample study plants low-quality interviews with themed answers
+    cells = {(c["theme_id"], c["session_model"]): c["prevalence"]
+             for c in repository_reporting.read_view(conn, "theme_by_model", STUDY) if not c["suppressed"]}
+    tree = {(c["theme_id"], c["session_model"]): c["prevalence"]
+            for c in repository_reporting.read_view(conn, "theme_tree_by_model", STUDY)
+            if c["kind"] == "theme" and not c["suppressed"]}
+    assert tree == cells
+    html = report_path.read_text()
+    leaves, cards = _leaf_values(html), _card_values(html)
+    assert leaves and set(leaves) <= set(cards)
+    assert {key: cards[key] for key in leaves} == leaves
+    assert {key: f"{cells[key]:.0%}" for key in leaves} == leaves
+    assert "low-quality interviews left out" in html.split('id="explorer"')[1].split("</section>")[0]
+
+
 def test_sections_without_data_say_not_available_yet(conn, report_path):
     data = repository_reporting.read_report_data(conn, STUDY)
     bare = replace(data, tables={**data.tables, "model_ratings": [], "dimension_correlations": None,
