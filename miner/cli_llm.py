@@ -119,7 +119,7 @@ def _print_cache_groups(groups: list[dict], title: str, as_json: bool) -> None:
     for column in ("base URL", "model", "valid", "replies"):
         table.add_column(column)
     for g in groups:
-        table.add_row(g["base_url"] or "(cached before migration 020: no longer used)", g["model"],
+        table.add_row(g["base_url"] or "(cached before migration 021: no longer used)", g["model"],
                       {True: "yes", False: "no", None: "?"}[g["valid"]], str(g["replies"]))
     console.print(table)
 

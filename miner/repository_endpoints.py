@@ -1,6 +1,6 @@
 """SQL for what the LLM layer keeps per endpoint: the structured-output mode each base URL + model
 accepts (table llm_endpoints, migration 008), and the cached replies as `miner llm cache` lists and
-clears them (table llm_cache, migrations 003 and 020; repository.py loads and saves them). Same rules
+clears them (table llm_cache, migrations 003 and 021; repository.py loads and saves them). Same rules
 as repository.py: small named functions over a connection, parameterized, upserts, no commits."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ _CACHE_FILTER = """(%(model)s::text IS NULL OR model = %(model)s)
 def llm_cache_groups(conn: psycopg.Connection, model: str | None = None, base_url: str | None = None,
                      invalid_only: bool = False) -> list[dict[str, Any]]:
     """Cached replies per endpoint, model and validity (base_url and valid are None for replies cached
-    before migration 020, which no request finds any more)."""
+    before migration 021, which no request finds any more)."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             f"""SELECT base_url, model, valid, count(*)::int AS replies FROM llm_cache WHERE {_CACHE_FILTER}

@@ -210,7 +210,7 @@ def included_totals(conn: psycopg.Connection, job_id: str, exclude_low_quality: 
 def restate_tree_prevalence(conn: psycopg.Connection, job_id: str, exclude_low_quality: bool) -> None:
     """Recount the job's tree_node_model_stats.prevalence as theme prevalence is counted (included_themed
     over included_totals: low-quality interviews left out when `exclude_low_quality`), so the report's
-    explorer and theme cards show one number per theme × model. The SQL function is migration 021's,
+    explorer and theme cards show one number per theme × model. The SQL function is migration 022's,
     which ran it once for the jobs stored before it."""
     conn.execute("SELECT restate_tree_prevalence(%s, %s)", (job_id, exclude_low_quality))
 

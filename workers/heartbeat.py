@@ -20,6 +20,9 @@ _thread: HeartbeatThread | None = None
 # Step tasks this process runs now (task id → job id, task name). Each beat claims them again: a
 # worker that could not beat for a while (a long call holding the GIL) may have been taken for
 # dead and lost its claims to a live worker's check, and must own its steps again once it beats.
+# That is the solo pool, where steps and beats share one process; under prefork the steps run in
+# child processes (each with its own copy of this dict, never read), while the main process beats
+# undisturbed, so it is not taken for dead.
 _running: dict[str, tuple[str, str]] = {}
 
 
