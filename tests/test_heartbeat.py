@@ -180,7 +180,7 @@ def test_a_worker_restarted_under_its_name_resumes_its_killed_step_with_default_
     first = ready_worker(env, "beat-same", tmp_path)
     workers = [first]
     try:
-        job_id = ingest_and_queue(env, "restarted", seed=23, tmp_path=tmp_path)
+        job_id = ingest_and_queue(env, "restarted", seed=23, tmp_path=tmp_path, interviews=80)
         wait_until(lambda: steps_of(database_url, job_id).get("cluster") == "running", what="the cluster step")
         wait_until(lambda: step_owner(database_url, workers) is not None
                    or steps_of(database_url, job_id).get("cluster") != "running", what="the step's worker")
