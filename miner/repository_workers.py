@@ -50,6 +50,12 @@ def claim_task(conn: psycopg.Connection, task_id: str, worker: str, job_id: str,
     )
 
 
+def recorded_tasks(conn: psycopg.Connection, task_ids: list[str]) -> set[str]:
+    """Those of `task_ids` some worker has recorded (received, running or last finished)."""
+    rows = conn.execute("SELECT task_id FROM worker_tasks WHERE task_id = ANY(%s)", (task_ids,)).fetchall()
+    return {r[0] for r in rows}
+
+
 def release_task(conn: psycopg.Connection, task_id: str) -> None:
     """Task `task_id` ended: its row stays, finished, as its worker's last sign of the job."""
     conn.execute("UPDATE worker_tasks SET finished_at = now() WHERE task_id = %s", (task_id,))

@@ -3,6 +3,8 @@ Postgres, and a live worker re-drives the jobs of tasks whose worker stopped bea
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 
@@ -10,7 +12,7 @@ import psutil
 import psycopg
 import pytest
 
-from conftest import ready_worker, wait_for_job
+from conftest import REPO, ready_worker, wait_for_job
 from miner import heartbeat, repository_jobs, repository_workers
 from miner.settings import Settings
 from test_faults import ingest_and_queue, kill, rerun_in_process, snapshot, steps_of, wait_until
@@ -202,3 +204,34 @@ def test_a_worker_restarted_under_its_name_resumes_its_killed_step_with_default_
             if process.poll() is None:
                 process.terminate()
                 process.wait(timeout=60)
+
+
+# A worker's consumer as the broker sees it: it takes the next message of the queue (Redis moves it to
+# its unacknowledged set) and is killed at once, before any of miner's code runs for that message.
+TAKE_AND_DIE = """
+import os
+from workers.app import app, settings
+with app.connection_for_write() as connection:
+    message = connection.default_channel.basic_get(settings.queue, no_ack=False)
+    assert message is not None, "no message in the queue"
+    print(message.headers["task"], message.headers["id"], message.delivery_info["routing_key"], flush=True)
+    os._exit(0)
+"""
+
+
+def test_a_step_taken_by_a_worker_killed_before_it_recorded_it_is_handed_back_with_default_settings(
+        miner_env, database_url, tmp_path):
+    env = default_env(miner_env)
+    job_id = ingest_and_queue(env, "taken", seed=25, tmp_path=tmp_path, interviews=60)  # no worker yet
+    taken = subprocess.run([sys.executable, "-c", TAKE_AND_DIE], env=env, cwd=REPO, capture_output=True, text=True,
+                           timeout=120)
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert taken.stdout.split()[0] == "miner.analyze" and taken.stdout.split()[2] == env["MINER_QUEUE"]
+    # Redis would hand the message back after the visibility timeout (an hour); no beat runs the watchdog.
+    worker = ready_worker(env, "beat-taker", tmp_path)
+    try:
+        assert wait_for_job(database_url, job_id, timeout=300) == "succeeded"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    assert f"handed back step task {taken.stdout.split()[1]}" in (tmp_path / "beat-taker.log").read_text()

@@ -6,13 +6,15 @@ Loaded by the worker through `include` in workers/app.py; nothing here runs in t
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 
 import psycopg
 from celery import signals
 
-from miner import db, heartbeat
+from miner import db, heartbeat, repository_workers
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,46 @@ class HeartbeatThread(threading.Thread):
             step = continue_job(conn, job_id)
             conn.rollback()
             logger.warning("heartbeat: %s re-drove job %s at step %s", self.worker, job_id, step)
+        for task_id in hand_back_unrecorded(conn, self.params.dead_after_seconds):
+            logger.warning("heartbeat: %s handed back step task %s, taken from the broker by a worker that died "
+                           "before it could record it", self.worker, task_id)
+
+
+def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) -> list[str]:
+    """Step messages a worker took from Redis over `dead_after_seconds` ago and no worker recorded go
+    back to the front of their queue; returns their task ids.
+
+    A live worker records a step within milliseconds of its message's arrival (claim_received_step),
+    so such a message's worker died in between, and Redis would hand it back only after the
+    visibility timeout (an hour). Other brokers (AMQP) hand a dead consumer's messages back at once:
+    nothing to do there.
+    """
+    from workers.app import app, settings
+    from workers.tasks import StepTask
+
+    step_tasks = {name for name, task in app.tasks.items() if isinstance(task, StepTask)}
+    with app.pool.acquire(block=True) as connection:
+        channel = connection.default_channel
+        if not hasattr(channel, "unacked_index_key"):  # not the Redis transport
+            return []
+        client = channel.client
+        taken: dict[str, bytes] = {}
+        for tag in client.zrangebyscore(channel.unacked_index_key, 0, time.time() - dead_after_seconds):
+            raw = client.hget(channel.unacked_key, tag)
+            if raw is None:  # acknowledged meanwhile
+                continue
+            message, _exchange, routing_key = json.loads(raw)
+            headers = message.get("headers") or {}
+            if routing_key == settings.queue and headers.get("task") in step_tasks and headers.get("id"):
+                taken[headers["id"]] = tag
+        if not taken:
+            return []
+        recorded = repository_workers.recorded_tasks(conn, list(taken))
+        conn.rollback()
+        lost = [task_id for task_id in taken if task_id not in recorded]
+        for task_id in lost:  # atomic in Redis: of several workers handing it back, one does
+            channel.qos.restore_by_tag(taken[task_id], client, leftmost=True)
+        return lost
 
 
 def _database_url() -> str:
