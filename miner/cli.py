@@ -138,8 +138,7 @@ def analyze(
             raise fail(f"study {study!r} has no interviews; run `miner ingest` first")
         budget = token_budget if token_budget is not None else svc.settings.llm_token_budget
         if correction not in ("bh", "holm"):
-            console.print(f"[red]--correction must be bh or holm, not {correction!r}[/red]")
-            raise typer.Exit(2)
+            raise fail(f"--correction must be bh or holm, not {correction!r}")
         params = {"correction": correction, "include_low_quality": include_low_quality}
         if budget is not None:
             params["token_budget"] = budget
@@ -311,8 +310,7 @@ def jobs_cancel(job_id: str) -> None:
         try:
             cancel_job(svc.conn, job_id)
         except (LookupError, JobStateError) as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2)
+            raise fail(str(exc)) from None
     console.print(f"job {job_id} cancelled")
 
 
@@ -332,8 +330,7 @@ def jobs_retry(
         try:
             step = reopen_job(svc.conn, job_id)
         except (LookupError, JobStateError) as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2)
+            raise fail(str(exc)) from None
         enqueue_or_fail(svc, job_id)
         console.print(f"job {job_id} resumes at step {step}")
         if wait and wait_for_job(svc.conn, job_id, svc) != "succeeded":
@@ -604,8 +601,7 @@ def eval_opinions(
         data = read_opinion_csv(csv_path, text_column, opinions_column)
         train = None if stance_train is None else read_opinion_csv(stance_train, text_column, opinions_column)
     except OpinionDataError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+        raise fail(str(exc)) from None
     with operator_errors():
         settings = Settings() if seed is None else Settings(seed=seed)
         embedder = embedder_from_settings(settings)
@@ -615,8 +611,7 @@ def eval_opinions(
         try:
             stance = fit_stance(train, embedder, opinion_clusterer(settings.seed))
         except OpinionDataError as exc:
-            console.print(f"[red]error:[/red] {stance_train}: {exc}")
-            raise typer.Exit(2)
+            raise fail(f"{stance_train}: {exc}") from None
     scores = evaluate_opinions(data, embedder, opinion_clusterer(settings.seed), stance)
     if as_json:
         typer.echo(json.dumps(scores))
@@ -652,8 +647,7 @@ def eval_ratings(
             result = evaluate_ratings(svc.conn, study, parts.embedder, gold_values, dimension,
                                       llm=_rating_llm(svc, parts), scrub=svc.settings.llm_scrub)
         except GoldDataError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2)
+            raise fail(str(exc)) from None
         svc.conn.commit()  # keep the embeddings it computed
     if as_json:
         typer.echo(json.dumps(result.as_json()))
@@ -767,8 +761,7 @@ def db_grant_reader(
         try:
             grant = repository_reporting.grant_reader(svc.conn, name, password, statement_timeout)
         except repository_reporting.RoleNameError as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2)
+            raise fail(str(exc)) from None
         svc.conn.commit()
     console.print(f"{'created' if grant.created else 'updated'} role {name}: SELECT on schema reporting only, "
                   f"read-only sessions, statement_timeout {statement_timeout} (psql -U {name}; see schemas/views.md)",

@@ -203,3 +203,38 @@ def test_a_negative_token_budget_is_refused_before_a_job_is_queued(miner_env, co
                                  env={**miner_env, "MINER_LLM_TOKEN_BUDGET": "-5"})
     assert setting.exit_code == 2 and "MINER_LLM_TOKEN_BUDGET" in setting.output, setting.output
     assert repository_jobs.list_jobs(conn, "negative-budget") == []
+
+
+@pytest.mark.parametrize("command", [["jobs", "show"], ["jobs", "cancel"], ["jobs", "retry"]])
+def test_unknown_job_id_is_one_error_line(miner_env, command):
+    missing = "00000000-0000-0000-0000-000000000000"
+    result = invoke(miner_env, *command, missing)
+    assert_one_clear_line(result, f"no job {missing}")
+    assert result.exit_code == 2
+
+
+def test_cancelling_a_finished_job_is_one_error_line(miner_env, conn):
+    study = f"cancel-done-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    job_id = repository_jobs.create_job(conn, study)
+    repository_jobs.update_job(conn, job_id, status="failed", error="x")
+    conn.commit()
+    result = invoke(miner_env, "jobs", "cancel", job_id)
+    assert_one_clear_line(result, f"job {job_id} is failed", "only a queued or running job can be cancelled")
+    assert result.exit_code == 2
+
+
+def test_unknown_correction_is_one_error_line_and_queues_nothing(miner_env, conn):
+    study = f"correction-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    result = invoke(miner_env, "analyze", "--study", study, "--correction", "bonferroni")
+    assert_one_clear_line(result, "--correction must be bh or holm, not 'bonferroni'")
+    assert result.exit_code == 2
+    conn.rollback()
+    assert [j for j in repository_jobs.list_jobs(conn) if j.study == study] == []
+
+
+def test_bad_reader_role_name_is_one_error_line_quoting_it_as_given(miner_env):
+    result = invoke({**miner_env, "MINER_READER_PASSWORD": "pw"}, "db", "grant-reader", "Bad[red]Name")
+    assert_one_clear_line(result, "role name 'Bad[red]Name'")  # rich markup in the name is shown, not applied
+    assert result.exit_code == 2
