@@ -385,7 +385,7 @@ def schedule() -> None:
 @app.command()
 def sample(
     out: Path = typer.Option(..., "--out", help="JSONL file to write"),
-    interviews: int = typer.Option(300, "--interviews", help="how many interviews"),
+    interviews: int = typer.Option(300, "--interviews", min=1, help="how many interviews"),
     seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same file"),
 ) -> None:
     """Write a synthetic sample study (3+ models, planted opinion themes) as interview-log JSONL.
@@ -422,7 +422,7 @@ def print_theme_table(rows: list[dict], title: str) -> None:
 
 @app.command()
 def demo(
-    interviews: int = typer.Option(300, "--interviews", help="size of the sample study"),
+    interviews: int = typer.Option(300, "--interviews", min=1, help="size of the sample study"),
     study: str = typer.Option("demo", "--study", help="study name to use"),
 ) -> None:
     """Run the whole service on a sample study: embedded servers, a real worker, per-model themes.
