@@ -279,7 +279,9 @@ def jobs_show(job_id: str) -> None:
 def print_llm_cost(job, rows: list[dict]) -> None:
     """The job's LLM ledger summed per purpose, then the total and the budget."""
     if not rows:
-        console.print(f"{'llm cost':>12}: no LLM calls (extractive labels)", highlight=False)
+        ended = job.status in ("succeeded", "failed", "cancelled")
+        console.print(f"{'llm cost':>12}: " + ("no LLM calls (extractive labels)" if ended
+                                                else "no LLM calls recorded yet"), highlight=False)
         return
     columns = ("calls", "requests", "cache_hits", "prompt_tokens", "completion_tokens", "billed_tokens",
                "ok", "invalid", "failed", "skipped")

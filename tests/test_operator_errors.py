@@ -238,3 +238,18 @@ def test_bad_reader_role_name_is_one_error_line_quoting_it_as_given(miner_env):
     result = invoke({**miner_env, "MINER_READER_PASSWORD": "pw"}, "db", "grant-reader", "Bad[red]Name")
     assert_one_clear_line(result, "role name 'Bad[red]Name'")  # rich markup in the name is shown, not applied
     assert result.exit_code == 2
+
+
+def test_jobs_show_does_not_call_an_unfinished_job_extractive(miner_env, conn):
+    """A running job's ledger is empty until its calls are recorded: that is not 'extractive labels'."""
+    study = f"show-running-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    job_id = repository_jobs.create_job(conn, study)
+    conn.commit()
+    queued = invoke(miner_env, "jobs", "show", job_id)
+    assert queued.exit_code == 0 and "no LLM calls recorded yet" in queued.output, queued.output
+    assert "extractive" not in queued.output
+    repository_jobs.update_job(conn, job_id, status="succeeded")
+    conn.commit()
+    done = invoke(miner_env, "jobs", "show", job_id)
+    assert "no LLM calls (extractive labels)" in done.output, done.output
