@@ -291,10 +291,10 @@ def print_llm_cost(job, rows: list[dict]) -> None:
     total = {c: sum(r[c] for r in rows) for c in columns}
     table.add_row("total", "", *[str(total[c]) for c in columns], f"{sum(r['latency_ms'] for r in rows) / 1000:.1f}")
     console.print(table)
-    budget = job.params.get("token_budget") or job.counts.get("llm_token_budget")
+    budget = job.params.get("token_budget", job.counts.get("llm_token_budget"))  # 0 is a budget too
     exhausted = job.counts.get("llm_budget_exhausted")
     console.print(f"{'tokens':>12}: {total['billed_tokens']} billed"
-                  + (f" of a {budget} budget" if budget else " (no budget)")
+                  + (f" of a {budget} budget" if budget is not None else " (no budget)")
                   + (" — budget reached, remaining themes kept extractive labels" if exhausted else ""),
                   highlight=False)
 

@@ -253,3 +253,19 @@ def test_jobs_show_does_not_call_an_unfinished_job_extractive(miner_env, conn):
     conn.commit()
     done = invoke(miner_env, "jobs", "show", job_id)
     assert "no LLM calls (extractive labels)" in done.output, done.output
+
+
+def test_jobs_show_says_a_zero_token_budget(miner_env, conn):
+    """`miner analyze --token-budget 0` (no LLM spend for this job) is a budget of 0, not 'no budget'."""
+    from miner.records import LLMCall
+
+    study = f"zero-budget-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    job_id = repository_jobs.create_job(conn, study, params={"token_budget": 0})
+    repository.save_llm_calls(conn, job_id, [LLMCall("label", "m", "k", False, 0, "budget", theme_id=0)])
+    repository_jobs.update_job(conn, job_id, status="succeeded", counts={"llm_token_budget": 0,
+                                                                         "llm_budget_exhausted": True})
+    conn.commit()
+    result = invoke(miner_env, "jobs", "show", job_id)
+    assert result.exit_code == 0 and "tokens: 0 billed of a 0 budget" in result.output, result.output
+    assert "no budget" not in result.output
