@@ -77,6 +77,10 @@ def llm_check(as_json: bool = typer.Option(False, "--json", help="print the resu
     console.print(chosen.content or "", markup=False, highlight=False)
 
 
+# Per-request timeout printed for a local CPU server (the suite's real-model test runs with 900).
+LOCAL_TIMEOUT_SECONDS = 900
+
+
 # The docstring is rich markup in --help: `\[` keeps `[llm-local]` from being read as a style tag.
 @llm_app.command("serve")
 def llm_serve(
@@ -103,6 +107,10 @@ def llm_serve(
     print(f"serving {local.gguf} on {local.base_url}; set:", flush=True)
     print(f"export MINER_LLM_BASE_URL={local.base_url}", flush=True)
     print(f"export MINER_LLM_MODEL={local.model}", flush=True)
+    # A job's defaults (4 requests in flight, 60 s each) suit a hosted API: here requests beyond the
+    # server's decoding slots wait in its queue, and a CPU model's reply of MINER_LLM_MAX_TOKENS takes minutes.
+    print(f"export MINER_LLM_MAX_CONCURRENCY={parallel}", flush=True)
+    print(f"export MINER_LLM_TIMEOUT={LOCAL_TIMEOUT_SECONDS}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

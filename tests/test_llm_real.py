@@ -181,3 +181,24 @@ def test_llm_serve_stops_on_sigterm_with_a_request_in_flight(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
+
+
+def test_llm_serve_prints_client_settings_that_fit_the_server(tmp_path):
+    """The printed settings keep a job within the server's decoding slots and its CPU speed: with the
+    defaults (4 requests in flight, 60 s) two requests queued behind `--parallel 2` and timed out."""
+    log_path = tmp_path / "serve.log"
+    process = subprocess.Popen([sys.executable, "-m", "miner.cli", "llm", "serve", "--port", str(free_port()),
+                                "--threads", "1", "--parallel", "3"], cwd=REPO, stdout=open(log_path, "wb"),
+                               stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 300
+        while "export MINER_LLM_TIMEOUT=" not in log_path.read_text(errors="replace"):
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        time.sleep(0.5)
+        printed = dict(re.findall(r"^export (MINER_LLM_\w+)=(\S+)$", log_path.read_text(errors="replace"), re.MULTILINE))
+        assert printed["MINER_LLM_MAX_CONCURRENCY"] == "3", printed
+        assert int(printed["MINER_LLM_TIMEOUT"]) >= 600, printed
+        assert {"MINER_LLM_BASE_URL", "MINER_LLM_MODEL"} <= printed.keys()
+    finally:
+        stop(process)
