@@ -199,7 +199,8 @@ def wait_for_job(conn, job_id: str, svc: Services | None = None, poll_seconds: f
         console.print(f"stopped waiting; job {job_id} goes on (miner jobs show {job_id})", highlight=False)
         raise typer.Exit(130) from None
     if job.status != "succeeded":
-        console.print(f"[red]job {job_id} {job.status}[/red]: {escape(job.error or '')}", highlight=False)
+        reason = f": {escape(job.error)}" if job.error else ""
+        console.print(f"[red]job {job_id} {job.status}[/red]{reason}", highlight=False)
     return job.status
 
 

@@ -269,3 +269,16 @@ def test_jobs_show_says_a_zero_token_budget(miner_env, conn):
     result = invoke(miner_env, "jobs", "show", job_id)
     assert result.exit_code == 0 and "tokens: 0 billed of a 0 budget" in result.output, result.output
     assert "no budget" not in result.output
+
+
+def test_waiting_on_a_cancelled_job_says_so_without_an_empty_reason(conn, capsys):
+    from miner.cli import wait_for_job
+
+    study = f"wait-cancelled-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    job_id = repository_jobs.create_job(conn, study)
+    repository_jobs.update_job(conn, job_id, status="cancelled")
+    conn.commit()
+    assert wait_for_job(conn, job_id) == "cancelled"
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"job {job_id} cancelled", last
