@@ -138,8 +138,7 @@ def analyze(
             raise fail(f"study {study!r} has no interviews; run `miner ingest` first")
         budget = token_budget if token_budget is not None else svc.settings.llm_token_budget
         if correction not in ("bh", "holm"):
-            console.print(f"[red]--correction must be bh or holm, not {correction!r}[/red]")
-            raise typer.Exit(2)
+            raise fail(f"--correction must be bh or holm, not {correction!r}")
         params = {"correction": correction, "include_low_quality": include_low_quality}
         if budget is not None:
             params["token_budget"] = budget
@@ -200,7 +199,8 @@ def wait_for_job(conn, job_id: str, svc: Services | None = None, poll_seconds: f
         console.print(f"stopped waiting; job {job_id} goes on (miner jobs show {job_id})", highlight=False)
         raise typer.Exit(130) from None
     if job.status != "succeeded":
-        console.print(f"[red]job {job_id} {job.status}[/red]: {escape(job.error or '')}", highlight=False)
+        reason = f": {escape(job.error)}" if job.error else ""
+        console.print(f"[red]job {job_id} {job.status}[/red]{reason}", highlight=False)
     return job.status
 
 
@@ -280,7 +280,9 @@ def jobs_show(job_id: str) -> None:
 def print_llm_cost(job, rows: list[dict]) -> None:
     """The job's LLM ledger summed per purpose, then the total and the budget."""
     if not rows:
-        console.print(f"{'llm cost':>12}: no LLM calls (extractive labels)", highlight=False)
+        ended = job.status in ("succeeded", "failed", "cancelled")
+        console.print(f"{'llm cost':>12}: " + ("no LLM calls (extractive labels)" if ended
+                                                else "no LLM calls recorded yet"), highlight=False)
         return
     columns = ("calls", "requests", "cache_hits", "prompt_tokens", "completion_tokens", "billed_tokens",
                "ok", "invalid", "failed", "skipped")
@@ -290,10 +292,10 @@ def print_llm_cost(job, rows: list[dict]) -> None:
     total = {c: sum(r[c] for r in rows) for c in columns}
     table.add_row("total", "", *[str(total[c]) for c in columns], f"{sum(r['latency_ms'] for r in rows) / 1000:.1f}")
     console.print(table)
-    budget = job.params.get("token_budget") or job.counts.get("llm_token_budget")
+    budget = job.params.get("token_budget", job.counts.get("llm_token_budget"))  # 0 is a budget too
     exhausted = job.counts.get("llm_budget_exhausted")
     console.print(f"{'tokens':>12}: {total['billed_tokens']} billed"
-                  + (f" of a {budget} budget" if budget else " (no budget)")
+                  + (f" of a {budget} budget" if budget is not None else " (no budget)")
                   + (" — budget reached, remaining themes kept extractive labels" if exhausted else ""),
                   highlight=False)
 
@@ -311,8 +313,7 @@ def jobs_cancel(job_id: str) -> None:
         try:
             cancel_job(svc.conn, job_id)
         except (LookupError, JobStateError) as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2)
+            raise fail(str(exc)) from None
     console.print(f"job {job_id} cancelled")
 
 
@@ -332,8 +333,7 @@ def jobs_retry(
         try:
             step = reopen_job(svc.conn, job_id)
         except (LookupError, JobStateError) as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2)
+            raise fail(str(exc)) from None
         enqueue_or_fail(svc, job_id)
         console.print(f"job {job_id} resumes at step {step}")
         if wait and wait_for_job(svc.conn, job_id, svc) != "succeeded":
@@ -388,7 +388,7 @@ def schedule() -> None:
 @app.command()
 def sample(
     out: Path = typer.Option(..., "--out", help="JSONL file to write"),
-    interviews: int = typer.Option(300, "--interviews", help="how many interviews"),
+    interviews: int = typer.Option(300, "--interviews", min=1, help="how many interviews"),
     seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same file"),
 ) -> None:
     """Write a synthetic sample study (3+ models, planted opinion themes) as interview-log JSONL.
@@ -425,7 +425,7 @@ def print_theme_table(rows: list[dict], title: str) -> None:
 
 @app.command()
 def demo(
-    interviews: int = typer.Option(300, "--interviews", help="size of the sample study"),
+    interviews: int = typer.Option(300, "--interviews", min=1, help="size of the sample study"),
     study: str = typer.Option("demo", "--study", help="study name to use"),
 ) -> None:
     """Run the whole service on a sample study: embedded servers, a real worker, per-model themes.
@@ -604,8 +604,7 @@ def eval_opinions(
         data = read_opinion_csv(csv_path, text_column, opinions_column)
         train = None if stance_train is None else read_opinion_csv(stance_train, text_column, opinions_column)
     except OpinionDataError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+        raise fail(str(exc)) from None
     with operator_errors():
         settings = Settings() if seed is None else Settings(seed=seed)
         embedder = embedder_from_settings(settings)
@@ -615,8 +614,7 @@ def eval_opinions(
         try:
             stance = fit_stance(train, embedder, opinion_clusterer(settings.seed))
         except OpinionDataError as exc:
-            console.print(f"[red]error:[/red] {stance_train}: {exc}")
-            raise typer.Exit(2)
+            raise fail(f"{stance_train}: {exc}") from None
     scores = evaluate_opinions(data, embedder, opinion_clusterer(settings.seed), stance)
     if as_json:
         typer.echo(json.dumps(scores))
@@ -652,8 +650,7 @@ def eval_ratings(
             result = evaluate_ratings(svc.conn, study, parts.embedder, gold_values, dimension,
                                       llm=_rating_llm(svc, parts), scrub=svc.settings.llm_scrub)
         except GoldDataError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2)
+            raise fail(str(exc)) from None
         svc.conn.commit()  # keep the embeddings it computed
     if as_json:
         typer.echo(json.dumps(result.as_json()))
@@ -767,8 +764,7 @@ def db_grant_reader(
         try:
             grant = repository_reporting.grant_reader(svc.conn, name, password, statement_timeout)
         except repository_reporting.RoleNameError as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2)
+            raise fail(str(exc)) from None
         svc.conn.commit()
     console.print(f"{'created' if grant.created else 'updated'} role {name}: SELECT on schema reporting only, "
                   f"read-only sessions, statement_timeout {statement_timeout} (psql -U {name}; see schemas/views.md)",

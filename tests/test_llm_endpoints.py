@@ -6,6 +6,7 @@ the LLM layer with a real Postgres store, and through an analysis job."""
 from __future__ import annotations
 
 import json
+import re
 
 import openai
 import psycopg
@@ -259,6 +260,30 @@ def test_llm_serve_with_a_missing_gguf_is_one_clear_line(tmp_path):
     pytest.importorskip("xllamacpp")
     result = CliRunner().invoke(app, ["llm", "serve", "--gguf", str(tmp_path / "none.gguf")])
     assert result.exit_code == 1 and "no GGUF file at" in result.output and "Traceback" not in result.output
+
+
+def test_llm_serve_says_the_install_line_with_its_extra(tmp_path, monkeypatch):
+    """`pip install 'miner[llm-local]'` reaches the user whole in --help and when xllamacpp is missing
+    (rich read `[llm-local]` as markup and printed `pip install 'miner'`); a path is shown as given."""
+    import importlib.util
+    import sys
+
+    from typer.testing import CliRunner
+
+    from miner.cli import app
+
+    def said(result):  # the output without the line breaks and box rich wraps help text in
+        return re.sub(r"[\s│╭╮╰╯─]+", " ", result.output)
+
+    assert "pip install 'miner[llm-local]'" in said(CliRunner().invoke(app, ["llm", "serve", "--help"]))
+    assert "pip install 'miner[llm-local]'" in said(CliRunner().invoke(app, ["llm", "--help"]))
+    if importlib.util.find_spec("xllamacpp") is not None:
+        odd = tmp_path / "[bold]models"
+        result = CliRunner().invoke(app, ["llm", "serve", "--gguf", str(odd / "none.gguf")])
+        assert result.exit_code == 1 and str(odd) in said(result).replace(" ", ""), result.output
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # as on a machine without the llm-local extra
+    result = CliRunner().invoke(app, ["llm", "serve"])
+    assert result.exit_code == 1 and "pip install 'miner[llm-local]'" in said(result), result.output
 
 
 def test_a_400_for_one_request_does_not_step_the_job_down(conn):

@@ -134,3 +134,71 @@ def test_job_with_the_small_local_model_on_a_real_worker(database_url, settings,
             assert themes_of(conn, second) == themes
     finally:
         stop(worker)
+
+
+def test_llm_serve_stops_on_sigterm_with_a_request_in_flight(tmp_path):
+    """Ctrl-C or SIGTERM ends `miner llm serve` even while it decodes a request: llama.cpp's teardown
+    waited for the in-flight request's reply, holding the GIL, so the process hung until its client gave up."""
+    import json
+    import signal
+    import threading
+    import urllib.request
+
+    log_path = tmp_path / "serve.log"
+    process = subprocess.Popen([sys.executable, "-m", "miner.cli", "llm", "serve", "--port", str(free_port()),
+                                "--threads", "1"], cwd=REPO, stdout=open(log_path, "wb"),
+                               stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 300
+        while not (found := re.search(r"^export MINER_LLM_BASE_URL=(\S+)$", log_path.read_text(errors="replace"),
+                                      re.MULTILINE)):
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        base_url = found.group(1)
+        body = json.dumps({"model": "m", "max_tokens": 4000, "ignore_eos": True,  # llama.cpp: decode all 4000
+                           "messages": [{"role": "user", "content": "Write a very long story about a cat."}]}).encode()
+        outcome: list[str] = []
+
+        def ask() -> None:  # a client that would wait ten minutes for its reply
+            request = urllib.request.Request(f"{base_url}/chat/completions", body, {"Content-Type": "application/json"})
+            try:
+                urllib.request.urlopen(request, timeout=600).read()
+                outcome.append("reply")
+            except OSError as exc:
+                outcome.append(f"error: {exc}")
+
+        client = threading.Thread(target=ask, daemon=True)
+        client.start()
+        deadline = time.monotonic() + 120
+        while "n_gen" not in log_path.read_text(errors="replace"):  # the server is decoding the reply
+            assert time.monotonic() < deadline and client.is_alive(), log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log_path.read_text()[-3000:]
+        client.join(timeout=30)
+        assert outcome and outcome[0].startswith("error"), outcome  # the client is told at once, not left waiting
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def test_llm_serve_prints_client_settings_that_fit_the_server(tmp_path):
+    """The printed settings keep a job within the server's decoding slots and its CPU speed: with the
+    defaults (4 requests in flight, 60 s) two requests queued behind `--parallel 2` and timed out."""
+    log_path = tmp_path / "serve.log"
+    process = subprocess.Popen([sys.executable, "-m", "miner.cli", "llm", "serve", "--port", str(free_port()),
+                                "--threads", "1", "--parallel", "3"], cwd=REPO, stdout=open(log_path, "wb"),
+                               stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 300
+        while "export MINER_LLM_TIMEOUT=" not in log_path.read_text(errors="replace"):
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        time.sleep(0.5)
+        printed = dict(re.findall(r"^export (MINER_LLM_\w+)=(\S+)$", log_path.read_text(errors="replace"), re.MULTILINE))
+        assert printed["MINER_LLM_MAX_CONCURRENCY"] == "3", printed
+        assert int(printed["MINER_LLM_TIMEOUT"]) >= 600, printed
+        assert {"MINER_LLM_BASE_URL", "MINER_LLM_MODEL"} <= printed.keys()
+    finally:
+        stop(process)

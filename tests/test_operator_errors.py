@@ -203,3 +203,82 @@ def test_a_negative_token_budget_is_refused_before_a_job_is_queued(miner_env, co
                                  env={**miner_env, "MINER_LLM_TOKEN_BUDGET": "-5"})
     assert setting.exit_code == 2 and "MINER_LLM_TOKEN_BUDGET" in setting.output, setting.output
     assert repository_jobs.list_jobs(conn, "negative-budget") == []
+
+
+@pytest.mark.parametrize("command", [["jobs", "show"], ["jobs", "cancel"], ["jobs", "retry"]])
+def test_unknown_job_id_is_one_error_line(miner_env, command):
+    missing = "00000000-0000-0000-0000-000000000000"
+    result = invoke(miner_env, *command, missing)
+    assert_one_clear_line(result, f"no job {missing}")
+    assert result.exit_code == 2
+
+
+def test_cancelling_a_finished_job_is_one_error_line(miner_env, conn):
+    study = f"cancel-done-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    job_id = repository_jobs.create_job(conn, study)
+    repository_jobs.update_job(conn, job_id, status="failed", error="x")
+    conn.commit()
+    result = invoke(miner_env, "jobs", "cancel", job_id)
+    assert_one_clear_line(result, f"job {job_id} is failed", "only a queued or running job can be cancelled")
+    assert result.exit_code == 2
+
+
+def test_unknown_correction_is_one_error_line_and_queues_nothing(miner_env, conn):
+    study = f"correction-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    result = invoke(miner_env, "analyze", "--study", study, "--correction", "bonferroni")
+    assert_one_clear_line(result, "--correction must be bh or holm, not 'bonferroni'")
+    assert result.exit_code == 2
+    conn.rollback()
+    assert [j for j in repository_jobs.list_jobs(conn) if j.study == study] == []
+
+
+def test_bad_reader_role_name_is_one_error_line_quoting_it_as_given(miner_env):
+    result = invoke({**miner_env, "MINER_READER_PASSWORD": "pw"}, "db", "grant-reader", "Bad[red]Name")
+    assert_one_clear_line(result, "role name 'Bad[red]Name'")  # rich markup in the name is shown, not applied
+    assert result.exit_code == 2
+
+
+def test_jobs_show_does_not_call_an_unfinished_job_extractive(miner_env, conn):
+    """A running job's ledger is empty until its calls are recorded: that is not 'extractive labels'."""
+    study = f"show-running-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    job_id = repository_jobs.create_job(conn, study)
+    conn.commit()
+    queued = invoke(miner_env, "jobs", "show", job_id)
+    assert queued.exit_code == 0 and "no LLM calls recorded yet" in queued.output, queued.output
+    assert "extractive" not in queued.output
+    repository_jobs.update_job(conn, job_id, status="succeeded")
+    conn.commit()
+    done = invoke(miner_env, "jobs", "show", job_id)
+    assert "no LLM calls (extractive labels)" in done.output, done.output
+
+
+def test_jobs_show_says_a_zero_token_budget(miner_env, conn):
+    """`miner analyze --token-budget 0` (no LLM spend for this job) is a budget of 0, not 'no budget'."""
+    from miner.records import LLMCall
+
+    study = f"zero-budget-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    job_id = repository_jobs.create_job(conn, study, params={"token_budget": 0})
+    repository.save_llm_calls(conn, job_id, [LLMCall("label", "m", "k", False, 0, "budget", theme_id=0)])
+    repository_jobs.update_job(conn, job_id, status="succeeded", counts={"llm_token_budget": 0,
+                                                                         "llm_budget_exhausted": True})
+    conn.commit()
+    result = invoke(miner_env, "jobs", "show", job_id)
+    assert result.exit_code == 0 and "tokens: 0 billed of a 0 budget" in result.output, result.output
+    assert "no budget" not in result.output
+
+
+def test_waiting_on_a_cancelled_job_says_so_without_an_empty_reason(conn, capsys):
+    from miner.cli import wait_for_job
+
+    study = f"wait-cancelled-{RUN_TAG}"
+    study_with_interviews(conn, study)
+    job_id = repository_jobs.create_job(conn, study)
+    repository_jobs.update_job(conn, job_id, status="cancelled")
+    conn.commit()
+    assert wait_for_job(conn, job_id) == "cancelled"
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"job {job_id} cancelled", last

@@ -216,3 +216,18 @@ def test_write_jsonl_writes_one_record_per_line(tmp_path):
     assert write_jsonl(sample, path) == 25
     lines = path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == [s.record for s in sample]
+
+
+@pytest.mark.parametrize("command", [["sample", "--out", "never-written.jsonl"], ["demo", "--study", "never-run"]])
+@pytest.mark.parametrize("count", ["0", "-5"])
+def test_sample_and_demo_refuse_fewer_than_one_interview(command, count, tmp_path, monkeypatch):
+    """`--interviews 0` wrote an empty file (`sample`) or ran a worker on an empty study (`demo`)."""
+    from typer.testing import CliRunner
+
+    from miner.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MINER_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(app, [*command, "--interviews", count])
+    assert result.exit_code == 2 and "--interviews" in result.output, result.output
+    assert not (tmp_path / "never-written.jsonl").exists() and not (tmp_path / "home").exists()
