@@ -23,6 +23,12 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
     return psycopg.connect(url, **kwargs)
 
 
+def sibling(conn: psycopg.Connection, **kwargs) -> psycopg.Connection:
+    """A second connection to `conn`'s database, as the same user: for writes that must outlive the
+    transaction open on `conn`."""
+    return psycopg.connect(conn.info.dsn, password=conn.info.password, **kwargs)
+
+
 def create_database(conn: psycopg.Connection, name: str) -> bool:
     """Create a database on the server (autocommit connection) unless it exists; returns whether it did."""
     if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None:

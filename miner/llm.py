@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import psycopg
 from pydantic import BaseModel
 
-from miner import repository, repository_endpoints
+from miner import db, repository, repository_endpoints
 from miner.llm_endpoint import (MODES, completion_content, endpoint_url, error_text, next_mode, parse_reply,  # noqa: F401
                                 response_format, retry_after, shape_rejected, shape_request, transient)
 from miner.records import CachedReply, LLMCall
@@ -130,7 +130,10 @@ class MemoryStore:
 
 
 class PostgresStore:
-    """Cache and ledger in Postgres, written on the caller's connection (the caller commits)."""
+    """Cache and ledger in Postgres. The ledger is written on the caller's connection (the caller
+    commits, with its step); each reply is committed to the cache at once on a connection of its own,
+    so a step that dies with its transaction open (a killed worker, long LLM reading inside one part)
+    does not lose the replies it paid for: its retry finds them cached."""
 
     def __init__(self, conn: psycopg.Connection, job_id: str | None):
         self.conn, self.job_id = conn, job_id
@@ -140,7 +143,8 @@ class PostgresStore:
 
     def remember(self, key: str, base_url: str, request: dict[str, Any], reply: CachedReply,
                  valid: bool) -> None:
-        repository.save_llm_cache(self.conn, key, base_url, request["model"], request, reply, valid)
+        with db.sibling(self.conn, autocommit=True) as side:
+            repository.save_llm_cache(side, key, base_url, request["model"], request, reply, valid)
 
     def record(self, calls: list[LLMCall]) -> None:
         repository.save_llm_calls(self.conn, self.job_id, calls)

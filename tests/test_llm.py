@@ -74,6 +74,21 @@ def test_identical_request_is_answered_from_the_postgres_cache_without_http(serv
     assert cost["billed_tokens"] == cost["cached_tokens"] > 0
 
 
+def test_replies_paid_for_in_a_transaction_that_dies_stay_cached(server, conn):
+    # A step reads with the LLM inside its open transaction (the units step: a part of up to 5,000
+    # interviews); a worker killed there rolls the transaction back, and its retry must not pay again.
+    job_id = repository_jobs.create_job(conn, "llm-cache-rollback")
+    conn.commit()
+    first = make_llm(server, store=PostgresStore(conn, job_id)).complete_json([ask("paid once"), ask("paid twice?")])
+    assert server.request_count == 2 and all(r.ok for r in first)
+    conn.rollback()  # the step's transaction dies with its worker: its ledger rows go, the replies stay
+    retry = make_llm(server, store=PostgresStore(conn, job_id))
+    again = retry.complete_json([ask("paid once"), ask("paid twice?")])
+    assert server.request_count == 2  # answered from the cache
+    assert [r.reply for r in again] == [r.reply for r in first]
+    assert retry.usage()["llm_cache_hits"] == 2
+
+
 def test_retry_after_is_respected(server):
     server.add_fault(Fault(status=429, retry_after=1))
     started = time.monotonic()
