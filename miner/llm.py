@@ -103,6 +103,9 @@ class LLMStore(Protocol):
 
     def remember_mode(self, base_url: str, model: str, mode: str, detail: str | None) -> None: ...
 
+    def close(self) -> None:
+        """Let go of what `remember` holds open between calls; `complete_json` calls it when done."""
+
 
 @dataclass
 class MemoryStore:
@@ -117,6 +120,9 @@ class MemoryStore:
 
     def remember_mode(self, base_url: str, model: str, mode: str, detail: str | None) -> None:
         self.modes[(base_url, model)] = mode
+
+    def close(self) -> None:
+        pass
 
     def cached(self, keys: list[str]) -> dict[str, CachedReply]:
         return {key: self.replies[key] for key in keys if key in self.replies}
@@ -137,14 +143,22 @@ class PostgresStore:
 
     def __init__(self, conn: psycopg.Connection, job_id: str | None):
         self.conn, self.job_id = conn, job_id
+        self._side: psycopg.Connection | None = None
 
     def cached(self, keys: list[str]) -> dict[str, CachedReply]:
         return repository.load_llm_cache(self.conn, keys) if keys else {}
 
     def remember(self, key: str, base_url: str, request: dict[str, Any], reply: CachedReply,
                  valid: bool) -> None:
-        with db.sibling(self.conn, autocommit=True) as side:
-            repository.save_llm_cache(side, key, base_url, request["model"], request, reply, valid)
+        if self._side is None or self._side.closed:
+            self._side = db.sibling(self.conn, autocommit=True)
+        repository.save_llm_cache(self._side, key, base_url, request["model"], request, reply, valid)
+
+    def close(self) -> None:
+        """Close the cache's own connection (opened again if needed)."""
+        if self._side is not None:
+            self._side.close()
+            self._side = None
 
     def record(self, calls: list[LLMCall]) -> None:
         repository.save_llm_calls(self.conn, self.job_id, calls)
@@ -240,25 +254,24 @@ class LLM:
         if self.mode is None:
             self._remembered_mode = self.store.endpoint_mode(self.base_url, self.options.model)
             self.mode = self._remembered_mode if self._remembered_mode in MODES else MODES[0]
+        try:
+            return self._complete_json(requests)
+        finally:
+            self.store.close()
+
+    def _complete_json(self, requests: Sequence[JsonRequest]) -> list[JsonResult]:
         results: list[JsonResult | None] = [None] * len(requests)
         pending = [_Pending(i, r, list(r.messages)) for i, r in enumerate(requests)]
         for round_number in range(self.options.repair_attempts + 1):
             if not pending:
                 break
-            sent_all, keys, bodies = self._run_round(pending)
+            sent_all, keys = self._run_round(pending)
             calls, repairs = [], []
-            for item, sent, key, body in zip(pending, sent_all, keys, bodies):
+            for item, sent, key in zip(pending, sent_all, keys):
                 reply, outcome, error = None, sent.outcome, sent.error
                 if sent.content is not None:
                     reply, error = parse_reply(sent.content, item.request.schema, item.request.check)
                     outcome = "ok" if reply is not None else "invalid"
-                if not sent.cache_hit and sent.content is not None:
-                    # Invalid replies are cached too, marked so (a re-run of an unchanged study makes
-                    # no request; `miner llm cache clear --invalid-only` drops them).
-                    self.store.remember(key, self.base_url, {"model": body["model"], "messages": body["messages"],
-                                                             "schema": item.request.schema.__name__},
-                                        CachedReply(sent.content, sent.prompt_tokens, sent.completion_tokens),
-                                        valid=outcome == "ok")
                 calls.append(LLMCall(
                     purpose=item.request.purpose, model=self.options.model, cache_key=key,
                     cache_hit=sent.cache_hit, attempts=sent.attempts, outcome=outcome,
@@ -309,7 +322,7 @@ class LLM:
                 "temperature": self.options.temperature, "max_tokens": self.options.max_tokens,
                 "response_format": response_format(request.schema)}
 
-    def _run_round(self, pending: list[_Pending]) -> tuple[list[_Sent], list[str], list[dict[str, Any]]]:
+    def _run_round(self, pending: list[_Pending]) -> tuple[list[_Sent], list[str]]:
         bodies = [self._request(item.request, item.messages) for item in pending]
         keys = [request_key(body, self.base_url) for body in bodies]
         cached = self.store.cached(keys)
@@ -328,6 +341,16 @@ class LLM:
                     if result.mode is not None and result.mode != self._remembered_mode:
                         self.store.remember_mode(self.base_url, self.options.model, result.mode, self.mode_detail)
                         self._remembered_mode = result.mode
+                    # Cached as it arrives (paid for even if the step dies later), valid or not, marked
+                    # so: a re-run of an unchanged study makes no request; `miner llm cache clear
+                    # --invalid-only` drops the invalid ones.
+                    request, body = pending[position].request, bodies[position]
+                    valid = parse_reply(result.content, request.schema, request.check)[0] is not None
+                    self.store.remember(keys[position], self.base_url,
+                                        {"model": body["model"], "messages": body["messages"],
+                                         "schema": request.schema.__name__},
+                                        CachedReply(result.content, result.prompt_tokens, result.completion_tokens),
+                                        valid=valid)
                 sent[position] = result
 
         limit = max(self.options.max_concurrency, 1)
@@ -357,7 +380,7 @@ class LLM:
                 in_flight[pool.submit(self._send, body, pending[position].request.schema)] = (position, estimate)
             while in_flight:
                 collect(wait(in_flight, return_when=FIRST_COMPLETED).done)
-        return [s for s in sent if s is not None], keys, bodies
+        return [s for s in sent if s is not None], keys
 
     def _send(self, body: dict[str, Any], schema: type[BaseModel]) -> _Sent:
         """One request with retries on transient errors, stepping down the request modes while the

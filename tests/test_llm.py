@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import openai
 import psycopg
@@ -87,6 +88,26 @@ def test_replies_paid_for_in_a_transaction_that_dies_stay_cached(server, conn):
     assert server.request_count == 2  # answered from the cache
     assert [r.reply for r in again] == [r.reply for r in first]
     assert retry.usage()["llm_cache_hits"] == 2
+
+
+def test_each_reply_is_committed_to_the_cache_as_it_arrives(conn, database_url):
+    # Not at the end of the round: a step killed while later requests are in flight keeps what came.
+    job_id = repository_jobs.create_job(conn, "llm-cache-arrival")
+    conn.commit()
+    seen_cached = []
+
+    def reply(body: dict) -> dict:
+        if request_data(body)["text"] == "second":  # asked only once the first reply was collected
+            with psycopg.connect(database_url) as other:
+                seen_cached.append(other.execute("SELECT count(*) FROM llm_cache WHERE request::text LIKE %s",
+                                                 ("%first%",)).fetchone()[0])
+        return verdict_reply(body)
+
+    options = replace(FAST, max_concurrency=1)
+    with OpenAIServer(reply) as running:
+        results = make_llm(running, options, PostgresStore(conn, job_id)).complete_json([ask("first"), ask("second")])
+    assert all(r.ok for r in results) and seen_cached == [1]
+    conn.rollback()
 
 
 def test_retry_after_is_respected(server):
