@@ -235,3 +235,38 @@ def test_a_step_taken_by_a_worker_killed_before_it_recorded_it_is_handed_back_wi
         worker.terminate()
         worker.wait(timeout=60)
     assert f"handed back step task {taken.stdout.split()[1]}" in (tmp_path / "beat-taker.log").read_text()
+
+
+# A consumer takes the first of three step messages and dies (its channel is never closed, so kombu
+# does not restore it); a live worker's check then hands it back. The queue is consumed from its
+# right end (kombu publishes with LPUSH and takes with RPOP), so 'the front' is where RPOP takes next.
+HAND_BACK_ORDER = """
+import os, sys, uuid
+from miner import db
+from workers.app import app, settings, database_url
+from workers.heartbeat import hand_back_unrecorded
+job_id = str(uuid.uuid4())
+for name in ("first", "second", "third"):
+    app.send_task("miner.step", args=[job_id, name], task_id=f"{name}-{job_id}", queue=settings.queue)
+taker = app.connection_for_write()
+message = taker.default_channel.basic_get(settings.queue, no_ack=False)
+assert message.headers["id"] == f"first-{job_id}", message.headers["id"]
+with db.connect(database_url) as conn:
+    print("handed back", [t.split("-")[0] for t in hand_back_unrecorded(conn, 0)], flush=True)
+with app.connection_for_write() as connection:
+    order = []
+    while (m := connection.default_channel.basic_get(settings.queue, no_ack=True)) is not None:
+        order.append(m.headers["id"].split("-")[0])
+print("order", order, flush=True)
+os._exit(0)
+"""
+
+
+def test_a_handed_back_step_goes_to_the_front_of_its_queue(miner_env, database_url):
+    # The message's job was in progress: it must not wait behind every step queued since.
+    env = default_env(miner_env)
+    run = subprocess.run([sys.executable, "-c", HAND_BACK_ORDER], env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "handed back ['first']" in run.stdout, run.stdout
+    assert "order ['first', 'second', 'third']" in run.stdout, run.stdout

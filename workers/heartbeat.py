@@ -102,8 +102,11 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
         recorded = repository_workers.recorded_tasks(conn, list(taken))
         conn.rollback()
         lost = [task_id for task_id in taken if task_id not in recorded]
-        for task_id in lost:  # atomic in Redis: of several workers handing it back, one does
-            channel.qos.restore_by_tag(taken[task_id], client, leftmost=True)
+        # Atomic in Redis: of several workers handing it back, one does. To the front of the queue, the
+        # end kombu takes from (it publishes with LPUSH and consumes with RPOP): leftmost=True would LPUSH
+        # it behind every message queued since.
+        for task_id in lost:
+            channel.qos.restore_by_tag(taken[task_id], client, leftmost=False)
         return lost
 
 
