@@ -50,10 +50,20 @@ def claim_task(conn: psycopg.Connection, task_id: str, worker: str, job_id: str,
     )
 
 
-def recorded_tasks(conn: psycopg.Connection, task_ids: list[str]) -> set[str]:
-    """Those of `task_ids` some worker has recorded (received, running or last finished)."""
-    rows = conn.execute("SELECT task_id FROM worker_tasks WHERE task_id = ANY(%s)", (task_ids,)).fetchall()
-    return {r[0] for r in rows}
+def unrecorded_tasks(conn: psycopg.Connection, taken: list[tuple[str, str | None, float]]) -> list[str]:
+    """Of step messages taken from the broker, (task id, job id, when taken as a Unix time), those no
+    worker has recorded (received, running or last finished) and whose job has seen no activity since
+    (jobs.heartbeat_at: no step started or finished, no re-drive). A job re-driven since, by a live
+    worker's check (taking its dead worker's rows, this message's among them) or by the watchdog, has
+    a new message already."""
+    rows = conn.execute(
+        """SELECT m.task_id FROM unnest(%s::text[], %s::text[], %s::float8[]) AS m(task_id, job_id, taken)
+           WHERE NOT EXISTS (SELECT 1 FROM worker_tasks t WHERE t.task_id = m.task_id)
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id::text = lower(m.job_id)
+                             AND j.heartbeat_at >= to_timestamp(m.taken))""",
+        ([t[0] for t in taken], [t[1] for t in taken], [t[2] for t in taken]),
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def release_task(conn: psycopg.Connection, task_id: str) -> None:

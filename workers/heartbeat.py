@@ -6,6 +6,7 @@ Loaded by the worker through `include` in workers/app.py; nothing here runs in t
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -76,8 +77,10 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
 
     A live worker records a step within milliseconds of its message's arrival (claim_received_step),
     so such a message's worker died in between, and Redis would hand it back only after the
-    visibility timeout (an hour). Other brokers (AMQP) hand a dead consumer's messages back at once:
-    nothing to do there.
+    visibility timeout (an hour). Not a message whose job saw activity after it was taken: a re-drive
+    (take_orphaned_jobs just took the rows of the message's dead worker, or the watchdog ran) has
+    queued the step again, and a step that started has its worker. Other brokers (AMQP) hand a dead
+    consumer's messages back at once: nothing to do there.
     """
     from workers.app import app, settings
     from workers.tasks import StepTask
@@ -89,7 +92,9 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
             return []
         client = channel.client
         taken: dict[str, bytes] = {}
-        for tag in client.zrangebyscore(channel.unacked_index_key, 0, time.time() - dead_after_seconds):
+        messages: list[tuple[str, str | None, float]] = []
+        for tag, taken_at in client.zrangebyscore(channel.unacked_index_key, 0, time.time() - dead_after_seconds,
+                                                  withscores=True):
             raw = client.hget(channel.unacked_key, tag)
             if raw is None:  # acknowledged meanwhile
                 continue
@@ -97,17 +102,30 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
             headers = message.get("headers") or {}
             if routing_key == settings.queue and headers.get("task") in step_tasks and headers.get("id"):
                 taken[headers["id"]] = tag
+                messages.append((headers["id"], _message_job_id(message), taken_at))
         if not taken:
             return []
-        recorded = repository_workers.recorded_tasks(conn, list(taken))
+        lost = repository_workers.unrecorded_tasks(conn, messages)
         conn.rollback()
-        lost = [task_id for task_id in taken if task_id not in recorded]
         # Atomic in Redis: of several workers handing it back, one does. To the front of the queue, the
         # end kombu takes from (it publishes with LPUSH and consumes with RPOP): leftmost=True would LPUSH
         # it behind every message queued since.
         for task_id in lost:
             channel.qos.restore_by_tag(taken[task_id], client, leftmost=False)
         return lost
+
+
+def _message_job_id(message: dict) -> str | None:
+    """The job id of a step message as kombu keeps it (a JSON body, base64-encoded); None if unreadable."""
+    try:
+        body = message["body"]
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args, kwargs, _embed = json.loads(body)
+        job_id = kwargs.get("job_id") if kwargs and "job_id" in kwargs else (args[0] if args else None)
+        return str(job_id) if job_id is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _database_url() -> str:
