@@ -7,6 +7,7 @@ Loaded by the worker through `include` in workers/app.py; nothing here runs in t
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import logging
 import threading
@@ -77,10 +78,10 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
 
     A live worker records a step within milliseconds of its message's arrival (claim_received_step),
     so such a message's worker died in between, and Redis would hand it back only after the
-    visibility timeout (an hour). Not a message whose job saw activity after it was taken: a re-drive
-    (take_orphaned_jobs just took the rows of the message's dead worker, or the watchdog ran) has
-    queued the step again, and a step that started has its worker. Other brokers (AMQP) hand a dead
-    consumer's messages back at once: nothing to do there.
+    visibility timeout (an hour). Not a message whose step started after it was taken, or is done: its
+    worker had recorded it, and its row is gone because take_orphaned_jobs took it and re-drove the
+    job (handing it back too would deliver the step twice, each copy queuing the steps after it).
+    Other brokers (AMQP) hand a dead consumer's messages back at once: nothing to do there.
     """
     from workers.app import app, settings
     from workers.tasks import StepTask
@@ -92,7 +93,7 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
             return []
         client = channel.client
         taken: dict[str, bytes] = {}
-        messages: list[tuple[str, str | None, float]] = []
+        messages: list[tuple[str, str | None, str | None, float]] = []
         for tag, taken_at in client.zrangebyscore(channel.unacked_index_key, 0, time.time() - dead_after_seconds,
                                                   withscores=True):
             raw = client.hget(channel.unacked_key, tag)
@@ -102,7 +103,7 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
             headers = message.get("headers") or {}
             if routing_key == settings.queue and headers.get("task") in step_tasks and headers.get("id"):
                 taken[headers["id"]] = tag
-                messages.append((headers["id"], _message_job_id(message), taken_at))
+                messages.append((headers["id"], *_message_step(app.tasks[headers["task"]], message), taken_at))
         if not taken:
             return []
         lost = repository_workers.unrecorded_tasks(conn, messages)
@@ -115,17 +116,23 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
         return lost
 
 
-def _message_job_id(message: dict) -> str | None:
-    """The job id of a step message as kombu keeps it (a JSON body, base64-encoded); None if unreadable."""
+def _message_step(task, message: dict) -> tuple[str | None, str | None]:
+    """The job id and step key (as in job_steps) of a step message as kombu keeps it (a JSON body,
+    base64-encoded); None for what cannot be read."""
+    from miner.jobs import step_key
+    from miner.steps import STEPS
+
     try:
         body = message["body"]
         if (message.get("properties") or {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)
         args, kwargs, _embed = json.loads(body)
-        job_id = kwargs.get("job_id") if kwargs and "job_id" in kwargs else (args[0] if args else None)
-        return str(job_id) if job_id is not None else None
+        arguments = inspect.signature(task.run).bind(*args, **kwargs).arguments
     except (KeyError, TypeError, ValueError):
-        return None
+        return None, None
+    job_id = arguments.get("job_id")
+    return (str(job_id) if job_id is not None else None,
+            step_key(arguments.get("name", STEPS[0].name), arguments.get("part")))
 
 
 def _database_url() -> str:
