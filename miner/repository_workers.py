@@ -57,7 +57,8 @@ def unrecorded_tasks(conn: psycopg.Connection, taken: list[tuple[str, str | None
     that recorded it: its row gone unrecorded means take_orphaned_jobs took it, with the job, which it
     re-drove (or the worker is alive, taken for dead for a while); a finished step needs no message."""
     rows = conn.execute(
-        """SELECT m.task_id FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) AS m(task_id, job_id, step, taken)
+        """SELECT m.task_id
+           FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) AS m(task_id, job_id, step, taken)
            WHERE NOT EXISTS (SELECT 1 FROM worker_tasks t WHERE t.task_id = m.task_id)
              AND NOT EXISTS (SELECT 1 FROM job_steps s WHERE s.job_id::text = lower(m.job_id) AND s.step = m.step
                              AND (s.status = 'done' OR s.started_at >= to_timestamp(m.taken)))""",
