@@ -309,6 +309,7 @@ with app.connection_for_write() as connection:
     while (m := connection.default_channel.basic_get(settings.queue, no_ack=True)) is not None:
         queued.append(m.headers["id"].split("-")[0] if "-" + job_id in m.headers["id"] else "new")
 print("queued", queued, flush=True)
+message.ack()  # leaves nothing for Redis to restore an hour from now
 os._exit(0)
 """
 
