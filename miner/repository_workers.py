@@ -50,10 +50,21 @@ def claim_task(conn: psycopg.Connection, task_id: str, worker: str, job_id: str,
     )
 
 
-def recorded_tasks(conn: psycopg.Connection, task_ids: list[str]) -> set[str]:
-    """Those of `task_ids` some worker has recorded (received, running or last finished)."""
-    rows = conn.execute("SELECT task_id FROM worker_tasks WHERE task_id = ANY(%s)", (task_ids,)).fetchall()
-    return {r[0] for r in rows}
+def unrecorded_tasks(conn: psycopg.Connection, taken: list[tuple[str, str | None, str | None, float]]) -> list[str]:
+    """Of step messages taken from the broker, (task id, job id, step key as in job_steps, when taken as
+    a Unix time), those no worker has recorded (received, running or last finished) and whose step
+    has neither started since nor finished. A step started after its message was taken had a worker
+    that recorded it: its row gone unrecorded means take_orphaned_jobs took it, with the job, which it
+    re-drove (or the worker is alive, taken for dead for a while); a finished step needs no message."""
+    rows = conn.execute(
+        """SELECT m.task_id
+           FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) AS m(task_id, job_id, step, taken)
+           WHERE NOT EXISTS (SELECT 1 FROM worker_tasks t WHERE t.task_id = m.task_id)
+             AND NOT EXISTS (SELECT 1 FROM job_steps s WHERE s.job_id::text = lower(m.job_id) AND s.step = m.step
+                             AND (s.status = 'done' OR s.started_at >= to_timestamp(m.taken)))""",
+        ([t[0] for t in taken], [t[1] for t in taken], [t[2] for t in taken], [t[3] for t in taken]),
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def release_task(conn: psycopg.Connection, task_id: str) -> None:

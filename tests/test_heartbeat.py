@@ -235,3 +235,89 @@ def test_a_step_taken_by_a_worker_killed_before_it_recorded_it_is_handed_back_wi
         worker.terminate()
         worker.wait(timeout=60)
     assert f"handed back step task {taken.stdout.split()[1]}" in (tmp_path / "beat-taker.log").read_text()
+
+
+# A consumer takes the first of three step messages and dies (its channel is never closed, so kombu
+# does not restore it); a live worker's check then hands it back. The queue is consumed from its
+# right end (kombu publishes with LPUSH and takes with RPOP), so 'the front' is where RPOP takes next.
+HAND_BACK_ORDER = """
+import os, sys, uuid
+from miner import db
+from workers.app import app, settings, database_url
+from workers.heartbeat import hand_back_unrecorded
+job_id = str(uuid.uuid4())
+for name in ("first", "second", "third"):
+    app.send_task("miner.step", args=[job_id, name], task_id=f"{name}-{job_id}", queue=settings.queue)
+taker = app.connection_for_write()
+message = taker.default_channel.basic_get(settings.queue, no_ack=False)
+assert message.headers["id"] == f"first-{job_id}", message.headers["id"]
+with db.connect(database_url) as conn:
+    print("handed back", [t.split("-")[0] for t in hand_back_unrecorded(conn, 0)], flush=True)
+with app.connection_for_write() as connection:
+    order = []
+    while (m := connection.default_channel.basic_get(settings.queue, no_ack=True)) is not None:
+        order.append(m.headers["id"].split("-")[0])
+print("order", order, flush=True)
+os._exit(0)
+"""
+
+
+def test_a_handed_back_step_goes_to_the_front_of_its_queue(miner_env, database_url):
+    # The message's job was in progress: it must not wait behind every step queued since.
+    env = default_env(miner_env)
+    run = subprocess.run([sys.executable, "-c", HAND_BACK_ORDER], env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "handed back ['first']" in run.stdout, run.stdout
+    assert "order ['first', 'second', 'third']" in run.stdout, run.stdout
+
+
+# A worker took a step message, recorded it and started the step, then fell silent: a live worker's
+# check re-drives the job (a new message). The dead worker's message, its row just taken with the job,
+# must not be handed back as well: the job would run that step twice, each copy queuing the steps after it.
+REDRIVE_NOT_HAND_BACK = """
+import os, time
+from miner import db, heartbeat, repository_jobs
+from miner.steps import STEPS
+from workers.app import app, settings, database_url
+from workers.heartbeat import HeartbeatThread
+with db.connect(database_url) as conn:
+    job_id = repository_jobs.create_job(conn, "redriven")
+    conn.commit()
+app.send_task("miner.analyze", args=[job_id], task_id=f"taken-{job_id}", queue=settings.queue)
+app.send_task("miner.step", args=[job_id, "embed", 3], task_id=f"part3-{job_id}", queue=settings.queue)
+taker = app.connection_for_write()
+message = taker.default_channel.basic_get(settings.queue, no_ack=False)
+# Another worker took a part of a later step and died before recording it, while a sibling part ran.
+part3 = taker.default_channel.basic_get(settings.queue, no_ack=False)
+with db.connect(database_url) as conn:
+    heartbeat.beat(conn, "silent@host")
+    heartbeat.claim(conn, message.headers["id"], "silent@host", job_id, "miner.analyze")
+    repository_jobs.start_step(conn, job_id, STEPS[0].name)
+    repository_jobs.start_step(conn, job_id, "embed:1")
+    conn.commit()
+    # 25 s pass: the worker took the message, recorded it and stopped beating.
+    conn.execute("UPDATE worker_heartbeats SET last_beat = last_beat - interval '25 s' WHERE worker = 'silent@host'")
+    conn.execute("UPDATE worker_tasks SET started_at = started_at - interval '25 s' WHERE worker = 'silent@host'")
+    conn.commit()
+    taker.default_channel.client.zadd("unacked_index", {message.delivery_tag: time.time() - 25,
+                                                        part3.delivery_tag: time.time() - 25})
+    HeartbeatThread(database_url, "live@host", heartbeat.HeartbeatParams(dead_after_seconds=20)).check(conn)
+    heartbeat.stop(conn, "live@host")
+with app.connection_for_write() as connection:
+    queued = []
+    while (m := connection.default_channel.basic_get(settings.queue, no_ack=True)) is not None:
+        queued.append(m.headers["id"].split("-")[0] if "-" + job_id in m.headers["id"] else "new")
+print("queued", queued, flush=True)
+message.ack()  # leaves nothing for Redis to restore an hour from now
+os._exit(0)
+"""
+
+
+def test_a_step_whose_job_was_re_driven_is_not_handed_back_as_well(miner_env, database_url):
+    env = default_env(miner_env)
+    run = subprocess.run([sys.executable, "-c", REDRIVE_NOT_HAND_BACK], env=env, cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    # The part nobody recorded nor started is handed back, to the front; the re-driven step is not.
+    assert "queued ['part3', 'new']" in run.stdout, run.stdout + run.stderr[-2000:]

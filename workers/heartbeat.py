@@ -6,6 +6,8 @@ Loaded by the worker through `include` in workers/app.py; nothing here runs in t
 
 from __future__ import annotations
 
+import base64
+import inspect
 import json
 import logging
 import threading
@@ -76,8 +78,10 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
 
     A live worker records a step within milliseconds of its message's arrival (claim_received_step),
     so such a message's worker died in between, and Redis would hand it back only after the
-    visibility timeout (an hour). Other brokers (AMQP) hand a dead consumer's messages back at once:
-    nothing to do there.
+    visibility timeout (an hour). Not a message whose step started after it was taken, or is done: its
+    worker had recorded it, and its row is gone because take_orphaned_jobs took it and re-drove the
+    job (handing it back too would deliver the step twice, each copy queuing the steps after it).
+    Other brokers (AMQP) hand a dead consumer's messages back at once: nothing to do there.
     """
     from workers.app import app, settings
     from workers.tasks import StepTask
@@ -89,7 +93,9 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
             return []
         client = channel.client
         taken: dict[str, bytes] = {}
-        for tag in client.zrangebyscore(channel.unacked_index_key, 0, time.time() - dead_after_seconds):
+        messages: list[tuple[str, str | None, str | None, float]] = []
+        for tag, taken_at in client.zrangebyscore(channel.unacked_index_key, 0, time.time() - dead_after_seconds,
+                                                  withscores=True):
             raw = client.hget(channel.unacked_key, tag)
             if raw is None:  # acknowledged meanwhile
                 continue
@@ -97,14 +103,36 @@ def hand_back_unrecorded(conn: psycopg.Connection, dead_after_seconds: float) ->
             headers = message.get("headers") or {}
             if routing_key == settings.queue and headers.get("task") in step_tasks and headers.get("id"):
                 taken[headers["id"]] = tag
+                messages.append((headers["id"], *_message_step(app.tasks[headers["task"]], message), taken_at))
         if not taken:
             return []
-        recorded = repository_workers.recorded_tasks(conn, list(taken))
+        lost = repository_workers.unrecorded_tasks(conn, messages)
         conn.rollback()
-        lost = [task_id for task_id in taken if task_id not in recorded]
-        for task_id in lost:  # atomic in Redis: of several workers handing it back, one does
-            channel.qos.restore_by_tag(taken[task_id], client, leftmost=True)
+        # Atomic in Redis: of several workers handing it back, one does. To the front of the queue, the
+        # end kombu takes from (it publishes with LPUSH and consumes with RPOP): leftmost=True would LPUSH
+        # it behind every message queued since.
+        for task_id in lost:
+            channel.qos.restore_by_tag(taken[task_id], client, leftmost=False)
         return lost
+
+
+def _message_step(task, message: dict) -> tuple[str | None, str | None]:
+    """The job id and step key (as in job_steps) of a step message as kombu keeps it (a JSON body,
+    base64-encoded); None for what cannot be read."""
+    from miner.jobs import step_key
+    from miner.steps import STEPS
+
+    try:
+        body = message["body"]
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args, kwargs, _embed = json.loads(body)
+        arguments = inspect.signature(task.run).bind(*args, **kwargs).arguments
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    job_id = arguments.get("job_id")
+    return (str(job_id) if job_id is not None else None,
+            step_key(arguments.get("name", STEPS[0].name), arguments.get("part")))
 
 
 def _database_url() -> str:
