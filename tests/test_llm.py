@@ -99,8 +99,9 @@ def test_each_reply_is_committed_to_the_cache_as_it_arrives(conn, database_url):
     def reply(body: dict) -> dict:
         if request_data(body)["text"] == "second":  # asked only once the first reply was collected
             with psycopg.connect(database_url) as other:
-                seen_cached.append(other.execute("SELECT count(*) FROM llm_cache WHERE request::text LIKE %s",
-                                                 ("%first%",)).fetchone()[0])
+                seen_cached.append(other.execute(  # this server's reply to "first"
+                    "SELECT count(*) FROM llm_cache WHERE base_url = %s AND strpos(request::text, %s) > 0",
+                    (normalise_base_url(running.base_url), "first")).fetchone()[0])
         return verdict_reply(body)
 
     options = replace(FAST, max_concurrency=1)
