@@ -189,13 +189,8 @@ def claim_received_step(sender=None, request=None, **_) -> None:
     """Record a step as soon as its message arrives (in the consumer, before it runs, or while it
     waits for a retry's countdown): a worker killed before the step starts leaves this row behind."""
     job_id = _step_job_id(request.task, request.args, request.kwargs)
-    if job_id is None:
-        return
-    try:
-        with db.connect(_database_url()) as conn:
-            heartbeat.claim(conn, request.id, request.hostname or sender.hostname, str(job_id), request.name)
-    except psycopg.Error:  # the step will claim itself again when it starts
-        logger.warning("heartbeat: could not record task %s of job %s", request.id, job_id, exc_info=True)
+    if job_id is not None:  # if this fails, the step claims itself again when it starts
+        _record(request.id, request.hostname or sender.hostname, str(job_id), request.name)
 
 
 @signals.task_prerun.connect
@@ -204,10 +199,15 @@ def claim_step(sender=None, task_id=None, task=None, args=None, kwargs=None, **_
     if job_id is None:
         return
     _running[task_id] = (str(job_id), task.name)
+    _record(task_id, task.request.hostname or "", str(job_id), task.name)  # a failure: the step meets it too
+
+
+def _record(task_id: str, worker: str, job_id: str, task: str) -> None:
+    """heartbeat.claim on a connection of its own; a database error is logged, not raised."""
     try:
         with db.connect(_database_url()) as conn:
-            heartbeat.claim(conn, task_id, task.request.hostname or "", str(job_id), task.name)
-    except psycopg.Error:  # the step itself will meet the same error and retry
+            heartbeat.claim(conn, task_id, worker, job_id, task)
+    except psycopg.Error:
         logger.warning("heartbeat: could not record task %s of job %s", task_id, job_id, exc_info=True)
 
 
