@@ -226,6 +226,7 @@ class _Pending:
     request: JsonRequest
     messages: list[dict[str, str]]
     repair: bool = False
+    invalid: str | None = None  # a repair: why the reply it repairs was invalid
 
 
 class LLM:
@@ -287,7 +288,13 @@ class LLM:
                                 item.request.purpose, item.request.theme_id, error)
                     repairs.append(_Pending(item.index, item.request, [
                         *item.messages, {"role": "assistant", "content": sent.content or ""},
-                        {"role": "user", "content": REPAIR_PROMPT.format(error=error)}], repair=True))
+                        {"role": "user", "content": REPAIR_PROMPT.format(error=error)}], repair=True,
+                        invalid=error))
+                elif item.invalid is not None and sent.content is None:
+                    # The reply was invalid and its repair was not answered (budget, endpoint down): the
+                    # request ends invalid, as it was, not with the repair's fate.
+                    results[item.index] = JsonResult(None, "invalid", f"{item.invalid}; repair not answered "
+                                                     f"({sent.outcome}: {sent.error})")
                 else:
                     results[item.index] = JsonResult(reply, outcome, error)
             self.store.record(calls)

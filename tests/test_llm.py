@@ -172,6 +172,18 @@ def test_reply_that_never_validates_ends_invalid(server):
     assert server.request_count == 2  # the first answer and one repair
 
 
+def test_an_invalid_reply_whose_repair_the_budget_declines_ends_invalid(server):
+    """The reply came and failed validation; the call budget then declined its repair. The request
+    ends invalid, saying why and that the repair was not answered: not "budget", which would tell the
+    researcher (theme_labels.fallback) that the model was never asked."""
+    server.add_fault(Fault(content="Sure! Here is the label: HELLO"))
+    llm = LLM(client(server), FAST, MemoryStore(), call_budget=1)
+    [result] = llm.complete_json([ask("hello")])
+    assert result.outcome == "invalid" and server.request_count == 1
+    assert "not valid JSON" in result.error and "repair not answered (budget: call budget 1 spent)" in result.error
+    assert [(c.outcome, c.repair) for c in llm.store.calls] == [("invalid", False), ("budget", True)]
+
+
 def test_reply_is_parsed_never_evaluated():
     reply, error = parse_reply("__import__('os').system('echo pwned')", Verdict)
     assert reply is None and "not valid JSON" in error

@@ -118,6 +118,21 @@ def test_sections_without_data_say_not_available_yet(conn, report_path):
     assert "chart-ratings" not in html and "chart-timeline" not in html and "chart-prevalence" in html
 
 
+def test_the_llm_calls_figure_counts_calls_made_not_calls_declined(conn, report_path):
+    """A ledger row of calls the budget or a dead endpoint declined (no request sent) is not a call in
+    the report's figure; the figure says how many were not made."""
+    data = repository_reporting.read_report_data(conn, STUDY)
+    job_id = data.tables["studies"][0]["job_id"]
+    row = {"job_id": job_id, "study": STUDY, "purpose": "label", "model": "m", "calls": 7, "requests": 3,
+           "cache_hits": 1, "prompt_tokens": 90, "completion_tokens": 10, "billed_tokens": 100, "cached_tokens": 20,
+           "ok": 3, "invalid": 0, "failed": 0, "skipped": 4, "latency_ms": 1500}
+    html = render_report(replace(data, tables={**data.tables, "llm_cost": [row]}))
+    figure = re.search(r'<div class="kpi"><b>([^<]*)</b><span>LLM calls, ([^<]*)</span>', html)
+    assert figure is not None, "the LLM calls figure is missing"
+    assert figure.group(1) == "3"
+    assert figure.group(2) == "1 from cache; 4 not made (budget spent or endpoint down)"
+
+
 def test_report_of_a_study_without_a_published_job_fails_clearly(miner_env, tmp_path):
     result = CliRunner().invoke(app, ["report", "--study", "no-such-study", "--out", str(tmp_path / "r.html")],
                                 env=miner_env)
