@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_worker_on_another_host_takes_the_urls_and_queue_from_the_shell():
                           env={"PATH": "/usr/bin:/bin"})
     worker = yaml.safe_load(bare.stdout)["services"]["worker"]["environment"]
     assert worker["MINER_DATABASE_URL"] == "postgresql://miner:miner@postgres:5432/miner"
-    assert worker["MINER_BROKER_URL"] == "redis://redis:6379/0" and worker["MINER_QUEUE"] == "miner"
+    assert worker["MINER_BROKER_URL"] == "redis://:miner@redis:6379/0" and worker["MINER_QUEUE"] == "miner"
 
 
 def test_every_setting_reaches_the_containers_from_the_shell():
@@ -87,3 +88,45 @@ def test_postgres_and_redis_are_reachable_from_workers_on_other_hosts():
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     assert "5432:5432" in services["postgres"]["ports"]
     assert "6379:6379" in services["redis"].get("ports", [])
+
+
+def test_redis_asks_for_the_password_the_workers_default_url_carries(tmp_path):
+    """Redis is open to the workers' hosts (6379), so it takes a password, as Postgres does: the redis
+    service's own command, run here with a real redis-server, refuses a client without it and takes
+    the workers' default broker URL; REDIS_PASSWORD from the shell or .env replaces it."""
+    import redis
+    from test_faults import free_port, redis_server_binary
+
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (.ci/run installs Debian's package)")
+    result = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "REDIS_PASSWORD": "s3cret"})
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    service = services["redis"]
+    assert service["environment"]["REDIS_PASSWORD"] == "s3cret"
+    shell, flag, script = service["command"]
+    assert (shell, flag) == ("sh", "-c") and "--requirepass" in script
+    script = script.replace("$$", "$").replace("redis-server", f"{redis_server_binary()} --port {{port}}", 1)
+    port = free_port()
+    server = subprocess.Popen([shell, flag, script.format(port=port)], cwd=tmp_path,
+                              env={"PATH": "/usr/bin:/bin", "REDIS_PASSWORD": "s3cret"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert redis.Redis(port=port, password="s3cret").ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "the redis service's command did not start a server"
+                time.sleep(0.2)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).ping()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    bare = yaml.safe_load(subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], capture_output=True,
+                                         text=True, env={"PATH": "/usr/bin:/bin"}).stdout)["services"]
+    url = redis.connection.parse_url(bare["worker"]["environment"]["MINER_BROKER_URL"])
+    assert url["password"] == bare["redis"]["environment"]["REDIS_PASSWORD"] == "miner"
