@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import psycopg
@@ -136,10 +136,10 @@ class MemoryStore:
 
 
 class PostgresStore:
-    """Cache and ledger in Postgres. The ledger is written on the caller's connection (the caller
-    commits, with its step); each reply is committed to the cache at once on a connection of its own,
-    so a step that dies with its transaction open (a killed worker, long LLM reading inside one part)
-    does not lose the replies it paid for: its retry finds them cached."""
+    """Cache and ledger in Postgres. Each reply is committed to the cache, and each call to the ledger,
+    as it comes, on a connection of its own: a step that dies with its transaction open (a killed
+    worker, long LLM reading inside one part) loses neither the replies it paid for (its retry finds
+    them cached) nor the record of what they cost (`llm_cost`, the job's token and call budgets)."""
 
     def __init__(self, conn: psycopg.Connection, job_id: str | None):
         self.conn, self.job_id = conn, job_id
@@ -148,11 +148,14 @@ class PostgresStore:
     def cached(self, keys: list[str]) -> dict[str, CachedReply]:
         return repository.load_llm_cache(self.conn, keys) if keys else {}
 
-    def remember(self, key: str, base_url: str, request: dict[str, Any], reply: CachedReply,
-                 valid: bool) -> None:
+    def _own(self) -> psycopg.Connection:
         if self._side is None or self._side.closed:
             self._side = db.sibling(self.conn, autocommit=True)
-        repository.save_llm_cache(self._side, key, base_url, request["model"], request, reply, valid)
+        return self._side
+
+    def remember(self, key: str, base_url: str, request: dict[str, Any], reply: CachedReply,
+                 valid: bool) -> None:
+        repository.save_llm_cache(self._own(), key, base_url, request["model"], request, reply, valid)
 
     def close(self) -> None:
         """Close the cache's own connection (opened again if needed)."""
@@ -161,7 +164,14 @@ class PostgresStore:
             self._side = None
 
     def record(self, calls: list[LLMCall]) -> None:
-        repository.save_llm_calls(self.conn, self.job_id, calls)
+        if not calls:
+            return
+        try:
+            repository.save_llm_calls(self._own(), self.job_id, calls)
+        except psycopg.errors.ForeignKeyViolation:
+            # The job is not committed yet (created in the caller's open transaction): its ledger
+            # rows go with that transaction.
+            repository.save_llm_calls(self.conn, self.job_id, calls)
 
     def endpoint_mode(self, base_url: str, model: str) -> str | None:
         return repository_endpoints.load_endpoint_mode(self.conn, base_url, model)
@@ -218,6 +228,7 @@ class _Sent:
     cache_hit: bool = False
     error: str | None = None
     mode: str | None = None  # the request mode the endpoint answered
+    recorded: bool = False  # its ledger row is written (as it came)
 
 
 @dataclass(frozen=True)
@@ -269,16 +280,9 @@ class LLM:
             sent_all, keys = self._run_round(pending)
             calls, repairs = [], []
             for item, sent, key in zip(pending, sent_all, keys):
-                reply, outcome, error = None, sent.outcome, sent.error
-                if sent.content is not None:
-                    reply, error = parse_reply(sent.content, item.request.schema, item.request.check)
-                    outcome = "ok" if reply is not None else "invalid"
-                calls.append(LLMCall(
-                    purpose=item.request.purpose, model=self.options.model, cache_key=key,
-                    cache_hit=sent.cache_hit, attempts=sent.attempts, outcome=outcome,
-                    prompt_tokens=sent.prompt_tokens, completion_tokens=sent.completion_tokens,
-                    latency_ms=sent.latency_ms, theme_id=item.request.theme_id, repair=item.repair,
-                    error=None if error is None else error[:1000]))
+                reply, outcome, error = _outcome(item.request, sent)
+                if not sent.recorded:  # cache hits and calls not made; sent ones were recorded as they came
+                    calls.append(self._ledger_row(item, sent, key, outcome, error))
                 self._count(sent, outcome)
                 allowed = self.options.repair_attempts
                 if item.request.repairs is not None:
@@ -300,6 +304,13 @@ class LLM:
             self.store.record(calls)
             pending = repairs
         return [r if r is not None else JsonResult(None, "failed", "no result") for r in results]
+
+    def _ledger_row(self, item: _Pending, sent: _Sent, key: str, outcome: str, error: str | None) -> LLMCall:
+        return LLMCall(purpose=item.request.purpose, model=self.options.model, cache_key=key,
+                       cache_hit=sent.cache_hit, attempts=sent.attempts, outcome=outcome,
+                       prompt_tokens=sent.prompt_tokens, completion_tokens=sent.completion_tokens,
+                       latency_ms=sent.latency_ms, theme_id=item.request.theme_id, repair=item.repair,
+                       error=None if error is None else error[:1000])
 
     def usage(self) -> dict[str, Any]:
         """Job counts: calls, HTTP requests, cache hits, billed tokens, budget state."""
@@ -341,6 +352,8 @@ class LLM:
                 position, estimate = in_flight.pop(future)
                 result: _Sent = future.result()
                 self.budget.settle(estimate, result.prompt_tokens + result.completion_tokens)
+                item = pending[position]
+                _, outcome, error = _outcome(item.request, result)
                 if result.content is None:
                     self.consecutive_failures += 1
                 else:
@@ -351,14 +364,15 @@ class LLM:
                     # Cached as it arrives (paid for even if the step dies later), valid or not, marked
                     # so: a re-run of an unchanged study makes no request; `miner llm cache clear
                     # --invalid-only` drops the invalid ones.
-                    request, body = pending[position].request, bodies[position]
-                    valid = parse_reply(result.content, request.schema, request.check)[0] is not None
+                    body = bodies[position]
                     self.store.remember(keys[position], self.base_url,
                                         {"model": body["model"], "messages": body["messages"],
-                                         "schema": request.schema.__name__},
+                                         "schema": item.request.schema.__name__},
                                         CachedReply(result.content, result.prompt_tokens, result.completion_tokens),
-                                        valid=valid)
-                sent[position] = result
+                                        valid=outcome == "ok")
+                # Its cost recorded as it comes too: paid for even if the step dies later.
+                self.store.record([self._ledger_row(item, result, keys[position], outcome, error)])
+                sent[position] = replace(result, recorded=True)
 
         limit = max(self.options.max_concurrency, 1)
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="llm") as pool:
@@ -452,6 +466,14 @@ class LLM:
                 logger.warning("llm: %s (model %s): %s; using %s from now on",
                                self.base_url, self.options.model, why[:300], lower)
                 self.mode, self.mode_detail = lower, why
+
+
+def _outcome(request: JsonRequest, sent: _Sent) -> tuple[Any, str, str | None]:
+    """(parsed reply or None, outcome, error) of what a request came to."""
+    if sent.content is None:
+        return None, sent.outcome, sent.error
+    reply, error = parse_reply(sent.content, request.schema, request.check)
+    return reply, "ok" if reply is not None else "invalid", error
 
 
 def _ms_since(started: float) -> int:

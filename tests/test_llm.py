@@ -80,14 +80,20 @@ def test_replies_paid_for_in_a_transaction_that_dies_stay_cached(server, conn):
     # interviews); a worker killed there rolls the transaction back, and its retry must not pay again.
     job_id = repository_jobs.create_job(conn, "llm-cache-rollback")
     conn.commit()
-    first = make_llm(server, store=PostgresStore(conn, job_id)).complete_json([ask("paid once"), ask("paid twice?")])
+    first_llm = make_llm(server, store=PostgresStore(conn, job_id))
+    first = first_llm.complete_json([ask("paid once"), ask("paid twice?")])
     assert server.request_count == 2 and all(r.ok for r in first)
-    conn.rollback()  # the step's transaction dies with its worker: its ledger rows go, the replies stay
+    conn.rollback()  # the step's transaction dies with its worker: the replies and their cost stay
+    [paid] = repository.llm_cost(conn, job_id)
+    assert (paid["calls"], paid["requests"], paid["cache_hits"], paid["ok"]) == (2, 2, 0, 2)
+    assert paid["billed_tokens"] == sum(first_llm.counts[k] for k in ("prompt_tokens", "completion_tokens")) > 0
     retry = make_llm(server, store=PostgresStore(conn, job_id))
     again = retry.complete_json([ask("paid once"), ask("paid twice?")])
     assert server.request_count == 2  # answered from the cache
     assert [r.reply for r in again] == [r.reply for r in first]
     assert retry.usage()["llm_cache_hits"] == 2
+    [cost] = repository.llm_cost(conn, job_id)  # billed once, in the attempt that died
+    assert (cost["calls"], cost["cache_hits"], cost["billed_tokens"]) == (4, 2, paid["billed_tokens"])
 
 
 def test_each_reply_is_committed_to_the_cache_as_it_arrives(conn, database_url):
